@@ -1,0 +1,63 @@
+"""The project's errors: one root, five families, messages written for people.
+
+Every error carries a message a user can act on and an exit code for the CLI
+(Borg's habit). Parsers raise these, never bare ValueError/struct.error, so a
+malformed byte from a peer or a disk becomes a clear, catchable error.
+"""
+
+from __future__ import annotations
+
+
+class P2PBackupError(Exception):
+    """Something went wrong."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class IntegrityError(P2PBackupError):
+    """Data failed verification: it was damaged or tampered with."""
+
+    exit_code = 3
+
+
+class FormatError(IntegrityError):
+    """The bytes are not in a format this version understands."""
+
+
+class PeerError(P2PBackupError):
+    """A friend's node misbehaved or could not be reached."""
+
+    exit_code = 4
+
+
+class StorageError(P2PBackupError):
+    """The disk refused: it is full, read-only, or a file is missing."""
+
+    exit_code = 5
+
+
+class PairingError(P2PBackupError):
+    """Pairing with a friend failed."""
+
+    exit_code = 6
+
+
+class ConfigError(P2PBackupError):
+    """The settings or the input given are not usable."""
+
+    exit_code = 2
+
+
+class PhraseError(ConfigError):
+    """The recovery phrase is not valid."""
+
+
+class PlacementError(ConfigError):
+    """Friends do not have room to keep this data safe."""

@@ -1,12 +1,40 @@
-"""The p2pbackup command line."""
+"""The p2pbackup command line: one subcommand per ability, each a thin client."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+
+from p2pbackup import __version__
+from p2pbackup.cli import demo
+from p2pbackup.errors import P2PBackupError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2pbackup",
+        description="Friends back each other up: encrypted, erasure-coded backups.",
+    )
+    parser.add_argument("--version", action="version", version=f"p2pbackup {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(commands)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet")
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except P2PBackupError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": exc.message, "kind": type(exc).__name__}))
+        else:
+            print(f"p2pbackup: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("p2pbackup: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

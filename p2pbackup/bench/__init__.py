@@ -1,0 +1,1 @@
+"""Benchmarks: python -m p2pbackup.bench core --json."""

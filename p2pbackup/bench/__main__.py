@@ -1,0 +1,29 @@
+"""Benchmarks that print figures measured in one run: ``python -m p2pbackup.bench core --json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from p2pbackup import runtime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m p2pbackup.bench")
+    parser.add_argument("suite", choices=["core"])
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--mib", type=int, default=256, help="size of each data set")
+    parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's malloc defaults")
+    args = parser.parse_args()
+    tuned = False if args.no_mallopt else runtime.tune_malloc()
+    from p2pbackup.bench import core
+
+    result = {"suite": args.suite, "mallopt": tuned, **core.run(args.mib * 1024 * 1024)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

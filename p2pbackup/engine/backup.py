@@ -1,0 +1,369 @@
+"""One backup run: scan, store what changed, publish a snapshot, then the head.
+
+For each changed file: chunk it and hash the chunks (its signature), and store
+the new revision as a delta against the parent's signature, or as a full text
+when the chain policy says so. Small blobs (small files, small deltas) are
+packed together, so a tree of many small files is a few records, not one
+request per file per share. The snapshot manifest is stored only after every
+record it needs is on friends, and the head only after the manifest: an
+interrupted backup leaves nothing half-published.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import nacl.utils
+import trio
+
+from p2pbackup.core import delta as deltas
+from p2pbackup.core.chunking import Signature, SignatureBuilder, revision_id
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
+from p2pbackup.core.refs import BlobRef, StorageKind
+from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
+from p2pbackup.core.seal import SEGMENT_SIZE, Kind, record_id
+from p2pbackup.engine.events import EventSink, FileDone, FileSkipped
+from p2pbackup.engine.failures import one_error
+from p2pbackup.engine.headstore import publish_snapshot
+from p2pbackup.engine.scanner import Found, root_labels, scan
+from p2pbackup.engine.state import BackupState, FileState
+from p2pbackup.engine.uploader import Uploader, split_segments
+from p2pbackup.storage.store import ShareStore
+
+SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
+PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
+READ_WINDOW = 4 * 1024 * 1024
+HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
+
+
+@dataclass(frozen=True)
+class Settings:
+    k: int = 2
+    n: int = 4
+    survive: int = 1
+    chain: ChainPolicy = field(default_factory=ChainPolicy)
+    device: str = "this device"
+
+
+@dataclass
+class BackupReport:
+    manifest: Manifest
+    files: int = 0
+    bytes: int = 0
+    changed: int = 0
+    skipped: list[FileSkipped] = field(default_factory=list)
+
+
+def _read_signature(path: str, keep: bool) -> tuple[Signature, bytes | None]:
+    builder = SignatureBuilder()
+    kept: list[bytes] = []
+    with open(path, "rb") as f:
+        while window := f.read(READ_WINDOW):
+            builder.feed(window)
+            if keep:
+                kept.append(window)
+    return builder.finish(), (b"".join(kept) if keep else None)
+
+
+def _file_segments(path: str, size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of a file, a segment at a time (memory stays bounded)."""
+    with open(path, "rb") as f:
+        left = size
+        while left > 0:
+            segment = f.read(min(SEGMENT_SIZE, left))
+            if not segment:
+                raise OSError(f"{path} shrank while it was being backed up")
+            left -= len(segment)
+            yield segment
+
+
+def _encode_delta(path: str, plan: deltas.DeltaPlan) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return deltas.encode_delta(plan, lambda offset, length: os.pread(fd, length, offset))
+    finally:
+        os.close(fd)
+
+
+class _Pack:
+    """Small blobs gathered into one record; each waiter learns its BlobRef on flush."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.waiters: list[tuple[int, int, trio.Event, list[BlobRef]]] = []
+
+    def add(self, blob: bytes) -> tuple[trio.Event, list[BlobRef]]:
+        done, slot = trio.Event(), []
+        self.waiters.append((len(self.data), len(blob), done, slot))
+        self.data += blob
+        return done, slot
+
+
+class Backup:
+    def __init__(
+        self,
+        keys: OwnerKeys,
+        stores: Mapping[str, ShareStore],
+        state: BackupState,
+        settings: Settings,
+        events: EventSink,
+        *,
+        room: Mapping[str, int],
+    ) -> None:
+        self._keys = keys
+        self._stores = stores
+        self._state = state
+        self._settings = settings
+        self._events = events
+        self._workers = trio.CapacityLimiter(2)
+        self._uploader = Uploader(
+            keys,
+            stores,
+            state,
+            events,
+            k=settings.k,
+            n=settings.n,
+            survive=settings.survive,
+            room=room,
+            workers=self._workers,
+        )
+        self._pack = _Pack()
+        self._heavy = trio.Semaphore(HEAVY_FILES)
+        self._active = 0  # file tasks not finished yet
+        self._progress = trio.Event()
+        self._changed = 0
+        self._entries: dict[str, Entry] = {}
+        self._pending: dict[bytes, trio.Event] = {}
+        self._report: BackupReport | None = None
+
+    async def run(self, roots: Sequence[str], excludes: Sequence[str] = ()) -> BackupReport:
+        skipped: list[FileSkipped] = []
+
+        def _sink(event) -> None:  # any engine event
+            if isinstance(event, FileSkipped):
+                skipped.append(event)
+            self._events(event)
+
+        found = await trio.to_thread.run_sync(lambda: list(scan(roots, excludes, _sink)))
+        # Tasks waiting for their pack to be sealed live in the outer nursery; the last
+        # pack is flushed once every file has been read, which lets them finish.
+        with one_error():
+            async with trio.open_nursery() as outer:
+                self._nursery = outer
+                for item in found:
+                    if stat.S_ISREG(item.st.st_mode):
+                        await self._file(item, _sink)
+                    else:
+                        self._entries[item.path] = self._other_entry(item)
+                await self._drain()
+        entries = tuple(self._entries[p] for p in sorted(self._entries))
+        manifest = await publish_snapshot(
+            self._keys,
+            self._stores,
+            self._state,
+            self._uploader,
+            entries,
+            roots=tuple(root_labels(roots)),
+            device=self._settings.device,
+        )
+        files = [e for e in entries if e.type is EntryType.FILE]
+        return BackupReport(
+            manifest, len(files), sum(e.size for e in files), self._changed, skipped
+        )
+
+    def _other_entry(self, item: Found) -> Entry:
+        st = item.st
+        if stat.S_ISLNK(st.st_mode):
+            return Entry(
+                item.path,
+                EntryType.SYMLINK,
+                stat.S_IMODE(st.st_mode),
+                st.st_mtime_ns,
+                0,
+                os.readlink(item.source),
+                b"",
+                (),
+            )
+        return Entry(
+            item.path, EntryType.DIR, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0, "", b"", ()
+        )
+
+    async def _file(self, item: Found, sink: EventSink) -> None:
+        """Start backing up one file; the work goes on in the background."""
+        st, path = item.st, item.path
+        previous = self._state.files.get(path)
+        if previous and (previous.size, previous.mtime_ns, previous.inode) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+        ):
+            self._entries[path] = previous.entry
+            sink(FileDone(path, st.st_size, "unchanged"))
+            return
+        # At most ``_heavy`` files hold data (read, encode, upload) at once: memory stays
+        # bounded. A file releases its slot before it waits for anything else.
+        await self._heavy.acquire()
+        self._active += 1
+        self._nursery.start_soon(self._changed_file, item, previous, sink)
+
+    async def _drain(self) -> None:
+        """Seal the last packs until every file task has finished."""
+        while self._active:
+            for _ in range(HEAVY_FILES):  # nobody is reading or uploading any more
+                await self._heavy.acquire()
+            for _ in range(HEAVY_FILES):
+                self._heavy.release()
+            if self._pack.waiters:
+                await self._flush()
+            elif self._active:
+                self._progress = trio.Event()
+                await self._progress.wait()
+
+    async def _changed_file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
+        try:
+            await self._changed_file_inner(item, previous, sink)
+        finally:
+            self._active -= 1
+            self._progress.set()
+
+    async def _changed_file_inner(
+        self, item: Found, previous: FileState | None, sink: EventSink
+    ) -> None:
+        release = _Once(self._heavy.release)
+        try:
+            signature, data = await trio.to_thread.run_sync(
+                _read_signature, item.source, item.st.st_size <= SMALL_FILE, limiter=self._workers
+            )
+            entry, how = await self._store_revision(item, signature, data, previous, release)
+        except OSError as exc:
+            sink(FileSkipped(item.path, f"could not be read: {exc.strerror or exc}"))
+            return
+        finally:
+            release()
+        self._changed += 1
+        self._entries[item.path] = entry
+        self._state.files[item.path] = FileState(
+            entry.size,
+            item.st.st_mtime_ns,
+            item.st.st_ino,
+            entry,
+            signature if entry.size else None,
+        )
+        sink(FileDone(item.path, entry.size, how))
+
+    async def _store_revision(
+        self,
+        item: Found,
+        signature: Signature,
+        data: bytes | None,
+        previous: FileState | None,
+        release: _Once,
+    ) -> tuple[Entry, str]:
+        st, size = item.st, signature.size
+        mode, mtime = stat.S_IMODE(st.st_mode), st.st_mtime_ns
+        if size == 0:
+            return Entry(item.path, EntryType.FILE, mode, mtime, 0, "", b"", ()), "empty"
+        rev = revision_id(self._keys.record_id_key, signature)
+        while rev in self._pending:  # the same content is being stored for another path
+            release()
+            await self._pending[rev].wait()
+        if rev in self._state.contents:
+            chain = self._state.contents[rev]
+            return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), "known"
+        self._pending[rev] = trio.Event()
+        try:
+            revlog = self._state.revlogs.setdefault(item.path, Revlog())
+            parent = previous.entry.rev_id if previous and previous.entry.rev_id in revlog else None
+            kind, blob, how = await self._store_blob(
+                item, signature, data, previous, revlog, parent, release
+            )
+            if rev not in revlog:
+                revlog.add(
+                    Revision(
+                        rev,
+                        (parent,) if parent else (),
+                        size,
+                        kind,
+                        parent if kind is StorageKind.DELTA else None,
+                        blob,
+                        blob.length,
+                    )
+                )
+            chain = tuple(
+                ChainStep(step.kind, step.rev_id, step.blob) for step in rebuild_plan(revlog, rev)
+            )
+            self._state.contents[rev] = chain
+        finally:
+            self._pending.pop(rev).set()
+        return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), how
+
+    async def _store_blob(
+        self,
+        item: Found,
+        signature: Signature,
+        data: bytes | None,
+        previous: FileState | None,
+        revlog: Revlog,
+        parent: bytes | None,
+        release: _Once,
+    ) -> tuple[StorageKind, BlobRef, str]:
+        if data is not None:
+            return StorageKind.FULL, await self._packed(data, release), "packed"
+        if parent is not None and previous is not None and previous.signature is not None:
+            plan = deltas.plan_delta(previous.signature, signature)
+            kind = choose_storage(
+                revlog, parent, signature.size, plan.encoded_size(), self._settings.chain
+            )
+            if kind is StorageKind.DELTA:
+                delta = await trio.to_thread.run_sync(
+                    _encode_delta, item.source, plan, limiter=self._workers
+                )
+                if len(delta) <= SMALL_FILE:
+                    return StorageKind.DELTA, await self._packed(delta, release), "delta"
+                rid = record_id(self._keys.record_id_key, Kind.DELTA, delta)
+                await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
+                return StorageKind.DELTA, BlobRef(rid, 0, len(delta)), "delta"
+        # A full text's id is the keyed hash of its signature, which the chunking pass
+        # already computed: no second hashing pass over a large file.
+        rid = record_id(self._keys.record_id_key, Kind.FULL, signature.to_bytes())
+        await self._uploader.store(Kind.FULL, rid, _file_segments(item.source, signature.size))
+        return StorageKind.FULL, BlobRef(rid, 0, signature.size), "full"
+
+    async def _packed(self, blob: bytes, release: _Once) -> BlobRef:
+        done, slot = self._pack.add(blob)
+        release()  # the pack holds the bytes now
+        if len(self._pack.data) >= PACK_TARGET:
+            self._nursery.start_soon(self._flush)
+        await done.wait()
+        return slot[0]
+
+    async def _flush(self) -> None:
+        pack, self._pack = self._pack, _Pack()
+        if not pack.waiters:
+            return
+        data = bytes(pack.data)
+        rid = record_id(self._keys.record_id_key, Kind.PACK, data)
+        await self._uploader.store(Kind.PACK, rid, split_segments(data))
+        for offset, length, done, slot in pack.waiters:
+            slot.append(BlobRef(rid, offset, length))
+            done.set()
+
+
+class _Once:
+    """Calls a function the first time it is called, then never again."""
+
+    def __init__(self, fn) -> None:
+        self._fn = fn
+
+    def __call__(self) -> None:
+        if self._fn is not None:
+            fn, self._fn = self._fn, None
+            fn()
+
+
+def new_snapshot_id() -> bytes:
+    return nacl.utils.random(16)

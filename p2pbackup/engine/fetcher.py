@@ -1,0 +1,104 @@
+"""Fetches records back from friends: any k good shares, then decode and open.
+
+It does not need the local catalog: one ``list`` per friend says who holds
+which share, which is all a new laptop restored from the phrase knows. Each
+share is checked against the hash in the (authenticated) descriptor before
+decoding; a bad or missing share means asking the next holder.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+import trio
+
+from p2pbackup.core import erasure
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.core.seal import Kind, open_record
+from p2pbackup.engine.events import EventSink, FriendTrouble, ShareRejected
+from p2pbackup.errors import IntegrityError, PeerError
+from p2pbackup.storage.store import ShareKey, ShareStore
+
+
+class Fetcher:
+    def __init__(
+        self,
+        keys: OwnerKeys,
+        stores: Mapping[str, ShareStore],
+        events: EventSink,
+        workers: trio.CapacityLimiter,
+    ) -> None:
+        self._keys = keys
+        self._stores = stores
+        self._events = events
+        self._workers = workers
+        self._holders: dict[ShareKey, list[str]] | None = None
+
+    async def _index(self) -> dict[ShareKey, list[str]]:
+        """Who holds which share: one ``list`` per reachable friend."""
+        if self._holders is None:
+            holders: dict[ShareKey, list[str]] = defaultdict(list)
+
+            async def _list(name: str, store: ShareStore) -> None:
+                try:
+                    for key in await store.list():
+                        holders[key].append(name)
+                except PeerError as exc:
+                    self._events(FriendTrouble(name, exc.message))
+
+            async with trio.open_nursery() as nursery:
+                for name, store in self._stores.items():
+                    nursery.start_soon(_list, name, store)
+            self._holders = holders
+        return self._holders
+
+    async def _good_share(self, descriptor: RecordDescriptor, index: int) -> bytes | None:
+        key = ShareKey(descriptor.record_id, index)
+        for name in (await self._index()).get(key, ()):
+            try:
+                share = await self._stores[name].get(key)
+                erasure.verify_share(descriptor, index, share)
+                return share
+            except PeerError as exc:
+                self._events(FriendTrouble(name, exc.message))
+            except IntegrityError:
+                self._events(ShareRejected(name, descriptor.record_id, index))
+        return None
+
+    async def fetch(self, descriptor: RecordDescriptor, kind: Kind | None = None) -> bytes:
+        """The record's plaintext; IntegrityError when fewer than k good shares exist."""
+        shares: dict[int, bytes] = {}
+        # Primary shares first: decoding them is a copy, not arithmetic.
+        candidates = iter(range(descriptor.n))
+        while len(shares) < descriptor.k:
+            batch = [i for _, i in zip(range(descriptor.k - len(shares)), candidates, strict=False)]
+            if not batch:
+                break
+            results: dict[int, bytes | None] = {}
+
+            async def _one(index: int, results=results) -> None:
+                results[index] = await self._good_share(descriptor, index)
+
+            async with trio.open_nursery() as nursery:
+                for index in batch:
+                    nursery.start_soon(_one, index)
+            shares.update({i: s for i, s in results.items() if s is not None})
+        if len(shares) < descriptor.k:
+            raise IntegrityError(
+                f"Record {descriptor.record_id.hex()[:12]} cannot be rebuilt: only "
+                f"{len(shares)} good shares of the {descriptor.k} needed are reachable. "
+                "Bring more friends online and try again."
+            )
+        return await trio.to_thread.run_sync(
+            self._decode_and_open, descriptor, shares, kind, limiter=self._workers
+        )
+
+    def _decode_and_open(
+        self, descriptor: RecordDescriptor, shares: dict[int, bytes], kind: Kind | None
+    ) -> bytes:
+        sealed = erasure.decode(descriptor, shares)
+        return open_record(
+            self._keys.data_key, sealed, expected_record_id=descriptor.record_id, expected_kind=kind
+        ).plaintext

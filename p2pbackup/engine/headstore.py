@@ -1,0 +1,119 @@
+"""Reading and publishing the owner's head on every friend.
+
+Readers ask every friend and merge every valid head they get (merging is
+commutative and idempotent, so a friend that missed an update, or two
+devices that published at once, lose nothing); the sequence number is the
+highest seen. Publishing is compare-and-swap on each friend: a friend that
+already holds a higher number means another device won the race, so we read
+again, merge and retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import nacl.utils
+import trio
+
+from p2pbackup.core import head as heads
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.manifest import Entry, Manifest
+from p2pbackup.core.seal import Kind, record_id
+from p2pbackup.engine.state import BackupState
+from p2pbackup.engine.uploader import Uploader, split_segments
+from p2pbackup.errors import IntegrityError, PeerError
+from p2pbackup.storage.store import ShareStore
+
+EMPTY = heads.HeadBody(frozenset(), frozenset(), frozenset(), None)
+PUBLISH_TRIES = 3
+
+
+async def read_head(
+    keys: OwnerKeys, stores: Mapping[str, ShareStore]
+) -> tuple[int, heads.HeadBody]:
+    """The merged head of every friend that answered, and the highest sequence number."""
+    found: list[tuple[int, heads.HeadBody]] = []
+
+    async def _one(store: ShareStore) -> None:
+        try:
+            data = await store.get_head()
+            if data is not None:
+                found.append(heads.open_head(data, keys.owner_id, keys.head_key))
+        except (PeerError, IntegrityError):
+            pass  # an absent friend, or one holding a forged head: the others decide
+
+    async with trio.open_nursery() as nursery:
+        for store in stores.values():
+            nursery.start_soon(_one, store)
+    seq, body = 0, EMPTY
+    for other_seq, other in found:
+        seq, body = max(seq, other_seq), heads.merge(body, other)
+    return seq, body
+
+
+async def publish(
+    keys: OwnerKeys, stores: Mapping[str, ShareStore], state: BackupState, change: heads.HeadBody
+) -> int:
+    """Merge ``change`` into the friends' head and store it on every friend; the new seq."""
+    for _ in range(PUBLISH_TRIES):
+        seq, body = await read_head(keys, stores)
+        body = heads.merge(body, change)
+        if state.head is not None:
+            body = heads.merge(body, state.head)
+        seq = max(seq, state.head_seq) + 1
+        data = heads.seal_head(keys.signing_key, keys.head_key, seq, body)
+        stored, raced = 0, False
+
+        async def _put(store: ShareStore, data=data) -> None:
+            nonlocal stored, raced
+            try:
+                await store.put_head(data)
+                stored += 1
+            except IntegrityError:
+                raced = True
+            except PeerError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for store in stores.values():
+                nursery.start_soon(_put, store)
+        if stored and not raced:
+            state.head_seq, state.head = seq, body
+            return seq
+        if not stored and not raced:
+            raise PeerError("No friend could be reached to publish the backup.")
+    raise PeerError("Another device kept publishing at the same time; try again.")
+
+
+async def publish_snapshot(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    uploader: Uploader,
+    entries: Sequence[Entry],
+    *,
+    roots: tuple[str, ...],
+    device: str,
+) -> Manifest:
+    """Store the manifest (after every record it needs), then publish it in the head."""
+    parents = tuple(sorted(m.snapshot_id for m in state.snapshots[-1:]))
+    manifest = Manifest.build(
+        snapshot_id=nacl.utils.random(16),
+        generation=0,
+        created_at_ns=time.time_ns(),
+        device=device,
+        parents=parents,
+        roots=roots,
+        entries=entries,
+        descriptors={rid: rec.descriptor for rid, rec in state.records.items()},
+    )
+    data = manifest.to_bytes()
+    rid = record_id(keys.record_id_key, Kind.MANIFEST, data)
+    descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
+    ref = heads.SnapshotRef(manifest.snapshot_id, 0, manifest.created_at_ns, descriptor)
+    await publish(
+        keys, stores, state, heads.HeadBody(frozenset({ref}), frozenset(), frozenset(), None)
+    )
+    state.snapshots.append(manifest)
+    return manifest

@@ -1,0 +1,87 @@
+"""Walks the folders to protect and says what is there, without reading files.
+
+Each folder becomes a top-level name in the snapshot (its base name, made
+unique), so ``restore --to DIR`` gives ``DIR/Documents/...``, which is what a
+person expects. Entries that vanish or cannot be listed are reported and
+skipped; the walk goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from p2pbackup.engine.events import EventSink, FileSkipped
+
+
+@dataclass(frozen=True)
+class Found:
+    path: str  # the snapshot path: "<root label>/relative/path"
+    source: str  # where it is on disk
+    st: os.stat_result
+
+
+def root_labels(roots: Sequence[str]) -> list[str]:
+    """A unique top-level name per folder: its base name, then "name-2", ..."""
+    labels: list[str] = []
+    for root in roots:
+        base = os.path.basename(os.path.normpath(root)) or "root"
+        label, n = base, 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels.append(label)
+    return labels
+
+
+def scan(roots: Sequence[str], excludes: Sequence[str], events: EventSink) -> Iterator[Found]:
+    """Every directory, file and symlink under the roots, parents before children."""
+    for label, root in zip(root_labels(roots), roots, strict=True):
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            events(FileSkipped(label, f"the folder {root} cannot be read: {exc.strerror}"))
+            continue
+        yield Found(label, root, st)
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(root, label, excludes, events)
+
+
+def _excluded(name: str, path: str, excludes: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in excludes)
+
+
+def _walk(
+    directory: str, prefix: str, excludes: Sequence[str], events: EventSink
+) -> Iterator[Found]:
+    try:
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        events(FileSkipped(prefix, f"cannot list the folder: {exc.strerror}"))
+        return
+    for child in children:
+        path = f"{prefix}/{child.name}"
+        if _excluded(child.name, path, excludes):
+            continue
+        try:
+            st = child.stat(follow_symlinks=False)
+        except OSError as exc:
+            events(FileSkipped(path, f"vanished or unreadable: {exc.strerror}"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield Found(path, child.path, st)
+            yield from _walk(child.path, path, excludes, events)
+        elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            yield Found(path, child.path, st)
+        else:
+            events(
+                FileSkipped(
+                    path,
+                    "not a regular file, folder or symlink (sockets, devices "
+                    "and pipes are not backed up)",
+                )
+            )

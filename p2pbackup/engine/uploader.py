@@ -1,0 +1,140 @@
+"""Stores records on friends: seal, erasure-code, place, upload.
+
+A record already stored (same id, so same content) is not sent again: that
+is what makes re-running an interrupted backup cheap. Sealing and encoding
+run in a worker thread (zfec, zstd and libsodium release the GIL, so two
+records are processed on two cores); uploads to different friends run
+concurrently. A friend that refuses or fails gets its shares moved to other
+friends, within the same safety rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import trio
+
+from p2pbackup.core import erasure, placement
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.core.seal import SEGMENT_SIZE, Kind, Sealer
+from p2pbackup.engine.events import EventSink, FriendTrouble, RecordStored
+from p2pbackup.engine.state import BackupState, StoredRecord
+from p2pbackup.errors import PeerError, StorageError
+from p2pbackup.storage.store import ShareKey, ShareStore
+
+
+def seal_and_encode(
+    data_key: bytes, kind: Kind, record_id: bytes, segments: Iterable[bytes], k: int, n: int
+) -> tuple[RecordDescriptor, list[bytes]]:
+    """Seal plaintext segments (each at most SEGMENT_SIZE) and encode them into n shares."""
+    sealer = Sealer(data_key, kind, record_id)
+    encoder = erasure.ShareEncoder(record_id, k, n)
+    pieces: list[list[bytes]] = [[] for _ in range(n)]
+
+    def _add(out: list[bytes]) -> None:
+        for i, piece in enumerate(out):
+            if piece:
+                pieces[i].append(piece)
+
+    _add(encoder.feed(sealer.header))
+    pending: bytes | None = None
+    for segment in segments:
+        if pending is not None:
+            _add(encoder.feed(sealer.seal_segment(pending, last=False)))
+        pending = segment
+    _add(encoder.feed(sealer.seal_segment(pending or b"", last=True)))
+    _add(encoder.finish())
+    return encoder.descriptor, [b"".join(p) for p in pieces]
+
+
+def split_segments(data: bytes | memoryview) -> Iterable[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), SEGMENT_SIZE):
+        yield view[start : start + SEGMENT_SIZE]
+
+
+class Uploader:
+    def __init__(
+        self,
+        keys: OwnerKeys,
+        stores: Mapping[str, ShareStore],
+        state: BackupState,
+        events: EventSink,
+        *,
+        k: int,
+        n: int,
+        survive: int,
+        room: Mapping[str, int],
+        workers: trio.CapacityLimiter,
+    ) -> None:
+        self._keys = keys
+        self._stores = stores
+        self._state = state
+        self._events = events
+        self._k, self._n, self._survive = k, n, survive
+        self._room = dict(room)
+        self._failed: set[str] = set()
+        self._workers = workers
+
+    async def store(
+        self, kind: Kind, record_id: bytes, segments: Iterable[bytes]
+    ) -> RecordDescriptor:
+        known = self._state.records.get(record_id)
+        if known is not None:
+            return known.descriptor
+        descriptor, shares = await trio.to_thread.run_sync(
+            seal_and_encode,
+            self._keys.data_key,
+            kind,
+            record_id,
+            segments,
+            self._k,
+            self._n,
+            limiter=self._workers,
+        )
+        placed = await self._upload(descriptor, shares)
+        self._state.records[record_id] = StoredRecord(descriptor, placed)
+        self._events(
+            RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
+        )
+        return descriptor
+
+    def _place(self, share_size: int, existing: dict[int, str]) -> dict[int, str]:
+        friends = [
+            placement.FriendRoom(name, free)
+            for name, free in self._room.items()
+            if name not in self._failed
+        ]
+        wanted = placement.place(
+            self._k, self._n, share_size, friends, survive=self._survive, existing=existing
+        )
+        return {i: f for i, f in wanted.items() if i not in existing}
+
+    async def _upload(self, descriptor: RecordDescriptor, shares: list[bytes]) -> dict[int, str]:
+        share_size = len(shares[0])
+        placed: dict[int, str] = {}
+        while len(placed) < self._n:
+            todo = self._place(share_size, placed)
+            for friend in todo.values():
+                self._room[friend] -= share_size
+            results: dict[int, str | None] = {}
+
+            async def _put(index: int, friend: str, results=results) -> None:
+                try:
+                    await self._stores[friend].put(
+                        ShareKey(descriptor.record_id, index), shares[index]
+                    )
+                    results[index] = friend
+                except (PeerError, StorageError) as exc:
+                    self._failed.add(friend)
+                    self._events(FriendTrouble(friend, exc.message))
+                    results[index] = None
+
+            async with trio.open_nursery() as nursery:
+                for index, friend in todo.items():
+                    nursery.start_soon(_put, index, friend)
+            # Failed friends are excluded now, so the next round places the rest elsewhere
+            # or raises PlacementError when nobody is left.
+            placed.update({i: f for i, f in results.items() if f is not None})
+        return placed

@@ -1,0 +1,196 @@
+"""The shares I keep for my friends, on disk: one pool per owner.
+
+Layout under the pool folder::
+
+    <owner id hex>/
+        head                      the owner's latest signed head
+        shares/<id[:2]>/<id>.<i>  share i of record <id> (hex), as received
+        .tmp-*                    a write in progress; removed at start-up
+
+Every write goes to a temporary file, is fsynced, renamed into place and the
+folder fsynced, so a node killed at any moment restarts with either the whole
+share or none of it. A full disk removes the temporary file and raises a
+StorageError; nothing half-written stays behind.
+
+This module knows no network: the storage service in ``net`` authenticates
+the peer, then calls these methods with the owner it acts for.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+
+from p2pbackup.core import erasure, head
+from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.storage.store import ShareKey, Usage
+
+PROVE_PERSON_v1 = b"p2pb-prove_v1"  # frozen: owners precompute answers with it
+_TMP = ".tmp-"
+
+
+def prove_answer(nonce: bytes, share: bytes) -> bytes:
+    """Proof that someone holds ``share``: a hash keyed by a fresh nonce."""
+    if not 16 <= len(nonce) <= 64:
+        raise PeerError("A proof challenge must have a 16 to 64 byte nonce.")
+    return hashlib.blake2b(share, key=nonce, digest_size=32, person=PROVE_PERSON_v1).digest()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(folder: str, name: str, data: bytes) -> None:
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f"{_TMP}{name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, os.path.join(folder, name))
+        _fsync_dir(folder)
+    except OSError as exc:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(
+                "This computer's disk is full: a friend's share could not be stored. "
+                "Free some space; nothing was half-written."
+            ) from exc
+        raise StorageError(f"Could not store a friend's share: {exc.strerror}.") from exc
+
+
+class SharePool:
+    """Shares kept for friends, under ``root``; ``quota(owner_id)`` gives each owner's quota."""
+
+    def __init__(self, root: str, quota: Callable[[bytes], int]) -> None:
+        self._root = root
+        self._quota = quota
+        self._lock = threading.Lock()  # usage accounting and head compare-and-swap
+        self._usage: dict[bytes, int] = {}
+        os.makedirs(root, exist_ok=True)
+        self._clean()
+
+    def _clean(self) -> None:
+        """Remove writes a crash interrupted."""
+        for folder, _, names in os.walk(self._root):
+            for name in names:
+                if name.startswith(_TMP):
+                    os.unlink(os.path.join(folder, name))
+
+    def _owner_dir(self, owner_id: bytes) -> str:
+        return os.path.join(self._root, owner_id.hex())
+
+    def _share_path(self, owner_id: bytes, key: ShareKey) -> tuple[str, str]:
+        rid = key.record_id.hex()
+        return os.path.join(self._owner_dir(owner_id), "shares", rid[:2]), f"{rid}.{key.index}"
+
+    def _used_locked(self, owner_id: bytes) -> int:
+        if owner_id not in self._usage:
+            shares = os.path.join(self._owner_dir(owner_id), "shares")
+            self._usage[owner_id] = sum(
+                os.path.getsize(os.path.join(folder, name))
+                for folder, _, names in os.walk(shares)
+                for name in names
+                if not name.startswith(_TMP)
+            )
+        return self._usage[owner_id]
+
+    def used(self, owner_id: bytes) -> int:
+        with self._lock:
+            return self._used_locked(owner_id)
+
+    def put(self, owner_id: bytes, key: ShareKey, share: bytes) -> None:
+        info = erasure.parse_share(share)  # well formed, and its own hash matches
+        if info.record_id != key.record_id or info.index != key.index:
+            raise IntegrityError("The share does not match the record and index it was sent as.")
+        folder, name = self._share_path(owner_id, key)
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return  # shares are content-addressed by (record, index): same bytes
+        quota = self._quota(owner_id)
+        with self._lock:  # reserve the room first, so concurrent puts cannot overshoot
+            used = self._used_locked(owner_id)
+            if used + len(share) > quota:
+                raise StorageError(
+                    f"No room left: this friend gives you {quota} bytes and {used} are used."
+                )
+            self._usage[owner_id] = used + len(share)
+        try:
+            _write_atomically(folder, name, share)
+        except BaseException:
+            with self._lock:
+                self._usage[owner_id] -= len(share)
+            raise
+
+    def get(self, owner_id: bytes, key: ShareKey) -> bytes:
+        folder, name = self._share_path(owner_id, key)
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise PeerError(
+                f"No share {key.index} of record {key.record_id.hex()[:12]} is kept here."
+            ) from None
+
+    def prove(self, owner_id: bytes, key: ShareKey, nonce: bytes) -> bytes:
+        return prove_answer(nonce, self.get(owner_id, key))
+
+    def remove(self, owner_id: bytes, key: ShareKey) -> None:
+        folder, name = self._share_path(owner_id, key)
+        path = os.path.join(folder, name)
+        try:
+            size = os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        with self._lock:
+            if owner_id in self._usage:
+                self._usage[owner_id] -= size
+
+    def list(self, owner_id: bytes) -> frozenset[ShareKey]:
+        keys = set()
+        for _, _, names in os.walk(os.path.join(self._owner_dir(owner_id), "shares")):
+            for name in names:
+                rid, _, index = name.partition(".")
+                if not name.startswith(_TMP) and len(rid) == 64 and index.isdigit():
+                    keys.add(ShareKey(bytes.fromhex(rid), int(index)))
+        return frozenset(keys)
+
+    def stat(self, owner_id: bytes) -> Usage:
+        return Usage(self.used(owner_id), self._quota(owner_id))
+
+    def get_head(self, owner_id: bytes) -> bytes | None:
+        try:
+            with open(os.path.join(self._owner_dir(owner_id), "head"), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def put_head(self, owner_id: bytes, data: bytes) -> None:
+        """Store a head signed by ``owner_id`` only if its sequence number is higher."""
+        new = head.verify_head(data, owner_id)
+        with self._lock:
+            current = self.get_head(owner_id)
+            if current is not None:
+                old = head.verify_head(current, owner_id)
+                if new.seq <= old.seq:
+                    raise IntegrityError(
+                        f"Head {new.seq} would replace head {old.seq}: refused (no rollback)."
+                    )
+            _write_atomically(self._owner_dir(owner_id), "head", data)
+
+    def owners(self) -> list[bytes]:
+        return [bytes.fromhex(n) for n in os.listdir(self._root) if len(n) == 64]

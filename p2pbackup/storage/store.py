@@ -1,0 +1,59 @@
+"""The narrow interface to one friend's pool of my shares.
+
+Everything that keeps shares — a friend's node over libp2p, the in-memory
+pool of the test grid, later a disk pool — offers these few calls, and one
+conformance suite (tests/storage/test_store_conformance.py) runs against each.
+Retrying, bandwidth limits and caching wrap a store; they are not flags in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ShareKey:
+    """Which share: the record it belongs to and its index among the n."""
+
+    record_id: bytes
+    index: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How much of a friend's space my shares use."""
+
+    used: int
+    quota: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.quota - self.used)
+
+
+class ShareStore(Protocol):
+    """One friend's pool of my shares, as the owner sees it."""
+
+    name: str
+
+    async def put(self, key: ShareKey, share: bytes) -> None:
+        """Store a share. Idempotent; refused (StorageError) beyond the quota."""
+
+    async def get(self, key: ShareKey) -> bytes:
+        """The share's bytes; PeerError when it is missing or the friend is away."""
+
+    async def remove(self, key: ShareKey) -> None:
+        """Forget a share; removing a missing share is not an error."""
+
+    async def list(self) -> frozenset[ShareKey]:
+        """Every share of mine this friend keeps."""
+
+    async def stat(self) -> Usage:
+        """Bytes used and the quota this friend gives me."""
+
+    async def get_head(self) -> bytes | None:
+        """My signed head as this friend keeps it, or None."""
+
+    async def put_head(self, head: bytes) -> None:
+        """Replace my head; refused (IntegrityError) unless its sequence number is higher."""

@@ -1,0 +1,156 @@
+"""Backup and restore end to end on an in-process grid of four friends."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from p2pbackup.engine import events as ev
+from p2pbackup.engine.demo import _same_tree
+from p2pbackup.errors import PlacementError
+
+pytestmark = pytest.mark.trio
+
+
+def _tree(root, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _stored(grid, how: str) -> list[str]:
+    return [e.path for e in grid.events if isinstance(e, ev.FileDone) and e.stored == how]
+
+
+async def test_a_tree_comes_back_byte_for_byte(grid, tmp_path):
+    src = tmp_path / "docs"
+    _tree(
+        src,
+        {
+            "a.txt": b"hello\n",
+            "sub/b.bin": os.urandom(700_000),
+            "sub/deeper/c": b"",
+            "small/1": b"x" * 10,
+            "small/2": b"y" * 20,
+        },
+    )
+    (src / "empty-dir").mkdir()
+    os.symlink("a.txt", src / "link")
+    os.chmod(src / "a.txt", 0o640)
+    report = await grid.backup(src)
+    assert report.files == 5
+    await grid.restore_all(tmp_path / "out")
+    assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "docs"))
+    assert os.readlink(tmp_path / "out" / "snap0" / "docs" / "link") == "a.txt"
+
+
+async def test_second_backup_reads_only_changed_files_and_stores_deltas(grid, tmp_path):
+    src = tmp_path / "docs"
+    big = os.urandom(3_000_000)
+    _tree(src, {"big.bin": big, "same.txt": b"unchanged\n"})
+    await grid.backup(src)
+    records_before = set(grid.state.records)
+    (src / "big.bin").write_bytes(b"inserted at the front" + big)
+    grid.events.clear()
+    report = await grid.backup(src)
+    assert report.changed == 1
+    assert _stored(grid, "unchanged") == ["docs/same.txt"]
+    assert _stored(grid, "delta") == ["docs/big.bin"]
+    new_records = set(grid.state.records) - records_before
+    new_bytes = sum(grid.state.records[r].descriptor.length for r in new_records)
+    assert new_bytes < 600_000, "a front insertion must not store the file again"
+    await grid.restore_all(tmp_path / "out")
+    assert (
+        tmp_path / "out" / "snap1" / "docs" / "big.bin"
+    ).read_bytes() == b"inserted at the front" + big
+    assert (tmp_path / "out" / "snap0" / "docs" / "big.bin").read_bytes() == big
+
+
+async def test_many_small_files_are_packed_into_few_records(grid, tmp_path):
+    src = tmp_path / "many"
+    _tree(src, {f"d{i % 10}/f{i}": os.urandom(i % 300) for i in range(500)})
+    await grid.backup(src)
+    assert len(grid.state.records) <= 3  # a pack or two and the manifest
+    await grid.restore_all(tmp_path / "out")
+    assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "many"))
+
+
+async def test_identical_content_is_stored_once(grid, tmp_path):
+    src = tmp_path / "dup"
+    blob = os.urandom(400_000)
+    _tree(src, {"one": blob, "two": blob, "three": blob})
+    await grid.backup(src)
+    full = [r for r in grid.state.records.values() if r.descriptor.length > 400_000]
+    assert len(full) == 1
+
+
+async def test_restore_survives_a_vanished_friend_and_a_lying_one(grid, tmp_path):
+    src = tmp_path / "docs"
+    _tree(src, {"a": os.urandom(500_000), "b": b"small"})
+    await grid.backup(src)
+    stores = list(grid.stores.values())
+    stores[0].online = False
+    for key in await stores[1].list():
+        stores[1].corrupt(key)
+    await grid.restore_all(tmp_path / "out")
+    assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "docs"))
+    assert any(isinstance(e, ev.ShareRejected) for e in grid.events)
+
+
+async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can read a file without read permission")
+    src = tmp_path / "docs"
+    _tree(src, {"ok": b"fine", "secret": b"no"})
+    os.chmod(src / "secret", 0)
+    report = await grid.backup(src)
+    assert [s.path for s in report.skipped] == ["docs/secret"]
+    assert report.files == 1
+
+
+async def test_vanished_file_is_reported_and_the_backup_completes(grid, tmp_path, monkeypatch):
+    src = tmp_path / "docs"
+    _tree(src, {"ok": b"fine", "gone": os.urandom(300_000)})
+    from p2pbackup.engine import backup as backup_module
+
+    real = backup_module._read_signature
+
+    def vanish(path, keep):
+        if path.endswith("gone"):
+            os.unlink(path)
+        return real(path, keep)
+
+    monkeypatch.setattr(backup_module, "_read_signature", vanish)
+    report = await grid.backup(src)
+    assert [s.path for s in report.skipped] == ["docs/gone"]
+    await grid.restore_all(tmp_path / "out")
+    assert (tmp_path / "out" / "snap0" / "docs" / "ok").read_bytes() == b"fine"
+
+
+async def test_a_full_friend_makes_placement_move_on(tmp_path):
+    from tests.engine.conftest import Grid
+
+    grid = Grid(friends=5, quota=10_000_000)
+    src = tmp_path / "docs"
+    _tree(src, {"a": os.urandom(2_000_000)})
+    # friend0 said it had room, but its disk filled up: every put there is refused.
+    room = {name: 10_000_000 for name in grid.stores}
+    grid.stores["friend0"].quota = 1000
+    await grid.backup(src, room=room)
+    assert not await grid.stores["friend0"].list()
+    assert any(isinstance(e, ev.FriendTrouble) and e.friend == "friend0" for e in grid.events)
+    await grid.restore_all(tmp_path / "out")
+    assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "docs"))
+
+
+async def test_no_room_anywhere_is_a_clear_error(tmp_path):
+    from tests.engine.conftest import Grid
+
+    grid = Grid(friends=4, quota=100_000)
+    src = tmp_path / "docs"
+    _tree(src, {"a": os.urandom(2_000_000)})
+    with pytest.raises(PlacementError, match="friend"):
+        await grid.backup(src)
+    assert grid.state.head is None, "nothing is published when records could not be stored"

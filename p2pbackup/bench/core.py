@@ -97,8 +97,10 @@ def stage_rates(data: bytes) -> dict[str, float]:
     sealed_record = seal.seal(key, seal.Kind.FULL, bytes(32), data)
     encoded: list[tuple[RecordDescriptor, list[bytes]]] = []
 
+    plain_segments = [bytes(s) for s in segments]  # PyNaCl takes bytes only
+
     def _encrypt() -> None:
-        for segment in segments:
+        for segment in plain_segments:
             nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(segment, b"", nonce, key)
 
     def _encode() -> None:

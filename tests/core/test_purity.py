@@ -18,7 +18,11 @@ def _violations(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "open"
+        ):
             found.append(f"{path.name}:{node.lineno} calls open()")
         if isinstance(node, ast.Import):
             names = [alias.name.split(".")[0] for alias in node.names]

@@ -1,0 +1,96 @@
+"""Where a record's n shares go: spread over friends, within their quotas.
+
+The safety rule (servers of happiness): losing any ``survive`` friends must
+leave at least k shares. With at most m = (n - k) // survive shares on any one
+friend, any ``survive`` friends hold at most n - k shares. Shares are spread
+first (every friend one share before anyone gets a second), to the friends
+with the most room.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from p2pbackup.errors import ConfigError, PlacementError
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``20G``, ``1T``, ``1.5G``, ``100k`` or a plain byte count (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise ConfigError(f"{text!r} is not a size; write it like 500M, 20G or 1T.")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_size(size: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class FriendRoom:
+    friend_id: str
+    free: int
+
+
+def per_friend_cap(k: int, n: int, survive: int) -> int:
+    cap = (n - k) // max(1, survive)
+    if cap == 0:
+        raise PlacementError(
+            f"With {k} of {n} shares needed, losing {survive} friend(s) would lose data: "
+            "choose more shares (n) or fewer needed (k)."
+        )
+    return cap
+
+
+def place(
+    k: int,
+    n: int,
+    share_size: int,
+    friends: Sequence[FriendRoom],
+    survive: int = 1,
+    existing: Mapping[int, str] | None = None,
+) -> dict[int, str]:
+    """Share index -> friend for every share not in ``existing`` (which stays put)."""
+    existing = dict(existing or {})
+    cap = per_friend_cap(k, n, survive)
+    held = Counter(existing.values())
+    room = {f.friend_id: f.free for f in friends}
+    missing = [i for i in range(n) if i not in existing]
+    placed: dict[int, str] = {}
+    for index in missing:
+        candidates = [f for f, free in room.items() if free >= share_size and held[f] < cap]
+        if not candidates:
+            usable = sum(1 for f in friends if f.free >= share_size)
+            needed = -(-n // cap)
+            raise PlacementError(
+                f"Only {usable} friend(s) have room for {format_size(share_size)} more; keeping "
+                f"your data safe if {survive} friend(s) disappear needs shares on {needed} "
+                f"friends ({k} of {n} shares are needed to rebuild). Ask a friend for more "
+                "space or invite another friend."
+            )
+        best = min(candidates, key=lambda f: (held[f], -room[f], f))
+        placed[index] = best
+        held[best] += 1
+        room[best] -= share_size
+    return placed
+
+
+def tolerable_losses(assignment: Mapping[int, str], k: int) -> int:
+    """How many friends could disappear (the worst ones) with the record still rebuildable."""
+    counts = sorted(Counter(assignment.values()).values(), reverse=True)
+    spare, lost = len(assignment) - k, 0
+    for count in counts:
+        if count > spare:
+            break
+        spare -= count
+        lost += 1
+    return lost if len(assignment) >= k else 0

@@ -90,9 +90,24 @@ class Revlog:
         parents = {p for rev in self._revs.values() for p in rev.parents}
         return frozenset(r for r in self._revs if r not in parents)
 
+    def _bases_first(self) -> list[Revision]:
+        """Every revision after its base (a reverse delta's base is a later revision)."""
+        ordered: list[Revision] = []
+        placed: set[bytes] = set()
+        for rev in self._revs.values():
+            chain = []
+            current: Revision | None = rev
+            while current is not None and current.rev_id not in placed:
+                chain.append(current)
+                current = self._revs[current.base] if current.base is not None else None
+            for item in reversed(chain):
+                placed.add(item.rev_id)
+                ordered.append(item)
+        return ordered
+
     def to_bytes(self) -> bytes:
         w = Writer().raw(MAGIC).u8(VERSION).varint(len(self._revs))
-        for rev in self._revs.values():
+        for rev in self._bases_first():
             w.raw(rev.rev_id).u8(len(rev.parents))
             for parent in rev.parents:
                 w.raw(parent)

@@ -137,6 +137,10 @@ def test_repack_turns_old_versions_into_reverse_deltas_and_frees_the_old_full_te
     assert [history.revlog.get(r).kind for r in revs] == [StorageKind.REVERSE] * 4 + [
         StorageKind.FULL
     ]
+    assert list(Revlog.from_bytes(history.revlog.to_bytes())) == list(
+        Revlog.from_bytes(Revlog.from_bytes(history.revlog.to_bytes()).to_bytes())
+    )
+    assert {r.rev_id for r in Revlog.from_bytes(history.revlog.to_bytes())} == set(revs)
     result = prune(history.revlog, revs)
     assert old_full not in result.live_blobs, "the old full text is no longer needed"
     for rev in revs:

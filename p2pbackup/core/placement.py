@@ -41,14 +41,9 @@ class FriendRoom:
     free: int
 
 
-def per_friend_cap(k: int, n: int, survive: int) -> int:
-    cap = (n - k) // max(1, survive)
-    if cap == 0:
-        raise PlacementError(
-            f"With {k} of {n} shares needed, losing {survive} friend(s) would lose data: "
-            "choose more shares (n) or fewer needed (k)."
-        )
-    return cap
+def _worst_loss(held: Counter[str], survive: int) -> int:
+    """Shares lost if the ``survive`` friends holding the most disappear."""
+    return sum(count for _, count in held.most_common(survive))
 
 
 def place(
@@ -61,26 +56,36 @@ def place(
 ) -> dict[int, str]:
     """Share index -> friend for every share not in ``existing`` (which stays put)."""
     existing = dict(existing or {})
-    cap = per_friend_cap(k, n, survive)
+    if n - k < survive:
+        raise PlacementError(
+            f"With {k} of {n} shares needed, losing {survive} friend(s) could lose data: "
+            "choose more shares (n) or fewer needed (k)."
+        )
     held = Counter(existing.values())
     room = {f.friend_id: f.free for f in friends}
-    missing = [i for i in range(n) if i not in existing]
     placed: dict[int, str] = {}
-    for index in missing:
-        candidates = [f for f, free in room.items() if free >= share_size and held[f] < cap]
-        if not candidates:
+    for index in (i for i in range(n) if i not in existing):
+        best = None
+        for friend, free in room.items():
+            if free < share_size:
+                continue
+            held[friend] += 1
+            key = (_worst_loss(held, survive), held[friend], -free, friend)
+            held[friend] -= 1
+            if key[0] <= n - k and (best is None or key < best[0]):
+                best = (key, friend)
+        if best is None:
             usable = sum(1 for f in friends if f.free >= share_size)
-            needed = -(-n // cap)
             raise PlacementError(
                 f"Only {usable} friend(s) have room for {format_size(share_size)} more; keeping "
-                f"your data safe if {survive} friend(s) disappear needs shares on {needed} "
-                f"friends ({k} of {n} shares are needed to rebuild). Ask a friend for more "
-                "space or invite another friend."
+                f"your data safe if {survive} friend(s) disappear needs more friends with room "
+                f"({k} of {n} shares are needed to rebuild). Ask a friend for more space or "
+                "invite another friend."
             )
-        best = min(candidates, key=lambda f: (held[f], -room[f], f))
-        placed[index] = best
-        held[best] += 1
-        room[best] -= share_size
+        friend = best[1]
+        placed[index] = friend
+        held[friend] += 1
+        room[friend] -= share_size
     return placed
 
 

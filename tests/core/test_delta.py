@@ -186,3 +186,11 @@ def test_garbage_deltas_raise_only_project_errors(data):
         parse_delta(b"P2BD\x01" + data)
     with pytest.raises(P2PBackupError):
         parse_delta(data if not data.startswith(b"P2BD") else b"x" + data)
+
+
+@given(st.binary(max_size=300))
+def test_garbage_signatures_raise_only_project_errors(data):
+    with contextlib.suppress(P2PBackupError):
+        Signature.from_bytes(b"P2SG\x01\x01" + data)
+    with pytest.raises(P2PBackupError):
+        Signature.from_bytes(b"x" + data)

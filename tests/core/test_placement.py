@@ -38,7 +38,7 @@ def _exists(k: int, n: int, size: int, rooms: list[int], survive: int) -> bool:
     return False
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     st.integers(1, 4).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 5))),
     st.lists(st.integers(0, 5), min_size=1, max_size=4),
@@ -51,7 +51,7 @@ def test_place_finds_a_safe_fitting_placement_whenever_one_exists(kn, rooms, sur
         assignment = place(k, n, 10, friends, survive=survive)
     except PlacementError as error:
         assert "friend" in error.message
-        assert (n - k) // survive == 0 or not _exists(k, n, 10, [r * 10 for r in rooms], survive)
+        assert n - k < survive or not _exists(k, n, 10, [r * 10 for r in rooms], survive)
         return
     assert sorted(assignment) == list(range(n))
     assert _safe(assignment, k, n, survive)
@@ -76,7 +76,7 @@ def test_repair_keeps_existing_shares_and_fills_the_gaps():
 def test_no_room_says_what_to_do():
     with pytest.raises(PlacementError, match="Ask a friend for more space or invite another"):
         place(2, 4, 100, [FriendRoom("a", 1000), FriendRoom("b", 50)])
-    with pytest.raises(PlacementError, match="would lose data"):
+    with pytest.raises(PlacementError, match="could lose data"):
         place(3, 3, 1, [FriendRoom("a", 1000)])
 
 

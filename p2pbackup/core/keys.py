@@ -8,12 +8,16 @@ personalisation and the purpose tag as the message::
 The owner signing key is the Ed25519 key seeded with the owner-signing key;
 its public half is the owner id, which friends know the owner by. A lost
 laptop plus the phrase gives back the same keys, hence the same owner.
+
+Nothing here is stored: the keys are recomputed from the secret whenever they
+are needed, so there is no key file format. ``docs/formats/keys.md`` records
+the construction and the frozen tags.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import nacl.utils
 from nacl.signing import SigningKey
@@ -24,8 +28,8 @@ SECRET_SIZE = 32
 KEY_SIZE = 32
 _KDF_PERSON = b"p2pbackup-kdf"
 
-# Frozen purpose tags: changing any of them changes every derived key and
-# breaks every existing backup.
+# Frozen purpose tags: changing any of them changes every key derived with it
+# and breaks every existing backup (and the owner id friends know us by).
 OWNER_SIGNING_TAG = b"owner-signing_v1"
 DATA_TAG = b"data_v1"
 RECORD_ID_TAG = b"record-id_v1"
@@ -46,21 +50,21 @@ def derive_key(secret: bytes, tag: bytes) -> bytes:
 
 
 def owner_fingerprint(owner_id: bytes) -> str:
-    """A short form people can compare: the first 8 bytes as four groups of hex."""
+    """A short form people can compare, e.g. ``032e-7e81-1682-bfa2``: the first 8 bytes."""
     text = owner_id[:8].hex()
-    return "-".join(text[i : i + 4] for i in range(0, 16, 4))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 @dataclass(frozen=True)
 class OwnerKeys:
-    """The keys of one owner. Its repr shows only the owner's fingerprint."""
+    """The keys of one owner. The recovery secret itself is not kept here."""
 
-    signing_key: SigningKey = field(repr=False)
+    signing_key: SigningKey
     owner_id: bytes
-    data_key: bytes = field(repr=False)
-    record_id_key: bytes = field(repr=False)
-    catalog_key: bytes = field(repr=False)
-    head_key: bytes = field(repr=False)
+    data_key: bytes
+    record_id_key: bytes
+    catalog_key: bytes
+    head_key: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> OwnerKeys:
@@ -75,4 +79,5 @@ class OwnerKeys:
         )
 
     def __repr__(self) -> str:
+        # Keys end up in logs and tracebacks through repr: show only who they belong to.
         return f"OwnerKeys(owner {owner_fingerprint(self.owner_id)})"

@@ -99,14 +99,23 @@ async def test_restore_survives_a_vanished_friend_and_a_lying_one(grid, tmp_path
     assert any(isinstance(e, ev.ShareRejected) for e in grid.events)
 
 
-async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root can read a file without read permission")
+async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_path, monkeypatch):
     src = tmp_path / "docs"
     _tree(src, {"ok": b"fine", "secret": b"no"})
-    os.chmod(src / "secret", 0)
+    from p2pbackup.engine import backup as backup_module
+
+    real = backup_module._read_signature
+
+    def refuse(path, keep):  # as open() does for a file without read permission
+        if path.endswith("secret"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, keep)
+
+    monkeypatch.setattr(backup_module, "_read_signature", refuse)
     report = await grid.backup(src)
-    assert [s.path for s in report.skipped] == ["docs/secret"]
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("docs/secret", "could not be read: Permission denied")
+    ]
     assert report.files == 1
 
 

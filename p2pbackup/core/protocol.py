@@ -1,0 +1,240 @@
+"""The storage protocol's messages and frames (``/p2pbackup/storage/1.0.0``).
+
+Pure: bytes in, messages out, and back. The net layer only moves frames.
+
+One long-lived stream per friend carries many requests at once: every
+message names its request id, so a client pipelines puts without waiting a
+round trip per share, and responses may come back in any order. A message
+larger than one frame is sent as several frames with the MORE flag, and
+frames of different requests may interleave, so a large share never holds
+up a small request behind it.
+
+Frame::
+
+    offset  size  field
+    0       4     length of the rest (u32), 6 .. MAX_FRAME
+    4       1     version = 1
+    5       1     type (Op), with bit 7 (MORE) set on every frame but a message's last
+    6       4     request id (u32)
+    10      ..    a piece of the message body
+
+Bodies (requests from the owner's device, responses from the friend):
+
+    HELLO       certificate (blob)                 -> OK
+    PUT         record id 32, index u8, share      -> OK
+    GET         record id 32, index u8             -> DATA share
+    LIST                                           -> KEYS count varint, (record id 32, index u8)*
+    REMOVE      record id 32, index u8, time u64,
+                signature 64                       -> OK
+    PROVE       record id 32, index u8, nonce blob -> DATA 32-byte proof
+    STAT                                           -> USAGE used varint, quota varint
+    HEAD_GET                                       -> DATA head (empty: none)
+    HEAD_PUT    head                               -> OK
+    any         ...                                -> ERROR code u8, message text
+
+A REMOVE is signed by the owner key over (friend node id, record id, index,
+time), so a friend cannot be made to drop shares by anyone else, and a
+recorded request expires (see ``REMOVE_WINDOW``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+from p2pbackup.core import signing
+from p2pbackup.core.codec import Reader, Writer
+from p2pbackup.errors import FormatError
+
+PROTOCOL_ID = "/p2pbackup/storage/1.0.0"
+VERSION = 1
+MORE = 0x80
+HEADER = struct.Struct(">IBBI")  # length, version, type, request id
+MAX_FRAME = (1 << 20) + 64  # 1 MiB of body per frame: large writes are fast here
+MAX_MESSAGE = 256 << 20  # the largest share a friend accepts in one put
+REMOVE_WINDOW = 600  # seconds a signed remove stays valid
+REMOVE_DOMAIN = b"remove_v1"  # frozen
+
+
+class Op(IntEnum):
+    HELLO = 1
+    PUT = 2
+    GET = 3
+    LIST = 4
+    REMOVE = 5
+    PROVE = 6
+    STAT = 7
+    HEAD_GET = 8
+    HEAD_PUT = 9
+    OK = 64
+    DATA = 65
+    KEYS = 66
+    USAGE = 67
+    ERROR = 127
+
+
+class ErrorCode(IntEnum):
+    """Lets the client raise the same error family the server raised."""
+
+    BAD_REQUEST = 1  # FormatError
+    INTEGRITY = 2  # IntegrityError
+    STORAGE = 3  # StorageError (no room, disk full)
+    NOT_FOUND = 4  # PeerError (no such share)
+    REFUSED = 5  # not a paired friend
+
+
+@dataclass(frozen=True)
+class Message:
+    op: Op
+    request_id: int
+    body: bytes
+
+
+def frames(message: Message) -> Iterator[bytes]:
+    """The frames that carry a message (at least one, even for an empty body)."""
+    body = memoryview(message.body)
+    piece = MAX_FRAME - (HEADER.size - 4)
+    start = 0
+    while True:
+        chunk = body[start : start + piece]
+        start += piece
+        more = start < len(body)
+        yield (
+            HEADER.pack(HEADER.size - 4 + len(chunk), VERSION, message.op | (MORE if more else 0),
+                        message.request_id)
+            + chunk
+        )  # fmt: skip
+        if not more:
+            return
+
+
+class FrameDecoder:
+    """Turns received bytes into whole messages; a protocol violation is a FormatError.
+
+    Frames of different requests may interleave; a message's pieces are joined
+    until its last frame. Memory is bounded by MAX_MESSAGE per request id and
+    ``max_pending`` request ids.
+    """
+
+    def __init__(self, max_pending: int = 64) -> None:
+        self._buffer = bytearray()
+        self._partial: dict[int, tuple[Op, list[bytes], int]] = {}
+        self._max_pending = max_pending
+
+    def feed(self, data: bytes) -> list[Message]:
+        self._buffer += data
+        out: list[Message] = []
+        while len(self._buffer) >= 4:
+            (length,) = struct.unpack_from(">I", self._buffer)
+            if not HEADER.size - 4 <= length <= MAX_FRAME:
+                raise FormatError(f"storage protocol: a frame of {length} bytes is not allowed")
+            if len(self._buffer) < 4 + length:
+                break
+            frame = bytes(self._buffer[: 4 + length])
+            del self._buffer[: 4 + length]
+            message = self._frame(frame)
+            if message is not None:
+                out.append(message)
+        return out
+
+    def _frame(self, frame: bytes) -> Message | None:
+        _, version, raw_op, request_id = HEADER.unpack_from(frame)
+        if version != VERSION:
+            raise FormatError(f"storage protocol: version {version} is not supported")
+        try:
+            op = Op(raw_op & ~MORE)
+        except ValueError:
+            raise FormatError(f"storage protocol: unknown message type {raw_op}") from None
+        piece = frame[HEADER.size :]
+        known_op, pieces, size = self._partial.pop(request_id, (op, [], 0))
+        if known_op is not op:
+            raise FormatError("storage protocol: a message changed type halfway")
+        pieces.append(piece)
+        size += len(piece)
+        if size > MAX_MESSAGE:
+            raise FormatError(f"storage protocol: a message is larger than {MAX_MESSAGE} bytes")
+        if raw_op & MORE:
+            if len(self._partial) >= self._max_pending:
+                raise FormatError("storage protocol: too many unfinished messages")
+            self._partial[request_id] = (op, pieces, size)
+            return None
+        return Message(op, request_id, b"".join(pieces))
+
+
+# --- bodies ---
+
+
+def share_key_body(record_id: bytes, index: int, rest: bytes = b"") -> bytes:
+    return Writer().raw(record_id).u8(index).raw(rest).getvalue()
+
+
+def read_share_key(r: Reader) -> tuple[bytes, int]:
+    return r.raw(32, "record id"), r.u8("share index")
+
+
+def keys_body(keys: list[tuple[bytes, int]]) -> bytes:
+    w = Writer().varint(len(keys))
+    for record_id, index in sorted(keys):
+        w.raw(record_id).u8(index)
+    return w.getvalue()
+
+
+def parse_keys(body: bytes) -> list[tuple[bytes, int]]:
+    r = Reader(body, "share list")
+    keys = [read_share_key(r) for _ in range(r.varint("count", r.remaining() // 33))]
+    r.end()
+    return keys
+
+
+def usage_body(used: int, quota: int) -> bytes:
+    return Writer().varint(used).varint(quota).getvalue()
+
+
+def parse_usage(body: bytes) -> tuple[int, int]:
+    r = Reader(body, "usage")
+    used, quota = r.varint("used"), r.varint("quota")
+    r.end()
+    return used, quota
+
+
+def error_body(code: ErrorCode, message: str) -> bytes:
+    return Writer().u8(code).text(message[:1000]).getvalue()
+
+
+def parse_error(body: bytes) -> tuple[int, str]:
+    r = Reader(body, "error")
+    code, text = r.u8("code"), r.text("message", 4000)
+    r.end()
+    return code, text
+
+
+def remove_message(friend_node: bytes, record_id: bytes, index: int, time: int) -> bytes:
+    return Writer().blob(friend_node).raw(record_id).u8(index).u64(time).getvalue()
+
+
+def sign_remove(signing_key, friend_node: bytes, record_id: bytes, index: int, time: int) -> bytes:
+    """The REMOVE body: only the owner can make it, only for this friend, only for a while."""
+    signature = signing.sign(
+        signing_key, REMOVE_DOMAIN, remove_message(friend_node, record_id, index, time)
+    )
+    return Writer().raw(record_id).u8(index).u64(time).raw(signature).getvalue()
+
+
+def verify_remove(
+    body: bytes, owner_id: bytes, friend_node: bytes, now: int
+) -> tuple[bytes, int, bytes]:
+    """(record id, index, signature) of a valid remove; IntegrityError otherwise."""
+    r = Reader(body, "remove request")
+    record_id, index = read_share_key(r)
+    time = r.u64("time")
+    signature = r.raw(signing.SIGNATURE_SIZE, "signature")
+    r.end()
+    signing.verify(
+        owner_id, REMOVE_DOMAIN, remove_message(friend_node, record_id, index, time), signature,
+        "remove request",
+    )  # fmt: skip
+    if abs(now - time) > REMOVE_WINDOW:
+        raise FormatError("remove request: it expired (or the clocks differ by over 10 minutes)")
+    return record_id, index, signature

@@ -1,0 +1,91 @@
+"""The node's libp2p host: TCP, Noise only, Yamux; identity from the profile.
+
+py-libp2p's ``new_host()`` accepts plaintext peers unless told otherwise, so
+the security options here name Noise and nothing else: a peer that offers
+only plaintext cannot connect (tests/net/test_host.py shows it).
+
+The node key is the device's own random Ed25519 key, kept in the profile as
+its 32-byte seed (file mode 0600), so the peer id survives restarts. It is
+not derived from the recovery phrase: each device is its own node, vouched
+for by a device certificate signed with the owner key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import multiaddr
+import nacl.utils
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.peer.id import ID
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from p2pbackup.errors import ConfigError, PeerError
+
+SEED_SIZE = 32
+DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    key_pair: KeyPair
+
+    @property
+    def node_key(self) -> bytes:
+        """The raw 32-byte Ed25519 public key: what device certificates name."""
+        return self.key_pair.public_key.to_bytes()
+
+    @property
+    def peer_id(self) -> ID:
+        return ID.from_pubkey(self.key_pair.public_key)
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> NodeIdentity:
+        return cls(create_new_key_pair(seed))
+
+    @classmethod
+    def load_or_create(cls, path: str) -> NodeIdentity:
+        """The node key kept at ``path``, created (mode 0600) the first time."""
+        try:
+            with open(path, "rb") as f:
+                seed = f.read()
+        except FileNotFoundError:
+            seed = nacl.utils.random(SEED_SIZE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(seed)
+                f.flush()
+                os.fsync(f.fileno())
+        if len(seed) != SEED_SIZE:
+            raise ConfigError(f"The node key in {path} is damaged ({len(seed)} bytes, not 32).")
+        return cls.from_seed(seed)
+
+
+def node_key_of(peer_id: ID) -> bytes:
+    """The Ed25519 public key a peer id embeds (libp2p's identity multihash)."""
+    try:
+        public_key = peer_id.extract_public_key()
+    except Exception as exc:  # the library raises several types for a malformed id
+        raise PeerError(f"Peer {peer_id} does not carry a public key.") from exc
+    if not isinstance(public_key, Ed25519PublicKey):
+        raise PeerError(f"Peer {peer_id} does not use an Ed25519 key.")
+    return public_key.to_bytes()
+
+
+def build_host(identity: NodeIdentity) -> IHost:
+    """A host that speaks Noise only (never plaintext) over TCP, with Yamux."""
+    noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return new_host(key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise})
+
+
+def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr]:
+    try:
+        return [multiaddr.Multiaddr(a) for a in (addresses or [DEFAULT_LISTEN])]
+    except Exception as exc:  # multiaddr raises its own assorted errors
+        raise ConfigError(f"Not a listen address: {addresses} ({exc}).") from exc

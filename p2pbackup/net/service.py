@@ -1,0 +1,154 @@
+"""The storage service: friends' devices keep their shares in my pool.
+
+Only a device holding a valid certificate of an owner I paired with gets in
+(checked by peer id: the certificate must name the very key the Noise
+handshake authenticated), and it reaches only its owner's pool. Every
+request has a deadline; a peer that sends garbage or misbehaves loses its
+stream, never the node. Disk work runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+
+from p2pbackup.core import protocol as proto
+from p2pbackup.core.certificate import verify_certificate
+from p2pbackup.core.codec import Reader
+from p2pbackup.core.protocol import ErrorCode, Message, Op
+from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.net.host import node_key_of
+from p2pbackup.storage.sharepool import SharePool
+from p2pbackup.storage.store import ShareKey
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = TProtocol(proto.PROTOCOL_ID)
+READ_SIZE = 1 << 20
+IDLE_TIMEOUT = 300  # seconds a friend's stream may stay silent
+REQUEST_TIMEOUT = 60  # seconds to finish one request's disk work
+
+
+class _Refused(P2PBackupError):
+    """This node does not know you."""
+
+
+def _code(error: P2PBackupError) -> ErrorCode:
+    if isinstance(error, _Refused):
+        return ErrorCode.REFUSED
+    if isinstance(error, FormatError):
+        return ErrorCode.BAD_REQUEST
+    if isinstance(error, IntegrityError):
+        return ErrorCode.INTEGRITY
+    if isinstance(error, StorageError):
+        return ErrorCode.STORAGE
+    return ErrorCode.NOT_FOUND
+
+
+class StorageService:
+    """Serves ``PROTOCOL``; ``quota(owner_id)`` is None for anyone not a friend."""
+
+    def __init__(
+        self, pool: SharePool, quota: Callable[[bytes], int | None], node_key: bytes
+    ) -> None:
+        self._pool = pool
+        self._quota = quota
+        self._node_key = node_key
+        self._seen_removes: dict[bytes, int] = {}  # signature -> time, to refuse replays
+
+    async def handle(self, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id
+        try:
+            await self._serve(stream, node_key_of(peer))
+        except FormatError as exc:
+            log.info("closing a stream from %s: %s", peer, exc.message)
+        except (BaseLibp2pError, PeerError, trio.TooSlowError) as exc:
+            log.debug("stream from %s ended: %s", peer, exc)
+        except Exception:  # a peer must never crash the node
+            log.exception("unexpected error serving %s", peer)
+        finally:
+            with trio.move_on_after(1):
+                await stream.reset()
+
+    async def _serve(self, stream: INetStream, node_key: bytes) -> None:
+        decoder = proto.FrameDecoder()
+        owner: bytes | None = None
+        while True:
+            with trio.fail_after(IDLE_TIMEOUT):
+                data = await stream.read(READ_SIZE)
+            if not data:
+                return
+            for message in decoder.feed(data):
+                try:
+                    with trio.fail_after(REQUEST_TIMEOUT):
+                        if message.op is Op.HELLO:
+                            owner = self._hello(message.body, node_key)
+                            op, body = Op.OK, b""
+                        elif owner is None:
+                            raise _Refused("Say hello with your device certificate first.")
+                        else:
+                            op, body = await self._request(owner, message)
+                except P2PBackupError as exc:
+                    op, body = Op.ERROR, proto.error_body(_code(exc), exc.message)
+                for frame in proto.frames(Message(op, message.request_id, body)):
+                    await stream.write(frame)
+
+    def _hello(self, certificate: bytes, node_key: bytes) -> bytes:
+        cert = verify_certificate(certificate)
+        if cert.node_key != node_key:
+            raise _Refused("That certificate is for another device.")
+        if self._quota(cert.owner_id) is None:
+            raise _Refused("You are not a paired friend of this node.")
+        return cert.owner_id
+
+    async def _request(self, owner: bytes, message: Message) -> tuple[Op, bytes]:
+        r = Reader(message.body, f"{message.op.name.lower()} request")
+        pool = self._pool
+        run = trio.to_thread.run_sync
+        if message.op is Op.PUT:
+            record_id, index = proto.read_share_key(r)
+            await run(pool.put, owner, ShareKey(record_id, index), r.rest())
+            return Op.OK, b""
+        if message.op is Op.GET:
+            key = ShareKey(*proto.read_share_key(r))
+            r.end()
+            return Op.DATA, await run(pool.get, owner, key)
+        if message.op is Op.PROVE:
+            key = ShareKey(*proto.read_share_key(r))
+            nonce = r.blob("nonce", 64)
+            r.end()
+            return Op.DATA, await run(pool.prove, owner, key, nonce)
+        if message.op is Op.LIST:
+            r.end()
+            keys = await run(pool.list, owner)
+            return Op.KEYS, proto.keys_body([(k.record_id, k.index) for k in keys])
+        if message.op is Op.STAT:
+            r.end()
+            usage = await run(pool.stat, owner)
+            return Op.USAGE, proto.usage_body(usage.used, usage.quota)
+        if message.op is Op.REMOVE:
+            now = int(time.time())
+            record_id, index, signature = proto.verify_remove(
+                message.body, owner, self._node_key, now
+            )
+            if signature in self._seen_removes:
+                raise IntegrityError("This remove request was already used: replays are refused.")
+            self._seen_removes = {
+                s: t for s, t in self._seen_removes.items() if now - t <= proto.REMOVE_WINDOW * 2
+            }
+            self._seen_removes[signature] = now
+            await run(pool.remove, owner, ShareKey(record_id, index))
+            return Op.OK, b""
+        if message.op is Op.HEAD_GET:
+            r.end()
+            return Op.DATA, (await run(pool.get_head, owner)) or b""
+        if message.op is Op.HEAD_PUT:
+            await run(pool.put_head, owner, r.rest())
+            return Op.OK, b""
+        raise FormatError(f"storage protocol: {message.op.name} is not a request")

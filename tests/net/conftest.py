@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import pytest
-import trio
 
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys
@@ -43,9 +42,11 @@ async def device(keys: OwnerKeys, friend: Friend, seed: bytes = b"d" * 32, name=
     identity = NodeIdentity.from_seed(seed)
     host = build_host(identity)
     cert = issue_certificate(keys, identity.node_key, name, 1_764_000_000)
-    async with host.run(listen_addrs(LOOPBACK)):
-        async with remote_store(host, friend.info, "friend", cert, keys.signing_key) as store:
-            yield store
+    async with (
+        host.run(listen_addrs(LOOPBACK)),
+        remote_store(host, friend.info, "friend", cert, keys.signing_key) as store,
+    ):
+        yield store
 
 
 @pytest.fixture
@@ -53,5 +54,3 @@ async def friend(tmp_path):
     node = Friend(str(tmp_path / "pool"), {OWNER.owner_id: 1 << 20})
     async with node.host.run(listen_addrs(LOOPBACK)):
         yield node
-        with trio.move_on_after(0):
-            pass

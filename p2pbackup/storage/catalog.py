@@ -1,0 +1,108 @@
+"""The local catalog (SQLite, WAL): friends and quotas for now.
+
+Each friendship has two numbers: what I store for them (``i_give``, which my
+storage service enforces) and what they store for me (``they_give``, which
+placement plans with).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from p2pbackup.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS friends (
+    owner_id BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    node_ids TEXT NOT NULL,        -- JSON list of peer ids seen for this owner
+    addresses TEXT NOT NULL,       -- JSON list of multiaddrs last known
+    certificate BLOB NOT NULL,     -- the device certificate they paired with
+    i_give INTEGER NOT NULL,
+    they_give INTEGER NOT NULL,
+    added_at INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Friend:
+    owner_id: bytes
+    name: str
+    node_ids: tuple[str, ...]
+    addresses: tuple[str, ...]
+    certificate: bytes
+    i_give: int
+    they_give: int
+    added_at: int
+
+
+class Catalog:
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError("This profile was made by a newer p2pbackup; upgrade to use it.")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add_friend(
+        self, owner_id: bytes, name: str, node_id: str, addresses: list[str],
+        certificate: bytes, i_give: int, they_give: int,
+    ) -> None:  # fmt: skip
+        known = self.friend(owner_id)
+        node_ids = sorted({node_id, *(known.node_ids if known else ())})
+        self._db.execute(
+            "INSERT OR REPLACE INTO friends VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (owner_id, name, json.dumps(node_ids), json.dumps(addresses), certificate, i_give,
+             they_give, known.added_at if known else int(time.time())),
+        )  # fmt: skip
+
+    def _row(self, row: tuple) -> Friend:
+        owner_id, name, node_ids, addresses, certificate, i_give, they_give, added_at = row
+        return Friend(bytes(owner_id), name, tuple(json.loads(node_ids)),
+                      tuple(json.loads(addresses)), bytes(certificate), i_give, they_give,
+                      added_at)  # fmt: skip
+
+    def friend(self, owner_id: bytes) -> Friend | None:
+        row = self._db.execute("SELECT * FROM friends WHERE owner_id = ?", (owner_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def friends(self) -> list[Friend]:
+        return [self._row(r) for r in self._db.execute("SELECT * FROM friends ORDER BY name")]
+
+    def find(self, text: str) -> Friend:
+        """A friend by name, or by a prefix of their owner id or node id."""
+        text = text.strip()
+        matches = [
+            f for f in self.friends()
+            if f.name == text or f.owner_id.hex().startswith(text.lower())
+            or any(n.startswith(text) for n in f.node_ids)
+        ]  # fmt: skip
+        if len(matches) != 1:
+            names = ", ".join(f.name for f in self.friends()) or "none yet"
+            what = "No friend" if not matches else "More than one friend"
+            raise ConfigError(f"{what} matches {text!r}. Your friends: {names}.")
+        return matches[0]
+
+    def set_quota(self, owner_id: bytes, i_give: int) -> None:
+        self._db.execute("UPDATE friends SET i_give = ? WHERE owner_id = ?", (i_give, owner_id))
+
+    def remove_friend(self, owner_id: bytes) -> None:
+        self._db.execute("DELETE FROM friends WHERE owner_id = ?", (owner_id,))
+
+    def quota_for(self, owner_id: bytes) -> int | None:
+        """What I give this owner, or None when they are not a friend."""
+        row = self._db.execute(
+            "SELECT i_give FROM friends WHERE owner_id = ?", (owner_id,)
+        ).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,84 @@
+"""Pairing two real nodes on 127.0.0.1 with an invite code."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from p2pbackup.core.certificate import issue_certificate
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.pairing import InviteCode, make_card
+from p2pbackup.errors import PairingError
+from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+from p2pbackup.net.invite import PROTOCOL, Invites, join
+from tests.net.conftest import LOOPBACK
+
+pytestmark = pytest.mark.trio
+
+ANN = OwnerKeys.from_secret(bytes(range(32)))
+BOB = OwnerKeys.from_secret(bytes(32))
+
+
+def _node(keys: OwnerKeys, seed: bytes, name: str):
+    identity = NodeIdentity.from_seed(seed)
+    cert = issue_certificate(keys, identity.node_key, f"{name}'s laptop", 1_764_000_000)
+    card = make_card(keys, name, cert, ["/ip4/127.0.0.1/tcp/1"], 5 << 30)
+    return build_host(identity), card
+
+
+@pytest.fixture
+async def pair():
+    ann_host, ann_card = _node(ANN, b"a" * 32, "Ann")
+    bob_host, bob_card = _node(BOB, b"b" * 32, "Bob")
+    invites = Invites()
+    ann_host.set_stream_handler(PROTOCOL, invites.handle)
+    async with ann_host.run(listen_addrs(LOOPBACK)), bob_host.run(listen_addrs(LOOPBACK)):
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+
+        yield invites, ann_card, bob_host, bob_card, info_from_p2p_addr(ann_host.get_addrs()[0])
+
+
+async def test_the_right_code_pairs_both_sides(pair):
+    invites, ann_card, bob_host, bob_card, ann_info = pair
+    code = invites.create(ann_card)
+    results = {}
+
+    async def inviter():
+        results["ann sees"] = await invites.wait(code)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(inviter)
+        results["bob sees"] = await join(bob_host, ann_info, code, bob_card)
+    assert results["ann sees"].owner_id == BOB.owner_id
+    assert results["ann sees"].offered_quota == 5 << 30
+    assert results["bob sees"].owner_id == ANN.owner_id
+    assert results["bob sees"].name == "Ann"
+
+
+async def test_a_wrong_code_fails_both_sides_and_burns_the_code(pair):
+    invites, ann_card, bob_host, bob_card, ann_info = pair
+    code = invites.create(ann_card)
+    wrong = InviteCode(
+        code.nameplate, (*code.words[:2], "zoo" if code.words[2] != "zoo" else "ask")
+    )
+
+    async def inviter():
+        with pytest.raises(PairingError, match="does not match"):
+            await invites.wait(code)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(inviter)
+        with pytest.raises(PairingError, match="does not match"):
+            await join(bob_host, ann_info, wrong, bob_card)
+    with pytest.raises(PairingError, match="used up"):
+        await join(bob_host, ann_info, code, bob_card)  # even the right code is used up
+
+
+async def test_an_expired_code_says_so(pair):
+    invites, ann_card, bob_host, bob_card, ann_info = pair
+    code = invites.create(ann_card, validity=0.05)
+    await trio.sleep(0.1)
+    with pytest.raises(PairingError, match="expired"):
+        await join(bob_host, ann_info, code, bob_card)
+    with pytest.raises(PairingError, match="expired"):
+        await invites.wait(code)

@@ -7,7 +7,8 @@ import json
 import sys
 
 from p2pbackup import __version__
-from p2pbackup.cli import demo
+from p2pbackup.cli import demo, friends, setup
+from p2pbackup.cli.common import add_home
 from p2pbackup.errors import P2PBackupError
 
 
@@ -17,7 +18,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Friends back each other up: encrypted, erasure-coded backups.",
     )
     parser.add_argument("--version", action="version", version=f"p2pbackup {__version__}")
+    add_home(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    setup.add_parsers(commands)
+    friends.add_parsers(commands)
     demo.add_parser(commands)
     return parser
 

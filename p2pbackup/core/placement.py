@@ -28,10 +28,13 @@ def parse_size(text: str) -> int:
 
 
 def format_size(size: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
+    """Binary units, as ``parse_size`` reads them: 1G is 1.0 GiB."""
+    if abs(size) < 1024:
+        return f"{size:.0f} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
     raise AssertionError("unreachable")
 
 

@@ -96,4 +96,5 @@ def test_sizes():
     with pytest.raises(ConfigError, match="like 500M"):
         parse_size("lots")
     assert format_size(999) == "999 bytes"
-    assert format_size(1_234_567) == "1.2 MB"
+    assert format_size(1_234_567) == "1.2 MiB"
+    assert format_size(parse_size("20G")) == "20.0 GiB"

@@ -1,0 +1,35 @@
+"""What every subcommand shares: the profile it acts on and how it prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from p2pbackup.storage.profile import Profile, default_home
+
+
+def add_home(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument(
+        "--home",
+        default=default,
+        help="the profile folder (default: $P2PBACKUP_HOME or the platform's data folder)",
+    )
+
+
+def add_common(parser: argparse.ArgumentParser, json_output: bool = True) -> None:
+    # SUPPRESS: given after the command it wins, given before it (global) it is kept.
+    add_home(parser, default=argparse.SUPPRESS)
+    if json_output:
+        parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def profile_of(args: argparse.Namespace) -> Profile:
+    return Profile(args.home or default_home())
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` as JSON with --json, else ``text`` for people."""
+    print(json.dumps(data) if getattr(args, "json", False) else text)
+    sys.stdout.flush()

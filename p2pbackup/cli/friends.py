@@ -1,0 +1,203 @@
+"""Friends from the command line: daemon, invite, join, friends, quota, unfriend."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+import trio
+from libp2p.peer.peerinfo import info_from_p2p_addr
+
+from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.core.pairing import parse_code
+from p2pbackup.core.placement import format_size, parse_size
+from p2pbackup.daemon.node import running_node
+from p2pbackup.errors import ConfigError
+from p2pbackup.net import invite
+from p2pbackup.storage.catalog import Catalog
+
+DEFAULT_OFFER = "20G"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    daemon = commands.add_parser("daemon", help="run this node until stopped (an always-on friend)")
+    add_common(daemon, json_output=False)
+    daemon.add_argument(
+        "--listen",
+        action="append",
+        metavar="MULTIADDR",
+        help="where to listen (default /ip4/0.0.0.0/tcp/0; the port is kept)",
+    )
+    daemon.set_defaults(run=run_daemon)
+
+    inv = commands.add_parser("invite", help="make a one-time code for a friend to join with")
+    add_common(inv)
+    inv.add_argument(
+        "--offer",
+        default=DEFAULT_OFFER,
+        metavar="SIZE",
+        help=f"space you give this friend (default {DEFAULT_OFFER})",
+    )
+    inv.add_argument(
+        "--minutes",
+        type=float,
+        default=invite.DEFAULT_VALIDITY / 60,
+        help="how long the code stays valid (default 10)",
+    )
+    inv.add_argument("--listen", action="append", metavar="MULTIADDR")
+    inv.set_defaults(run=run_invite)
+
+    join = commands.add_parser("join", help="pair with a friend using their invite code")
+    add_common(join)
+    join.add_argument("code", help="the code your friend's invite printed")
+    join.add_argument(
+        "--peer",
+        required=True,
+        metavar="MULTIADDR",
+        help="your friend's address, ending in /p2p/<node id> ('p2pbackup id' prints it)",
+    )
+    join.add_argument(
+        "--offer",
+        default=DEFAULT_OFFER,
+        metavar="SIZE",
+        help=f"space you give this friend (default {DEFAULT_OFFER})",
+    )
+    join.add_argument("--listen", action="append", metavar="MULTIADDR")
+    join.set_defaults(run=run_join)
+
+    friends = commands.add_parser("friends", help="list friends and quotas")
+    add_common(friends)
+    friends.set_defaults(run=run_friends)
+
+    quota = commands.add_parser("quota", help="change how much you store for a friend")
+    add_common(quota)
+    quota.add_argument("friend", help="name, or the start of their node or owner id")
+    quota.add_argument("size", help="e.g. 500M, 20G, 1T")
+    quota.set_defaults(run=run_quota)
+
+    unfriend = commands.add_parser("unfriend", help="stop being friends, and drop their shares")
+    add_common(unfriend)
+    unfriend.add_argument("friend", help="name, or the start of their node or owner id")
+    unfriend.set_defaults(run=run_unfriend)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    async def _main() -> None:
+        async with running_node(profile_of(args), args.listen) as node:
+            print(f"p2pbackup node {node.peer_id} running; Ctrl-C stops it.", flush=True)
+            await trio.sleep_forever()
+
+    trio.run(_main)
+    return 0
+
+
+def _friend_json(card, i_give: int) -> dict:
+    return {
+        "name": card.name,
+        "owner_id": card.owner_id.hex(),
+        "they_give": card.offered_quota,
+        "i_give": i_give,
+    }
+
+
+def run_invite(args: argparse.Namespace) -> int:
+    offer = parse_size(args.offer)
+
+    async def _main() -> int:
+        async with running_node(profile_of(args), args.listen) as node:
+            code = node.invites.create(node.card(offer), validity=args.minutes * 60)
+            print(code, flush=True)  # alone on the first line, for scripts
+            card = await node.invites.wait(code)
+            node.remember_friend(card, offer)
+            emit(
+                args,
+                {"paired": True, **_friend_json(card, offer)},
+                f"Paired with {card.name}. You give them {format_size(offer)}; they give you "
+                f"{format_size(card.offered_quota)}.",
+            )
+            return 0
+
+    return trio.run(_main)
+
+
+def run_join(args: argparse.Namespace) -> int:
+    code = parse_code(args.code)
+    offer = parse_size(args.offer)
+    try:
+        peer = info_from_p2p_addr(__import__("multiaddr").Multiaddr(args.peer))
+    except Exception as exc:  # multiaddr/peer-id parsing raise assorted errors
+        raise ConfigError(f"{args.peer!r} is not a friend's address ending in /p2p/<id>.") from exc
+
+    async def _main() -> int:
+        async with running_node(profile_of(args), args.listen) as node:
+            card = await invite.join(node.host, peer, code, node.card(offer))
+            node.remember_friend(card, offer)
+            emit(
+                args,
+                {"paired": True, **_friend_json(card, offer)},
+                f"Paired with {card.name}. You give them {format_size(offer)}; they give you "
+                f"{format_size(card.offered_quota)}.",
+            )
+            return 0
+
+    return trio.run(_main)
+
+
+def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:
+    profile = profile_of(args).require()
+    return Catalog(profile.path("catalog.sqlite")), profile.path("pool")
+
+
+def run_friends(args: argparse.Namespace) -> int:
+    from p2pbackup.storage.sharepool import SharePool
+
+    catalog, pool_path = _catalog(args)
+    pool = SharePool(pool_path, lambda owner: 0)
+    rows = [
+        {
+            "name": f.name,
+            "owner_id": f.owner_id.hex(),
+            "node_ids": list(f.node_ids),
+            "addresses": list(f.addresses),
+            "i_store_for_them": pool.used(f.owner_id),
+            "i_give": f.i_give,
+            "they_give": f.they_give,
+        }
+        for f in catalog.friends()
+    ]
+    lines = [f"{'friend':16} {'I store for them':>24} {'they give me':>14}"]
+    lines += [
+        f"{r['name'][:16]:16} {format_size(r['i_store_for_them']):>10} of "
+        f"{format_size(r['i_give']):>10} {format_size(r['they_give']):>14}"
+        for r in rows
+    ]
+    emit(
+        args, rows, "\n".join(lines) if rows else "No friends yet: 'p2pbackup invite' makes a code."
+    )
+    return 0
+
+
+def run_quota(args: argparse.Namespace) -> int:
+    catalog, _ = _catalog(args)
+    friend = catalog.find(args.friend)
+    size = parse_size(args.size)
+    catalog.set_quota(friend.owner_id, size)
+    emit(
+        args,
+        {"name": friend.name, "i_give": size},
+        f"You now give {friend.name} {format_size(size)}.",
+    )
+    return 0
+
+
+def run_unfriend(args: argparse.Namespace) -> int:
+    catalog, pool_path = _catalog(args)
+    friend = catalog.find(args.friend)
+    catalog.remove_friend(friend.owner_id)
+    shutil.rmtree(f"{pool_path}/{friend.owner_id.hex()}", ignore_errors=True)
+    emit(
+        args,
+        {"name": friend.name, "removed": True},
+        f"{friend.name} is no longer a friend; the shares you kept for them are deleted.",
+    )
+    return 0

@@ -1,0 +1,74 @@
+"""``init`` and ``id``: create or recover a profile, and say who this node is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.core.keys import new_secret, owner_fingerprint
+from p2pbackup.core.phrase import phrase_to_secret, secret_to_phrase
+from p2pbackup.daemon.node import identity_of, public_addresses
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    init = commands.add_parser("init", help="create this device's profile")
+    add_common(init)
+    init.add_argument("--name", help="this device's name, as friends see it")
+    init.add_argument(
+        "--recover",
+        action="store_true",
+        help="recover a lost profile: read the 24-word phrase from standard input",
+    )
+    init.set_defaults(run=run_init)
+    ident = commands.add_parser("id", help="print this node's ids and addresses")
+    add_common(ident)
+    ident.set_defaults(run=run_id)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    profile = profile_of(args)
+    if args.recover:
+        if sys.stdin.isatty():
+            print("Type your 24-word recovery phrase, then Enter:", file=sys.stderr)
+        secret = phrase_to_secret(sys.stdin.readline())
+    else:
+        secret = new_secret()
+    profile.create(secret)
+    if args.name:
+        profile.update_settings(name=args.name)
+    keys, identity, _ = identity_of(profile)
+    phrase = secret_to_phrase(secret)
+    data = {"owner_id": keys.owner_id.hex(), "node_id": identity.peer_id.to_base58()}
+    if not args.recover:
+        data["recovery_phrase"] = phrase
+    text = [
+        f"Profile created in {profile.home}.",
+        f"Owner {owner_fingerprint(keys.owner_id)}, node {data['node_id']}.",
+    ]
+    if not args.recover:
+        text += [
+            "",
+            "Your recovery phrase (write it down; it is shown only this once):",
+            "",
+            f"    {phrase}",
+            "",
+            "With it and one friend, you can get everything back on a new computer.",
+        ]
+    emit(args, data, "\n".join(text))
+    return 0
+
+
+def run_id(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    keys, identity, _ = identity_of(profile)
+    node_id = identity.peer_id.to_base58()
+    data = {
+        "node_id": node_id,
+        "owner_id": keys.owner_id.hex(),
+        "addresses": public_addresses(profile, node_id),
+    }
+    lines = [f"node   {node_id}", f"owner  {keys.owner_id.hex()}"]
+    lines += [f"       {a}" for a in data["addresses"]] or ["(not started yet: no address)"]
+    emit(args, data, "\n".join(lines))
+    return 0

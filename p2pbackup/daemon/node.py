@@ -1,0 +1,140 @@
+"""A node running on a profile: the libp2p host with the storage service and invites.
+
+The daemon runs one for as long as it lives; CLI commands that need the
+network run one for the length of the command. Either way the profile's lock
+is held, so two nodes never share a profile.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from libp2p.abc import IHost
+
+from p2pbackup.core.certificate import issue_certificate, verify_certificate
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.pairing import FriendCard, make_card
+from p2pbackup.net import invite
+from p2pbackup.net.host import DEFAULT_LISTEN, NodeIdentity, build_host, listen_addrs
+from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
+from p2pbackup.net.service import StorageService
+from p2pbackup.storage.catalog import Catalog
+from p2pbackup.storage.profile import Profile, write_private
+from p2pbackup.storage.sharepool import SharePool
+
+log = logging.getLogger(__name__)
+
+
+def device_name(profile: Profile) -> str:
+    return profile.settings().get("name") or socket.gethostname() or "this device"
+
+
+def identity_of(profile: Profile) -> tuple[OwnerKeys, NodeIdentity, bytes]:
+    """The owner's keys, this device's node identity and its certificate (made once)."""
+    keys = OwnerKeys.from_secret(profile.secret())
+    identity = NodeIdentity.load_or_create(profile.path("node.key"))
+    path = profile.path("certificate")
+    try:
+        with open(path, "rb") as f:
+            certificate = f.read()
+        cert = verify_certificate(certificate, keys.owner_id)
+        if cert.node_key != identity.node_key:
+            raise FileNotFoundError
+    except FileNotFoundError:
+        name = device_name(profile)[:64]
+        certificate = issue_certificate(keys, identity.node_key, name, int(time.time()))
+        write_private(path, certificate)
+    return keys, identity, certificate
+
+
+def public_addresses(profile: Profile, peer_id: str) -> list[str]:
+    """Full multiaddrs a friend can dial, from the remembered listen addresses."""
+    out = []
+    for address in profile.settings().get("listen", [DEFAULT_LISTEN]):
+        if address.endswith("/tcp/0"):
+            continue  # never started: no port to tell yet
+        out.append(f"{address.replace('/ip4/0.0.0.0/', '/ip4/127.0.0.1/')}/p2p/{peer_id}")
+    return out
+
+
+@dataclass
+class Node:
+    profile: Profile
+    keys: OwnerKeys
+    identity: NodeIdentity
+    certificate: bytes
+    catalog: Catalog
+    pool: SharePool
+    host: IHost
+    invites: invite.Invites
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id.to_base58()
+
+    def addresses(self) -> list[str]:
+        return [f"{a}" for a in self.host.get_addrs()]
+
+    def card(self, offered_quota: int) -> bytes:
+        return make_card(
+            self.keys, device_name(self.profile), self.certificate, self.addresses(), offered_quota
+        )
+
+    def remember_friend(self, card: FriendCard, i_give: int) -> None:
+        peer_id = str(_peer_id_of(card))
+        self.catalog.add_friend(
+            card.owner_id,
+            card.name,
+            peer_id,
+            list(card.addresses),
+            card.certificate_bytes,
+            i_give,
+            card.offered_quota,
+        )
+
+
+def _peer_id_of(card: FriendCard) -> str:
+    from libp2p.crypto.ed25519 import Ed25519PublicKey
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(Ed25519PublicKey.from_bytes(card.certificate.node_key)).to_base58()
+
+
+@asynccontextmanager
+async def running_node(profile: Profile, listen: list[str] | None = None) -> AsyncIterator[Node]:
+    """Start a node on ``profile``; the listen port chosen is remembered for next time."""
+    profile.require()
+    if listen:
+        profile.update_settings(listen=listen)
+    addresses = profile.settings().get("listen") or [DEFAULT_LISTEN]
+    keys, identity, certificate = identity_of(profile)
+    with profile.lock():
+        catalog = Catalog(profile.path("catalog.sqlite"))
+        try:
+            pool = SharePool(profile.path("pool"), lambda owner: catalog.quota_for(owner) or 0)
+            host = build_host(identity)
+            service = StorageService(pool, catalog.quota_for, identity.node_key)
+            invites = invite.Invites()
+            host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
+            host.set_stream_handler(invite.PROTOCOL, invites.handle)
+            async with host.run(listen_addrs(addresses)):
+                chosen = [str(a).split("/p2p/")[0] for a in host.get_addrs()]
+                if any(a.endswith("/tcp/0") for a in addresses):
+                    profile.update_settings(listen=_with_ports(addresses, chosen))
+                log.info("node %s listening on %s", identity.peer_id, chosen)
+                yield Node(profile, keys, identity, certificate, catalog, pool, host, invites)
+        finally:
+            catalog.close()
+
+
+def _with_ports(wanted: list[str], actual: list[str]) -> list[str]:
+    """Replace port 0 by the port the host got, so friends find us at the same place."""
+    ports = [a.rsplit("/tcp/", 1)[1] for a in actual if "/tcp/" in a]
+    if not ports:
+        return wanted
+    return [a[: -len("/tcp/0")] + f"/tcp/{ports[0]}" if a.endswith("/tcp/0") else a for a in wanted]

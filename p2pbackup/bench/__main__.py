@@ -1,4 +1,8 @@
-"""Benchmarks that print figures measured in one run: ``python -m p2pbackup.bench core --json``."""
+"""Benchmarks that print figures measured in one run.
+
+``python -m p2pbackup.bench core --json`` (the pipeline) and ``... net --json``
+(shares over libp2p to friend nodes in separate processes).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,18 @@ from p2pbackup import runtime
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m p2pbackup.bench")
-    parser.add_argument("suite", choices=["core"])
+    parser.add_argument("suite", choices=["core", "net"])
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--mib", type=int, default=256, help="size of each data set")
     parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's malloc defaults")
     args = parser.parse_args()
     tuned = False if args.no_mallopt else runtime.tune_malloc()
-    from p2pbackup.bench import core
+    if args.suite == "core":
+        from p2pbackup.bench import core as suite
+    else:
+        from p2pbackup.bench import net as suite
 
-    result = {"suite": args.suite, "mallopt": tuned, **core.run(args.mib * 1024 * 1024)}
+    result = {"suite": args.suite, "mallopt": tuned, **suite.run(args.mib * 1024 * 1024)}
     if args.json:
         print(json.dumps(result))
     else:

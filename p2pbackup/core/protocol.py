@@ -25,7 +25,7 @@ Bodies (requests from the owner's device, responses from the friend):
     GET         record id 32, index u8             -> DATA share
     LIST                                           -> KEYS count varint, (record id 32, index u8)*
     REMOVE      record id 32, index u8, time u64,
-                signature 64                       -> OK
+                nonce 16, signature 64             -> OK
     PROVE       record id 32, index u8, nonce blob -> DATA 32-byte proof
     STAT                                           -> USAGE used varint, quota varint
     HEAD_GET                                       -> DATA head (empty: none)
@@ -33,8 +33,8 @@ Bodies (requests from the owner's device, responses from the friend):
     any         ...                                -> ERROR code u8, message text
 
 A REMOVE is signed by the owner key over (friend node id, record id, index,
-time), so a friend cannot be made to drop shares by anyone else, and a
-recorded request expires (see ``REMOVE_WINDOW``).
+time, nonce), so a friend cannot be made to drop shares by anyone else; the
+friend refuses a signature it has seen, and one older than ``REMOVE_WINDOW``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+
+import nacl.utils
 
 from p2pbackup.core import signing
 from p2pbackup.core.codec import Reader, Writer
@@ -210,16 +212,19 @@ def parse_error(body: bytes) -> tuple[int, str]:
     return code, text
 
 
-def remove_message(friend_node: bytes, record_id: bytes, index: int, time: int) -> bytes:
-    return Writer().blob(friend_node).raw(record_id).u8(index).u64(time).getvalue()
+def remove_message(
+    friend_node: bytes, record_id: bytes, index: int, time: int, nonce: bytes
+) -> bytes:
+    return Writer().blob(friend_node).raw(record_id).u8(index).u64(time).raw(nonce).getvalue()
 
 
 def sign_remove(signing_key, friend_node: bytes, record_id: bytes, index: int, time: int) -> bytes:
     """The REMOVE body: only the owner can make it, only for this friend, only for a while."""
+    nonce = nacl.utils.random(16)
     signature = signing.sign(
-        signing_key, REMOVE_DOMAIN, remove_message(friend_node, record_id, index, time)
+        signing_key, REMOVE_DOMAIN, remove_message(friend_node, record_id, index, time, nonce)
     )
-    return Writer().raw(record_id).u8(index).u64(time).raw(signature).getvalue()
+    return Writer().raw(record_id).u8(index).u64(time).raw(nonce).raw(signature).getvalue()
 
 
 def verify_remove(
@@ -229,12 +234,11 @@ def verify_remove(
     r = Reader(body, "remove request")
     record_id, index = read_share_key(r)
     time = r.u64("time")
+    nonce = r.raw(16, "nonce")
     signature = r.raw(signing.SIGNATURE_SIZE, "signature")
     r.end()
-    signing.verify(
-        owner_id, REMOVE_DOMAIN, remove_message(friend_node, record_id, index, time), signature,
-        "remove request",
-    )  # fmt: skip
+    message = remove_message(friend_node, record_id, index, time, nonce)
+    signing.verify(owner_id, REMOVE_DOMAIN, message, signature, "remove request")
     if abs(now - time) > REMOVE_WINDOW:
         raise FormatError("remove request: it expired (or the clocks differ by over 10 minutes)")
     return record_id, index, signature

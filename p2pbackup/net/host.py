@@ -27,6 +27,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.net import tuning
 
 SEED_SIZE = 32
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
@@ -80,6 +81,7 @@ def node_key_of(peer_id: ID) -> bytes:
 
 def build_host(identity: NodeIdentity) -> IHost:
     """A host that speaks Noise only (never plaintext) over TCP, with Yamux."""
+    tuning.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
     return new_host(key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise})
 

@@ -1,0 +1,139 @@
+"""``python -m p2pbackup.bench net``: shares over libp2p to friend nodes in other processes.
+
+Friend nodes are real ``p2pbackup daemon`` processes on 127.0.0.1. The bench
+is the owner's device: it puts and gets 1 MiB shares to one friend, then
+spread over four, with many requests in flight, and times small requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+
+import trio
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from multiaddr import Multiaddr
+
+from p2pbackup.core import erasure
+from p2pbackup.core.certificate import issue_certificate
+from p2pbackup.core.keys import OwnerKeys, new_secret
+from p2pbackup.net.client import remote_store
+from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+from p2pbackup.storage.catalog import Catalog
+from p2pbackup.storage.store import ShareKey
+
+MiB = 1024 * 1024
+CLI = [sys.executable, "-m", "p2pbackup.cli.main"]
+IN_FLIGHT = 16  # requests in flight per friend
+
+
+def _start_friend(home: str, owner: OwnerKeys) -> tuple[subprocess.Popen, str]:
+    subprocess.run([*CLI, "--home", home, "init", "--name", os.path.basename(home)],
+                   check=True, capture_output=True)  # fmt: skip
+    catalog = Catalog(os.path.join(home, "catalog.sqlite"))
+    catalog.add_friend(owner.owner_id, "owner", "", [], b"", 64 << 30, 0)  # a paired owner
+    catalog.close()
+    process = subprocess.Popen(
+        [*CLI, "--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    process.stdout.readline()  # "... running": listening, port remembered
+    address = json.loads(
+        subprocess.run([*CLI, "--home", home, "id", "--json"], capture_output=True,
+                       check=True, text=True).stdout
+    )["addresses"][0]  # fmt: skip
+    return process, address
+
+
+def _shares(count: int) -> list[tuple[ShareKey, bytes]]:
+    out = []
+    for i in range(count):
+        rid = i.to_bytes(32, "big")
+        _, (share,) = erasure.encode(rid, os.urandom(MiB - 84), 1, 1)
+        out.append((ShareKey(rid, 0), share))
+    return out
+
+
+async def _spread(stores, shares, op) -> float:
+    """Seconds to run ``op`` on every share, spread round-robin, IN_FLIGHT per friend."""
+    limits = [trio.Semaphore(IN_FLIGHT) for _ in stores]
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for i, (key, share) in enumerate(shares):
+            which = i % len(stores)
+            await limits[which].acquire()
+
+            async def _one(which=which, key=key, share=share) -> None:
+                try:
+                    await op(stores[which], key, share)
+                finally:
+                    limits[which].release()
+
+            nursery.start_soon(_one)
+    return time.perf_counter() - started
+
+
+async def _get(store, key, share) -> None:
+    if len(await store.get(key)) != len(share):
+        raise AssertionError("a share came back with the wrong size")
+
+
+async def _measure(addresses: list[str], owner: OwnerKeys, total: int) -> dict:
+    identity = NodeIdentity.from_seed(os.urandom(32))
+    host = build_host(identity)
+    cert = issue_certificate(owner, identity.node_key, "bench", int(time.time()))
+    shares = _shares(total // MiB)
+    result: dict = {}
+    async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])), AsyncExitStack() as stack:
+        stores = []
+        for n, address in enumerate(addresses):
+            peer = info_from_p2p_addr(Multiaddr(address))
+            stores.append(await stack.enter_async_context(
+                remote_store(host, peer, f"friend{n}", cert, owner.signing_key)
+            ))  # fmt: skip
+        for store in stores:
+            await store.stat()  # connect first: ~250 ms each, not part of throughput
+        size = sum(len(s) for _, s in shares)
+        for label, chosen in (("1_friend", stores[:1]), ("4_friends", stores)):
+            for store in chosen:  # start from empty pools
+                for key, _ in shares:
+                    await store.remove(key)
+            seconds = await _spread(chosen, shares, lambda st, k, s: st.put(k, s))
+            result[f"put_mb_s_{label}"] = round(size / seconds / 1e6, 1)
+            seconds = await _spread(chosen, shares, _get)
+            result[f"get_mb_s_{label}"] = round(size / seconds / 1e6, 1)
+        latencies = []
+        for _ in range(300):
+            started = time.perf_counter()
+            await stores[0].stat()
+            latencies.append((time.perf_counter() - started) * 1000)
+        latencies.sort()
+        result["small_request_ms"] = {
+            "median": round(statistics.median(latencies), 2),
+            "p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        }
+    return result
+
+
+def run(total: int = 256 * MiB, friends: int = 4) -> dict:
+    owner = OwnerKeys.from_secret(new_secret())
+    processes = []
+    with tempfile.TemporaryDirectory(prefix="p2pbackup-bench-net-") as folder:
+        try:
+            addresses = []
+            for n in range(friends):
+                process, address = _start_friend(os.path.join(folder, f"friend{n}"), owner)
+                processes.append(process)
+                addresses.append(address)
+            result = trio.run(_measure, addresses, owner, total)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+    return {"share_mib": 1, "shares": total // MiB, "in_flight_per_friend": IN_FLIGHT, **result}

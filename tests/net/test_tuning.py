@@ -1,0 +1,77 @@
+"""The tuned stack still speaks standard Yamux over Noise with a stock py-libp2p peer."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import multiaddr
+import pytest
+import trio
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.stream_muxer.yamux import yamux
+
+from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+
+pytestmark = pytest.mark.trio
+
+STOCK = [sys.executable, str(Path(__file__).with_name("stock_peer.py"))]
+PROTOCOL = "/p2pbackup/interop/1.0.0"
+SIZE = 8 << 20
+PAYLOAD = bytes(range(256)) * (SIZE // 256)
+
+
+async def _read_exactly(stream, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        data += await stream.read(min(1 << 20, size - len(data)))
+    return bytes(data)
+
+
+async def _read_message(stream) -> bytes:
+    return await _read_exactly(stream, int.from_bytes(await _read_exactly(stream, 8), "big"))
+
+
+async def test_tuned_sends_to_stock():
+    host = build_host(NodeIdentity.from_seed(b"t" * 32))
+    assert yamux.MAX_MESSAGE_SIZE < 64 * 1024, "the tuning is applied in this process"
+    stock = subprocess.Popen([*STOCK, "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        address = await trio.to_thread.run_sync(stock.stdout.readline)
+        peer = info_from_p2p_addr(multiaddr.Multiaddr(address.strip()))
+        async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])):
+            await host.connect(peer)
+            stream = await host.new_stream(peer.peer_id, [PROTOCOL])
+            await stream.write(SIZE.to_bytes(8, "big"))
+            for start in range(0, SIZE, 1 << 20):
+                await stream.write(PAYLOAD[start : start + (1 << 20)])
+            with trio.fail_after(30):
+                answer = await _read_exactly(stream, 128)
+        assert answer.decode() == hashlib.blake2b(PAYLOAD).hexdigest()
+    finally:
+        stock.kill()
+
+
+async def test_stock_sends_to_tuned():
+    host = build_host(NodeIdentity.from_seed(b"u" * 32))
+    received = []
+
+    async def answer(stream) -> None:
+        data = await _read_message(stream)
+        received.append(len(data))
+        await stream.write(hashlib.blake2b(data).hexdigest().encode())
+        await stream.close()
+
+    host.set_stream_handler(PROTOCOL, answer)
+    async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])):
+        address = str(host.get_addrs()[0])
+        result = await trio.to_thread.run_sync(
+            lambda: subprocess.run(
+                [*STOCK, "send", address, str(SIZE)], capture_output=True, text=True, timeout=60
+            )
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == hashlib.blake2b(PAYLOAD).hexdigest()
+    assert received == [SIZE]

@@ -1,0 +1,90 @@
+"""The storage protocol's frames and bodies: round trips, interleaving, limits, garbage."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2pbackup.core import protocol as proto
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.protocol import FrameDecoder, Message, Op
+from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError
+
+OWNER = OwnerKeys.from_secret(bytes(range(32)))
+
+
+def _wire(*messages: Message) -> bytes:
+    return b"".join(f for m in messages for f in proto.frames(m))
+
+
+def test_frame_vector():
+    assert _wire(Message(Op.STAT, 7, b"")).hex() == "00000006010700000007"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(list(Op)), st.binary(max_size=3000)), max_size=5),
+    st.lists(st.integers(1, 5000), max_size=10),
+)
+def test_messages_survive_any_split(items, cuts):
+    messages = [Message(op, i, body) for i, (op, body) in enumerate(items)]
+    wire = _wire(*messages)
+    decoder, got, start = FrameDecoder(), [], 0
+    for cut in [*sorted(c for c in cuts if c < len(wire)), len(wire)]:
+        got += decoder.feed(wire[start:cut])
+        start = cut
+    assert got == messages
+
+
+def test_large_messages_span_frames_and_interleave():
+    big = Message(Op.PUT, 1, bytes(range(256)) * 10_000)  # 2.5 MB: three frames
+    small = Message(Op.STAT, 2, b"")
+    big_frames = list(proto.frames(big))
+    assert len(big_frames) == 3
+    wire = big_frames[0] + next(proto.frames(small)) + b"".join(big_frames[1:])
+    assert FrameDecoder().feed(wire) == [small, big]
+
+
+def test_limits_are_enforced():
+    with pytest.raises(FormatError, match="frame of"):
+        FrameDecoder().feed(struct.pack(">I", proto.MAX_FRAME + 1))
+    with pytest.raises(FormatError, match="version"):
+        FrameDecoder().feed(struct.pack(">IBBI", 6, 9, Op.STAT, 1))
+    with pytest.raises(FormatError, match="unknown message type"):
+        FrameDecoder().feed(struct.pack(">IBBI", 6, 1, 99, 1))
+    decoder = FrameDecoder(max_pending=2)
+    with pytest.raises(FormatError, match="too many"):
+        for request in range(3):
+            decoder.feed(struct.pack(">IBBI", 7, 1, Op.PUT | proto.MORE, request) + b"x")
+
+
+@given(st.binary(max_size=300))
+def test_garbage_raises_only_format_errors(data):
+    with contextlib.suppress(FormatError):
+        FrameDecoder().feed(data)
+
+
+def test_remove_requests_are_bound_to_owner_friend_and_time():
+    body = proto.sign_remove(OWNER.signing_key, b"node", b"\x01" * 32, 3, 1000)
+    assert proto.verify_remove(body, OWNER.owner_id, b"node", 1000)[:2] == (b"\x01" * 32, 3)
+    with pytest.raises(IntegrityError, match="signature"):
+        proto.verify_remove(body, OWNER.owner_id, b"another node", 1000)
+    with pytest.raises(IntegrityError, match="expired"):
+        proto.verify_remove(body, OWNER.owner_id, b"node", 1000 + proto.REMOVE_WINDOW + 1)
+    other = OwnerKeys.from_secret(bytes(32))
+    with pytest.raises(IntegrityError):
+        proto.verify_remove(body, other.owner_id, b"node", 1000)
+    with pytest.raises(P2PBackupError):
+        proto.verify_remove(body[:-1], OWNER.owner_id, b"node", 1000)
+    assert body != proto.sign_remove(OWNER.signing_key, b"node", b"\x01" * 32, 3, 1000)
+
+
+def test_bodies_round_trip():
+    keys = [(b"\x02" * 32, 1), (b"\x01" * 32, 0)]
+    assert proto.parse_keys(proto.keys_body(keys)) == sorted(keys)
+    assert proto.parse_usage(proto.usage_body(5, 10)) == (5, 10)
+    assert proto.parse_error(proto.error_body(proto.ErrorCode.STORAGE, "full")) == (3, "full")

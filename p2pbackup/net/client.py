@@ -30,6 +30,7 @@ from p2pbackup.net.service import PROTOCOL, READ_SIZE
 from p2pbackup.storage.store import ShareKey, Usage
 
 CONNECT_TIMEOUT = 10
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0  # seconds between reconnect attempts
 REQUEST_TIMEOUT = 120  # a 256 MiB share at a slow 2 MB/s still fits
 
 _ERRORS: dict[int, type[P2PBackupError]] = {
@@ -64,6 +65,8 @@ class RemoteShareStore:
         self._write_lock = trio.Lock()
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[trio.Event, list[Message]]] = {}
+        self._failures = 0
+        self._retry_at = 0.0
 
     @property
     def peer_id(self) -> ID:
@@ -73,14 +76,20 @@ class RemoteShareStore:
         async with self._connecting:
             if self._stream is not None:
                 return self._stream
+            wait = self._retry_at - trio.current_time()
+            if wait > 0:  # back off: a friend who is away is not dialled in a tight loop
+                raise PeerError(f"Friend {self.name} is unreachable; next try in {wait:.0f} s.")
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     await self._host.connect(self._peer)
                     stream = await self._host.new_stream(self._peer.peer_id, [PROTOCOL])
             except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
-                raise PeerError(
-                    f"Friend {self.name} cannot be reached: {exc or 'timeout'}."
-                ) from exc
+                delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
+                self._failures += 1
+                self._retry_at = trio.current_time() + delay
+                reason = str(exc) or "no answer in time"
+                raise PeerError(f"Friend {self.name} cannot be reached: {reason}.") from exc
+            self._failures, self._retry_at = 0, 0.0
             self._stream = stream
             self._nursery.start_soon(self._read_responses, stream)
             await self._call(Op.HELLO, self._certificate)

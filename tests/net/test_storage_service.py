@@ -124,3 +124,24 @@ async def test_a_plaintext_only_peer_cannot_connect(friend):
             await insecure.connect(friend.info)
         with pytest.raises(SwarmException):
             await insecure.new_stream(friend.info.peer_id, [PROTOCOL])
+
+
+async def test_an_absent_friend_is_retried_with_backoff(friend, tmp_path):
+    from libp2p.peer.peerinfo import PeerInfo
+
+    from p2pbackup.core.certificate import issue_certificate
+    from p2pbackup.net.client import remote_store
+    from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+
+    identity = NodeIdentity.from_seed(b"z" * 32)
+    host = build_host(identity)
+    cert = issue_certificate(OWNER, identity.node_key, "laptop", 1)
+    nowhere = PeerInfo(friend.info.peer_id, [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/9")])
+    async with (
+        host.run(listen_addrs(LOOPBACK)),
+        remote_store(host, nowhere, "away", cert, OWNER.signing_key) as store,
+    ):
+        with pytest.raises(PeerError, match="cannot be reached"):
+            await store.stat()
+        with pytest.raises(PeerError, match="next try in"):
+            await store.stat()  # fails fast during the back-off, no new dial

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 
 import trio
@@ -11,10 +12,11 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.core.pairing import parse_code
 from p2pbackup.core.placement import format_size, parse_size
-from p2pbackup.daemon.node import running_node
+from p2pbackup.daemon.node import probe_friends, running_node
 from p2pbackup.errors import ConfigError
 from p2pbackup.net import invite
 from p2pbackup.storage.catalog import Catalog
+from p2pbackup.storage.store import Usage
 
 DEFAULT_OFFER = "20G"
 
@@ -151,29 +153,44 @@ def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:
 def run_friends(args: argparse.Namespace) -> int:
     from p2pbackup.storage.sharepool import SharePool
 
-    catalog, pool_path = _catalog(args)
-    pool = SharePool(pool_path, lambda owner: 0)
-    rows = [
-        {
-            "name": f.name,
-            "owner_id": f.owner_id.hex(),
-            "node_ids": list(f.node_ids),
-            "addresses": list(f.addresses),
-            "i_store_for_them": pool.used(f.owner_id),
-            "i_give": f.i_give,
-            "they_give": f.they_give,
-        }
-        for f in catalog.friends()
-    ]
-    lines = [f"{'friend':16} {'I store for them':>24} {'they give me':>14}"]
-    lines += [
-        f"{r['name'][:16]:16} {format_size(r['i_store_for_them']):>10} of "
-        f"{format_size(r['i_give']):>10} {format_size(r['they_give']):>14}"
-        for r in rows
-    ]
-    emit(
-        args, rows, "\n".join(lines) if rows else "No friends yet: 'p2pbackup invite' makes a code."
-    )
+    profile = profile_of(args).require()
+    catalog = Catalog(profile.path("catalog.sqlite"))
+    pool = SharePool(profile.path("pool"), lambda owner: 0)
+    remote: dict[bytes, Usage | None] = {}
+    if catalog.friends():
+
+        async def _probe() -> None:
+            async with running_node(profile) as node:
+                remote.update(await probe_friends(node))
+
+        with contextlib.suppress(ConfigError):  # a daemon holds the profile: catalog only
+            trio.run(_probe)
+    rows = []
+    for f in catalog.friends():
+        usage = remote.get(f.owner_id)
+        rows.append(
+            {
+                "name": f.name,
+                "owner_id": f.owner_id.hex(),
+                "node_ids": list(f.node_ids),
+                "addresses": list(f.addresses),
+                "online": (usage is not None) if remote else None,
+                "i_store_for_them": pool.used(f.owner_id),
+                "i_give": f.i_give,
+                "they_store_for_me": usage.used if usage else None,
+                "they_give": usage.quota if usage else f.they_give,
+            }
+        )
+    lines = [f"{'friend':16} {'online':7} {'I store for them':>22}  {'they store for me':>22}"]
+    for r in rows:
+        online = {True: "yes", False: "no", None: "?"}[r["online"]]
+        theirs = "?" if r["they_store_for_me"] is None else format_size(r["they_store_for_me"])
+        lines.append(
+            f"{r['name'][:16]:16} {online:7} {format_size(r['i_store_for_them']):>9} of "
+            f"{format_size(r['i_give']):>9}  {theirs:>9} of {format_size(r['they_give']):>9}"
+        )
+    none = "No friends yet: 'p2pbackup invite' makes a code."
+    emit(args, rows, "\n".join(lines) if rows else none)
     return 0
 
 

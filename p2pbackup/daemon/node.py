@@ -14,18 +14,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import trio
 from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
 
 from p2pbackup.core.certificate import issue_certificate, verify_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
+from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import invite
+from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import DEFAULT_LISTEN, NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 from p2pbackup.net.service import StorageService
-from p2pbackup.storage.catalog import Catalog
+from p2pbackup.storage.catalog import Catalog, Friend
 from p2pbackup.storage.profile import Profile, write_private
 from p2pbackup.storage.sharepool import SharePool
+from p2pbackup.storage.store import Usage
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +145,40 @@ def _with_ports(wanted: list[str], actual: list[str]) -> list[str]:
     if not ports:
         return wanted
     return [a[: -len("/tcp/0")] + f"/tcp/{ports[0]}" if a.endswith("/tcp/0") else a for a in wanted]
+
+
+def peer_info_of(friend: Friend) -> PeerInfo | None:
+    """Where a friend's node was last known, as libp2p dials it."""
+    addrs = []
+    for address in friend.addresses:
+        try:
+            addrs.append(Multiaddr(address.split("/p2p/")[0]))
+        except Exception:  # a damaged address in the catalog: skip it
+            continue
+    if not friend.node_ids or not addrs:
+        return None
+    return PeerInfo(ID.from_base58(friend.node_ids[0]), addrs)
+
+
+async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage | None]:
+    """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
+    results: dict[bytes, Usage | None] = {}
+
+    async def _one(friend: Friend) -> None:
+        results[friend.owner_id] = None
+        peer = peer_info_of(friend)
+        if peer is None:
+            return
+        async with remote_store(
+            node.host, peer, friend.name, node.certificate, node.keys.signing_key
+        ) as store:
+            with trio.move_on_after(timeout):
+                try:
+                    results[friend.owner_id] = await store.stat()
+                except P2PBackupError as exc:
+                    log.info("friend %s: %s", friend.name, exc.message)
+
+    async with trio.open_nursery() as nursery:
+        for friend in node.catalog.friends():
+            nursery.start_soon(_one, friend)
+    return results

@@ -66,6 +66,15 @@ def test_pairing_with_the_right_code(profiles):
         1 << 30,
         2 << 30,
     )
+    assert bob_seen["online"] is False  # Bob's node is not running
+    daemon = subprocess.Popen([*CLI, "--home", bob, "daemon"], stdout=subprocess.PIPE, text=True)
+    try:
+        daemon.stdout.readline()  # listening again, on the port it remembered
+        (bob_seen,) = json.loads(_run("--home", ann, "friends", "--json").stdout)
+        assert bob_seen["online"] is True
+        assert (bob_seen["they_store_for_me"], bob_seen["they_give"]) == (0, 2 << 30)
+    finally:
+        daemon.kill()
     _run("--home", ann, "quota", "Bob", "500M")
     (bob_seen,) = json.loads(_run("--home", ann, "friends", "--json").stdout)
     assert bob_seen["i_give"] == 500 << 20

@@ -7,14 +7,13 @@ import contextlib
 import shutil
 
 import trio
-from libp2p.peer.peerinfo import info_from_p2p_addr
 
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.core.pairing import parse_code
 from p2pbackup.core.placement import format_size, parse_size
 from p2pbackup.daemon.node import probe_friends, running_node
-from p2pbackup.errors import ConfigError
-from p2pbackup.net import invite
+from p2pbackup.errors import ConfigError, PairingError, PeerError
+from p2pbackup.net import discovery, invite
 from p2pbackup.storage.catalog import Catalog
 from p2pbackup.storage.store import Usage
 
@@ -29,6 +28,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         action="append",
         metavar="MULTIADDR",
         help="where to listen (default /ip4/0.0.0.0/tcp/0; the port is kept)",
+    )
+    daemon.add_argument(
+        "--serve-rendezvous",
+        action="store_true",
+        help="be a rendezvous point where friends' nodes find each other",
+    )
+    daemon.add_argument(
+        "--rendezvous",
+        metavar="MULTIADDR",
+        help="a rendezvous point (a friend's always-on node); remembered in the profile",
     )
     daemon.set_defaults(run=run_daemon)
 
@@ -47,6 +56,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="how long the code stays valid (default 10)",
     )
     inv.add_argument("--listen", action="append", metavar="MULTIADDR")
+    inv.add_argument(
+        "--rendezvous",
+        metavar="MULTIADDR",
+        help="a rendezvous point (a friend's always-on node); remembered in the profile",
+    )
     inv.set_defaults(run=run_invite)
 
     join = commands.add_parser("join", help="pair with a friend using their invite code")
@@ -54,7 +68,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     join.add_argument("code", help="the code your friend's invite printed")
     join.add_argument(
         "--peer",
-        required=True,
         metavar="MULTIADDR",
         help="your friend's address, ending in /p2p/<node id> ('p2pbackup id' prints it)",
     )
@@ -65,6 +78,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help=f"space you give this friend (default {DEFAULT_OFFER})",
     )
     join.add_argument("--listen", action="append", metavar="MULTIADDR")
+    join.add_argument(
+        "--rendezvous",
+        metavar="MULTIADDR",
+        help="a rendezvous point (a friend's always-on node); remembered in the profile",
+    )
     join.set_defaults(run=run_join)
 
     friends = commands.add_parser("friends", help="list friends and quotas")
@@ -83,41 +101,56 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     unfriend.set_defaults(run=run_unfriend)
 
 
+def _node(args: argparse.Namespace, serve_rendezvous: bool = False):
+    return running_node(profile_of(args), args.listen, args.rendezvous, serve_rendezvous)
+
+
 def run_daemon(args: argparse.Namespace) -> int:
     async def _main() -> None:
-        async with running_node(profile_of(args), args.listen) as node:
-            print(f"p2pbackup node {node.peer_id} running; Ctrl-C stops it.", flush=True)
+        async with _node(args, args.serve_rendezvous) as node:
+            role = " and rendezvous point" if args.serve_rendezvous else ""
+            print(f"p2pbackup node{role} {node.peer_id} running; Ctrl-C stops it.", flush=True)
             await trio.sleep_forever()
 
     trio.run(_main)
     return 0
 
 
-def _friend_json(card, i_give: int) -> dict:
-    return {
+def _paired(args: argparse.Namespace, card, offer: int) -> int:
+    data = {
+        "paired": True,
         "name": card.name,
         "owner_id": card.owner_id.hex(),
         "they_give": card.offered_quota,
-        "i_give": i_give,
+        "i_give": offer,
     }
+    emit(
+        args,
+        data,
+        f"Paired with {card.name}. You give them {format_size(offer)}; they give "
+        f"you {format_size(card.offered_quota)}.",
+    )
+    return 0
 
 
 def run_invite(args: argparse.Namespace) -> int:
     offer = parse_size(args.offer)
 
     async def _main() -> int:
-        async with running_node(profile_of(args), args.listen) as node:
+        async with _node(args) as node:
             code = node.invites.create(node.card(offer), validity=args.minutes * 60)
+            point = node.rendezvous()
+            if point is not None:  # so a friend elsewhere finds us with the code alone
+                namespace = discovery.invite_namespace(code.nameplate)
+                await discovery.register(node.host, point, namespace)
             print(code, flush=True)  # alone on the first line, for scripts
-            card = await node.invites.wait(code)
+            try:
+                card = await node.invites.wait(code)
+            finally:
+                if point is not None:
+                    await discovery.unregister(node.host, point, namespace)
             node.remember_friend(card, offer)
-            emit(
-                args,
-                {"paired": True, **_friend_json(card, offer)},
-                f"Paired with {card.name}. You give them {format_size(offer)}; they give you "
-                f"{format_size(card.offered_quota)}.",
-            )
-            return 0
+            return _paired(args, card, offer)
 
     return trio.run(_main)
 
@@ -125,24 +158,36 @@ def run_invite(args: argparse.Namespace) -> int:
 def run_join(args: argparse.Namespace) -> int:
     code = parse_code(args.code)
     offer = parse_size(args.offer)
-    try:
-        peer = info_from_p2p_addr(__import__("multiaddr").Multiaddr(args.peer))
-    except Exception as exc:  # multiaddr/peer-id parsing raise assorted errors
-        raise ConfigError(f"{args.peer!r} is not a friend's address ending in /p2p/<id>.") from exc
+    peer = discovery.rendezvous_peer(args.peer) if args.peer else None
 
     async def _main() -> int:
-        async with running_node(profile_of(args), args.listen) as node:
-            card = await invite.join(node.host, peer, code, node.card(offer))
-            node.remember_friend(card, offer)
-            emit(
-                args,
-                {"paired": True, **_friend_json(card, offer)},
-                f"Paired with {card.name}. You give them {format_size(offer)}; they give you "
-                f"{format_size(card.offered_quota)}.",
-            )
-            return 0
+        async with _node(args) as node:
+            candidates = [peer] if peer else await _inviters(node, code.nameplate)
+            for candidate in candidates:
+                try:
+                    card = await invite.join(node.host, candidate, code, node.card(offer))
+                except PairingError as exc:
+                    if "unknown here" in exc.message and candidate is not candidates[-1]:
+                        continue  # another node with a pending invite: not ours
+                    raise
+                node.remember_friend(card, offer)
+                return _paired(args, card, offer)
+            raise PeerError("No node with that invite code was found at the rendezvous point.")
 
     return trio.run(_main)
+
+
+async def _inviters(node, nameplate: int) -> list:
+    point = node.rendezvous()
+    if point is None:
+        raise ConfigError(
+            "Give your friend's address with --peer (their 'p2pbackup id' prints it), or a "
+            "rendezvous point with --rendezvous."
+        )
+    found = await discovery.discover(node.host, point, discovery.invite_namespace(nameplate))
+    if not found:
+        raise PeerError("No node with that invite code is registered at the rendezvous point.")
+    return found
 
 
 def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:

@@ -24,7 +24,7 @@ from p2pbackup.core.certificate import issue_certificate, verify_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.net import invite
+from p2pbackup.net import discovery, invite
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import DEFAULT_LISTEN, NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
@@ -84,6 +84,10 @@ class Node:
     def peer_id(self) -> str:
         return self.identity.peer_id.to_base58()
 
+    def rendezvous(self) -> PeerInfo | None:
+        address = self.profile.settings().get("rendezvous")
+        return discovery.rendezvous_peer(address) if address else None
+
     def addresses(self) -> list[str]:
         return [f"{a}" for a in self.host.get_addrs()]
 
@@ -113,11 +117,19 @@ def _peer_id_of(card: FriendCard) -> str:
 
 
 @asynccontextmanager
-async def running_node(profile: Profile, listen: list[str] | None = None) -> AsyncIterator[Node]:
-    """Start a node on ``profile``; the listen port chosen is remembered for next time."""
+async def running_node(
+    profile: Profile,
+    listen: list[str] | None = None,
+    rendezvous: str | None = None,
+    serve_rendezvous: bool = False,
+) -> AsyncIterator[Node]:
+    """Start a node on ``profile``; the listen port and the rendezvous point are remembered."""
     profile.require()
     if listen:
         profile.update_settings(listen=listen)
+    if rendezvous:
+        discovery.rendezvous_peer(rendezvous)  # refuse a bad address before remembering it
+        profile.update_settings(rendezvous=rendezvous)
     addresses = profile.settings().get("listen") or [DEFAULT_LISTEN]
     keys, identity, certificate = identity_of(profile)
     with profile.lock():
@@ -134,7 +146,18 @@ async def running_node(profile: Profile, listen: list[str] | None = None) -> Asy
                 if any(a.endswith("/tcp/0") for a in addresses):
                     profile.update_settings(listen=_with_ports(addresses, chosen))
                 log.info("node %s listening on %s", identity.peer_id, chosen)
-                yield Node(profile, keys, identity, certificate, catalog, pool, host, invites)
+                if serve_rendezvous:
+                    discovery.serve(host)
+                node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
+                point = node.rendezvous()
+                if point is not None:
+                    try:
+                        await discovery.register(
+                            host, point, discovery.node_namespace(host.get_id())
+                        )
+                    except P2PBackupError as exc:
+                        log.warning("rendezvous: %s", exc.message)
+                yield node
         finally:
             catalog.close()
 

@@ -132,3 +132,35 @@ def test_init_recover_reads_the_phrase_and_gives_the_same_owner(tmp_path):
         timeout=60,
     )
     assert typo.returncode != 0 and "Word 24" in typo.stderr
+
+
+def test_pairing_through_a_rendezvous_point_with_the_code_alone(profiles, tmp_path):
+    ann, bob = profiles
+    point_home = str(tmp_path / "point")
+    _run("--home", point_home, "init", "--name", "Point")
+    point = subprocess.Popen(
+        [*CLI, "--home", point_home, "daemon", "--serve-rendezvous", "--listen", LOOPBACK],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        point.stdout.readline()
+        address = json.loads(_run("--home", point_home, "id", "--json").stdout)["addresses"][0]
+        inviter = subprocess.Popen(
+            [*CLI, "--home", ann, "invite", "--listen", LOOPBACK, "--rendezvous", address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        code = inviter.stdout.readline().strip()
+        joined = _run(
+            "--home", bob, "join", code, "--listen", LOOPBACK, "--rendezvous", address, "--json"
+        )
+        inviter.communicate(timeout=30)
+        assert inviter.returncode == 0
+        assert json.loads(joined.stdout)["name"] == "Ann"
+        # A node that knows neither the inviter's address nor a rendezvous point says so.
+        without = _run("--home", point_home, "join", code, check=False)
+        assert without.returncode != 0 and "--rendezvous" in without.stderr
+    finally:
+        point.kill()

@@ -1,0 +1,90 @@
+"""Finding nodes through a rendezvous point.
+
+Any node started with ``--serve-rendezvous`` (a friend's always-on node, a
+small server) is one. Nodes pointed at it with ``--rendezvous MULTIADDR``
+register there, so friends on other networks can find them:
+
+- ``p2pbackup/invite/<nameplate>`` while an invite is pending, so a joiner
+  with nothing but the code finds the inviter;
+- ``p2pbackup/node/<peer id>`` while a node runs, so friends find it again
+  after its address changed.
+
+The namespaces carry no secret: the words of an invite code never leave the
+two friends' machines.
+"""
+
+from __future__ import annotations
+
+import trio
+from libp2p.abc import IHost
+from libp2p.discovery.rendezvous.client import RendezvousClient
+from libp2p.discovery.rendezvous.errors import RendezvousError
+from libp2p.discovery.rendezvous.service import RendezvousService
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from multiaddr import Multiaddr
+
+from p2pbackup.errors import ConfigError, PeerError
+
+TIMEOUT = 10
+TTL = 2 * 3600
+
+
+def invite_namespace(nameplate: int) -> str:
+    return f"p2pbackup/invite/{nameplate}"
+
+
+def node_namespace(peer_id: ID) -> str:
+    return f"p2pbackup/node/{peer_id.to_base58()}"
+
+
+def serve(host: IHost) -> RendezvousService:
+    """Make ``host`` a rendezvous point (registrations live in memory)."""
+    return RendezvousService(host)
+
+
+def rendezvous_peer(address: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(Multiaddr(address))
+    except Exception as exc:  # multiaddr and peer-id parsing raise assorted errors
+        raise ConfigError(
+            f"{address!r} is not a rendezvous address ending in /p2p/<node id>."
+        ) from exc
+
+
+async def _client(host: IHost, point: PeerInfo) -> RendezvousClient:
+    try:
+        with trio.fail_after(TIMEOUT):
+            await host.connect(point)
+    except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+        raise PeerError(f"The rendezvous point cannot be reached: {exc or 'timeout'}.") from exc
+    return RendezvousClient(host, point.peer_id)
+
+
+async def register(host: IHost, point: PeerInfo, namespace: str) -> None:
+    client = await _client(host, point)
+    try:
+        with trio.fail_after(TIMEOUT):
+            await client.register(namespace, TTL)
+    except (RendezvousError, BaseLibp2pError, ValueError, trio.TooSlowError) as exc:
+        raise PeerError(f"The rendezvous point refused to register us: {exc}.") from exc
+
+
+async def unregister(host: IHost, point: PeerInfo, namespace: str) -> None:
+    client = await _client(host, point)
+    try:
+        with trio.fail_after(TIMEOUT):
+            await client.unregister(namespace)
+    except (RendezvousError, BaseLibp2pError, trio.TooSlowError):
+        pass  # registrations expire anyway
+
+
+async def discover(host: IHost, point: PeerInfo, namespace: str) -> list[PeerInfo]:
+    client = await _client(host, point)
+    try:
+        with trio.fail_after(TIMEOUT):
+            peers, _ = await client.discover(namespace)
+    except (RendezvousError, BaseLibp2pError, trio.TooSlowError) as exc:
+        raise PeerError(f"The rendezvous point did not answer: {exc}.") from exc
+    return [p for p in peers if p.peer_id != host.get_id() and p.addrs]

@@ -159,8 +159,12 @@ def test_pairing_through_a_rendezvous_point_with_the_code_alone(profiles, tmp_pa
         inviter.communicate(timeout=30)
         assert inviter.returncode == 0
         assert json.loads(joined.stdout)["name"] == "Ann"
+        busy = _run("--home", point_home, "join", code, check=False)
+        assert busy.returncode != 0 and "already running on this profile" in busy.stderr
         # A node that knows neither the inviter's address nor a rendezvous point says so.
-        without = _run("--home", point_home, "join", code, check=False)
+        carol = str(tmp_path / "carol")
+        _run("--home", carol, "init")
+        without = _run("--home", carol, "join", code, check=False)
         assert without.returncode != 0 and "--rendezvous" in without.stderr
     finally:
         point.kill()

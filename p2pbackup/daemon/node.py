@@ -183,13 +183,33 @@ def peer_info_of(friend: Friend) -> PeerInfo | None:
     return PeerInfo(ID.from_base58(friend.node_ids[0]), addrs)
 
 
+async def locate(node: Node, friend: Friend) -> PeerInfo | None:
+    """A friend's node at its remembered addresses, and wherever the rendezvous point
+    last saw it (remembered from now on): friends move between networks."""
+    peer = peer_info_of(friend)
+    point = node.rendezvous()
+    if point is None or not friend.node_ids:
+        return peer
+    peer_id = ID.from_base58(friend.node_ids[0])
+    try:
+        found = await discovery.discover(node.host, point, discovery.node_namespace(peer_id))
+    except P2PBackupError as exc:
+        log.info("rendezvous lookup of %s: %s", friend.name, exc.message)
+        return peer
+    fresh = [a for p in found if p.peer_id == peer_id for a in p.addrs]
+    if not fresh:
+        return peer
+    node.catalog.set_addresses(friend.owner_id, [f"{a}/p2p/{peer_id}" for a in fresh])
+    return PeerInfo(peer_id, [*fresh, *(a for a in (peer.addrs if peer else []) if a not in fresh)])
+
+
 async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage | None]:
     """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
     results: dict[bytes, Usage | None] = {}
 
     async def _one(friend: Friend) -> None:
         results[friend.owner_id] = None
-        peer = peer_info_of(friend)
+        peer = await locate(node, friend)
         if peer is None:
             return
         async with remote_store(

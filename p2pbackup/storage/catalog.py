@@ -97,6 +97,12 @@ class Catalog:
     def set_quota(self, owner_id: bytes, i_give: int) -> None:
         self._db.execute("UPDATE friends SET i_give = ? WHERE owner_id = ?", (i_give, owner_id))
 
+    def set_addresses(self, owner_id: bytes, addresses: list[str]) -> None:
+        self._db.execute(
+            "UPDATE friends SET addresses = ? WHERE owner_id = ?",
+            (json.dumps(addresses), owner_id),
+        )
+
     def remove_friend(self, owner_id: bytes) -> None:
         self._db.execute("DELETE FROM friends WHERE owner_id = ?", (owner_id,))
 

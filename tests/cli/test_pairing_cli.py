@@ -159,6 +159,16 @@ def test_pairing_through_a_rendezvous_point_with_the_code_alone(profiles, tmp_pa
         inviter.communicate(timeout=30)
         assert inviter.returncode == 0
         assert json.loads(joined.stdout)["name"] == "Ann"
+        # Bob's node moves to another port; Ann finds it again through the point.
+        moved = subprocess.Popen(
+            [*CLI, "--home", bob, "daemon", "--listen", LOOPBACK], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            moved.stdout.readline()
+            (bob_seen,) = json.loads(_run("--home", ann, "friends", "--json").stdout)
+            assert bob_seen["online"] is True
+        finally:
+            moved.kill()
         busy = _run("--home", point_home, "join", code, check=False)
         assert busy.returncode != 0 and "already running on this profile" in busy.stderr
         # A node that knows neither the inviter's address nor a rendezvous point says so.

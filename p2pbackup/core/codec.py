@@ -21,6 +21,15 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
+def zigzag(value: int) -> int:
+    """A signed integer as an unsigned one for a varint: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ..."""
+    return value * 2 if value >= 0 else -value * 2 - 1
+
+
+def unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -(value >> 1) - 1
+
+
 class Writer:
     """Appends encoded values to one growing buffer."""
 

@@ -61,7 +61,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
 from p2pbackup.core import signing
-from p2pbackup.core.codec import Reader, Writer
+from p2pbackup.core.codec import Reader, Writer, unzigzag, zigzag
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.errors import IntegrityError
 
@@ -110,7 +110,7 @@ class SnapshotRef:
             raise ValueError("snapshot generation or creation time out of range")
 
     def write_to(self, w: Writer) -> None:
-        w.raw(self.snapshot_id).varint(self.generation).varint(_zigzag(self.created_at_ns))
+        w.raw(self.snapshot_id).varint(self.generation).varint(zigzag(self.created_at_ns))
         self.manifest.write_to(w)
 
     @classmethod
@@ -214,7 +214,7 @@ class HeadBody:
             friend.write_to(w)
         w.u8(self.catalog is not None)
         if self.catalog is not None:
-            w.varint(_zigzag(self.catalog.created_at_ns))
+            w.varint(zigzag(self.catalog.created_at_ns))
             self.catalog.descriptor.write_to(w)
         return w.getvalue()
 
@@ -380,16 +380,8 @@ def _check_key(head_key: bytes) -> None:
 
 
 def _read_int64(r: Reader, field: str) -> int:
-    return _unzigzag(r.varint(field))  # every u64 maps into the int64 range
+    return unzigzag(r.varint(field))  # every u64 maps into the int64 range
 
 
 def _fits_int64(value: int) -> bool:
     return -(2**63) <= value < 2**63
-
-
-def _zigzag(value: int) -> int:
-    return value * 2 if value >= 0 else -value * 2 - 1
-
-
-def _unzigzag(value: int) -> int:
-    return value >> 1 if not value & 1 else -(value >> 1) - 1

@@ -63,7 +63,7 @@ from enum import IntEnum
 from itertools import pairwise
 from operator import attrgetter
 
-from p2pbackup.core.codec import Reader, Writer
+from p2pbackup.core.codec import Reader, Writer, unzigzag, zigzag
 from p2pbackup.core.refs import ID_SIZE, MAX_RECORD_LENGTH, BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.errors import FormatError
 
@@ -263,7 +263,7 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         w = Writer().raw(MAGIC).u8(VERSION).raw(self.snapshot_id)
-        w.varint(self.generation).varint(_zigzag(self.created_at_ns)).text(self.device)
+        w.varint(self.generation).varint(zigzag(self.created_at_ns)).text(self.device)
         w.varint(len(self.parents))
         for parent in self.parents:
             w.raw(parent)
@@ -280,7 +280,7 @@ class Manifest:
             path = _encode_name(entry.path, "path")
             shared = _shared_prefix(previous, path)
             w.varint(shared).blob(path[shared:])
-            w.u8(entry.type).varint(entry.mode).varint(_zigzag(entry.mtime_ns)).varint(entry.size)
+            w.u8(entry.type).varint(entry.mode).varint(zigzag(entry.mtime_ns)).varint(entry.size)
             if entry.type is EntryType.SYMLINK:
                 w.blob(_encode_name(entry.target, "target"))
             elif entry.chain:
@@ -304,7 +304,7 @@ class Manifest:
             r.version(VERSION)
             snapshot_id = r.raw(SNAPSHOT_ID_SIZE, "snapshot id")
             generation = r.varint("generation", MAX_GENERATION)
-            created_at_ns = _unzigzag(r.varint("creation time"))
+            created_at_ns = unzigzag(r.varint("creation time"))
             device = r.text("device name", MAX_DEVICE_BYTES)
             parents = tuple(
                 r.raw(SNAPSHOT_ID_SIZE, "parent id")
@@ -363,7 +363,7 @@ def _read_entries(r: Reader, records: tuple[RecordDescriptor, ...]) -> tuple[Ent
         if entry_type is None:
             raise r.fail("an entry type is unknown")
         mode = varint("mode", MAX_MODE)
-        mtime_ns = _unzigzag(varint("mtime"))
+        mtime_ns = unzigzag(varint("mtime"))
         size = varint("size", MAX_SIZE)
         target, rev_id, chain = "", b"", ()
         if entry_type is EntryType.SYMLINK:
@@ -526,11 +526,3 @@ def _shared_prefix(a: bytes, b: bytes) -> int:
 
 def _fits_int64(value: int) -> bool:
     return -(2**63) <= value < 2**63
-
-
-def _zigzag(value: int) -> int:
-    return value * 2 if value >= 0 else -value * 2 - 1
-
-
-def _unzigzag(value: int) -> int:
-    return value >> 1 if not value & 1 else -(value >> 1) - 1

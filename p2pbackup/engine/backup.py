@@ -16,7 +16,6 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import nacl.utils
 import trio
 
 from p2pbackup.core import delta as deltas
@@ -363,7 +362,3 @@ class _Once:
         if self._fn is not None:
             fn, self._fn = self._fn, None
             fn()
-
-
-def new_snapshot_id() -> bytes:
-    return nacl.utils.random(16)

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.core import manifest as manifest_module
-from p2pbackup.core.codec import Reader
 from p2pbackup.core.manifest import (
     ChainStep,
     Entry,
@@ -21,7 +20,7 @@ from p2pbackup.core.manifest import (
     diff,
 )
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
-from p2pbackup.errors import FormatError, P2PBackupError
+from p2pbackup.errors import FormatError
 
 FULL, DELTA, REVERSE = StorageKind.FULL, StorageKind.DELTA, StorageKind.REVERSE
 FILE, DIR, SYMLINK = EntryType.FILE, EntryType.DIR, EntryType.SYMLINK
@@ -258,19 +257,6 @@ def test_random_bytes_raise_only_format_errors(data):
     for candidate in (data, b"P2BM\x01" + data, SMALL.to_bytes()[:120] + data):
         with contextlib.suppress(FormatError):
             Manifest.from_bytes(candidate)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=12), st.integers(0, 2**64))
-def test_the_fast_reader_agrees_with_the_codec(data, maximum):
-    results = []
-    for reader_class in (Reader, manifest_module._FastReader):
-        r = reader_class(data, "x")
-        try:
-            results.append((r.varint("v", maximum), r.u8("b"), r.pos))
-        except P2PBackupError as exc:
-            results.append((type(exc), str(exc)))
-    assert results[0] == results[1]
 
 
 def test_a_newer_version_is_refused_with_a_clear_message():

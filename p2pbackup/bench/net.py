@@ -30,6 +30,7 @@ from p2pbackup.storage.store import ShareKey
 
 MiB = 1024 * 1024
 CLI = [sys.executable, "-m", "p2pbackup.cli.main"]
+ENV = {**os.environ, "P2PBACKUP_MDNS": "0"}  # everything stays on 127.0.0.1
 IN_FLIGHT = 16  # requests in flight per friend
 
 
@@ -41,7 +42,7 @@ def _start_friend(home: str, owner: OwnerKeys) -> tuple[subprocess.Popen, str]:
     catalog.close()
     process = subprocess.Popen(
         [*CLI, "--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
     )  # fmt: skip
     process.stdout.readline()  # "... running": listening, port remembered
     address = json.loads(

@@ -177,17 +177,30 @@ def run_join(args: argparse.Namespace) -> int:
     return trio.run(_main)
 
 
+LAN_WAIT = 8.0  # seconds to listen for nodes on the local network
+
+
 async def _inviters(node, nameplate: int) -> list:
     point = node.rendezvous()
-    if point is None:
+    if point is not None:
+        found = await discovery.discover(node.host, point, discovery.invite_namespace(nameplate))
+        if not found:
+            raise PeerError("No node with that invite code is registered at the rendezvous point.")
+        return found
+    if node.lan is None:
         raise ConfigError(
             "Give your friend's address with --peer (their 'p2pbackup id' prints it), or a "
             "rendezvous point with --rendezvous."
         )
-    found = await discovery.discover(node.host, point, discovery.invite_namespace(nameplate))
-    if not found:
-        raise PeerError("No node with that invite code is registered at the rendezvous point.")
-    return found
+    with trio.move_on_after(LAN_WAIT):
+        while not node.lan.peers():
+            await trio.sleep(0.1)
+    if not node.lan.peers():
+        raise PeerError(
+            "No p2pbackup node was heard on this network. Check that your friend's invite is "
+            "still waiting, or give their address with --peer."
+        )
+    return node.lan.peers()
 
 
 def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:

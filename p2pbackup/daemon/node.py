@@ -8,10 +8,11 @@ is held, so two nodes never share a profile.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -35,6 +36,10 @@ from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import Usage
 
 log = logging.getLogger(__name__)
+
+# mDNS is on unless this is "0": friends on one LAN find each other with no
+# configuration. Tests turn it off, so nothing multicasts outside their namespace.
+MDNS_ENV = "P2PBACKUP_MDNS"
 
 
 def device_name(profile: Profile) -> str:
@@ -79,6 +84,7 @@ class Node:
     pool: SharePool
     host: IHost
     invites: invite.Invites
+    lan: discovery.LanPeers | None = None  # nodes heard by mDNS, when it is on
 
     @property
     def peer_id(self) -> str:
@@ -132,11 +138,12 @@ async def running_node(
         profile.update_settings(rendezvous=rendezvous)
     addresses = profile.settings().get("listen") or [DEFAULT_LISTEN]
     keys, identity, certificate = identity_of(profile)
-    with profile.lock():
+    with profile.lock(), ExitStack() as stack:
         catalog = Catalog(profile.path("catalog.sqlite"))
         try:
             pool = SharePool(profile.path("pool"), lambda owner: catalog.quota_for(owner) or 0)
-            host = build_host(identity)
+            mdns = os.environ.get(MDNS_ENV, "1") != "0"
+            host = build_host(identity, mdns=mdns)
             service = StorageService(pool, catalog.quota_for, identity.node_key)
             invites = invite.Invites()
             host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
@@ -149,6 +156,8 @@ async def running_node(
                 if serve_rendezvous:
                     discovery.serve(host)
                 node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
+                if mdns:
+                    node.lan = stack.enter_context(discovery.LanPeers(host))
                 point = node.rendezvous()
                 if point is not None:
                     try:

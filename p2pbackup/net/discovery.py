@@ -1,4 +1,9 @@
-"""Finding nodes through a rendezvous point.
+"""Finding nodes: on the local network (mDNS), and through a rendezvous point.
+
+On a LAN nothing needs configuring: nodes started with mDNS announce
+themselves, and a joiner tries each node it hears until one knows the
+invite's nameplate (a node that does not have it says so without using any
+code up).
 
 Any node started with ``--serve-rendezvous`` (a friend's always-on node, a
 small server) is one. Nodes pointed at it with ``--rendezvous MULTIADDR``
@@ -15,8 +20,11 @@ two friends' machines.
 
 from __future__ import annotations
 
+import threading
+
 import trio
 from libp2p.abc import IHost
+from libp2p.discovery.events.peerDiscovery import peerDiscovery
 from libp2p.discovery.rendezvous.client import RendezvousClient
 from libp2p.discovery.rendezvous.errors import RendezvousError
 from libp2p.discovery.rendezvous.service import RendezvousService
@@ -88,3 +96,31 @@ async def discover(host: IHost, point: PeerInfo, namespace: str) -> list[PeerInf
     except (RendezvousError, BaseLibp2pError, trio.TooSlowError) as exc:
         raise PeerError(f"The rendezvous point did not answer: {exc}.") from exc
     return [p for p in peers if p.peer_id != host.get_id() and p.addrs]
+
+
+class LanPeers:
+    """Nodes heard on the local network while in use (``with LanPeers(host) as lan``).
+
+    zeroconf reports from its own thread, hence the lock.
+    """
+
+    def __init__(self, host: IHost) -> None:
+        self._own = host.get_id()
+        self._lock = threading.Lock()
+        self._found: dict[ID, PeerInfo] = {}
+
+    def _heard(self, peer: PeerInfo) -> None:
+        if peer.peer_id != self._own and peer.addrs:
+            with self._lock:
+                self._found[peer.peer_id] = peer
+
+    def __enter__(self) -> LanPeers:
+        peerDiscovery.register_peer_discovered_handler(self._heard)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        peerDiscovery.unregister_peer_discovered_handler(self._heard)
+
+    def peers(self) -> list[PeerInfo]:
+        with self._lock:
+            return list(self._found.values())

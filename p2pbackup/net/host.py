@@ -79,11 +79,17 @@ def node_key_of(peer_id: ID) -> bytes:
     return public_key.to_bytes()
 
 
-def build_host(identity: NodeIdentity) -> IHost:
-    """A host that speaks Noise only (never plaintext) over TCP, with Yamux."""
+def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
+    """A host that speaks Noise only (never plaintext) over TCP, with Yamux.
+
+    With ``mdns`` it announces itself on the local network and hears others
+    (``discovery.LanPeers`` collects them).
+    """
     tuning.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise})
+    return new_host(
+        key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise}, enable_mDNS=mdns
+    )
 
 
 def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr]:

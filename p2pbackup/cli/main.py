@@ -9,6 +9,7 @@ import sys
 from p2pbackup import __version__
 from p2pbackup.cli import demo, friends, setup
 from p2pbackup.cli.common import add_home
+from p2pbackup.engine.failures import one_error
 from p2pbackup.errors import P2PBackupError
 
 
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.run(args)
+        with one_error():  # a failure inside the node's task group is still one error
+            return args.run(args)
     except P2PBackupError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": exc.message, "kind": type(exc).__name__}))

@@ -144,6 +144,8 @@ async def running_node(
             pool = SharePool(profile.path("pool"), lambda owner: catalog.quota_for(owner) or 0)
             mdns = os.environ.get(MDNS_ENV, "1") != "0"
             host = build_host(identity, mdns=mdns)
+            # Listen before the host starts: mDNS reports what it hears at once.
+            lan = stack.enter_context(discovery.LanPeers(host)) if mdns else None
             service = StorageService(pool, catalog.quota_for, identity.node_key)
             invites = invite.Invites()
             host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
@@ -156,8 +158,7 @@ async def running_node(
                 if serve_rendezvous:
                     discovery.serve(host)
                 node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
-                if mdns:
-                    node.lan = stack.enter_context(discovery.LanPeers(host))
+                node.lan = lan
                 point = node.rendezvous()
                 if point is not None:
                     try:

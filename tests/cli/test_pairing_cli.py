@@ -90,9 +90,13 @@ def test_a_wrong_code_fails_on_both_sides(profiles):
     joined = _run(
         "--home", bob, "join", wrong, "--peer", address, "--listen", LOOPBACK, check=False
     )
-    _, err = inviter.communicate(timeout=30)
+    out, err = inviter.communicate(timeout=30)
     assert joined.returncode != 0 and "does not match" in joined.stderr
-    assert inviter.returncode != 0 and "does not match" in err
+    # One line a person can read, not a traceback; with --json, the same words as JSON.
+    assert joined.stderr.startswith("p2pbackup: ") and len(joined.stderr.splitlines()) == 1
+    assert inviter.returncode == 6 and err == ""
+    error = json.loads(out.splitlines()[-1])
+    assert error["kind"] == "PairingError" and "does not match" in error["error"]
     assert json.loads(_run("--home", bob, "friends", "--json").stdout) == []
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,7 +25,7 @@ from p2pbackup.core.certificate import issue_certificate, verify_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.net import discovery, invite
+from p2pbackup.net import discovery, invite, relay
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import DEFAULT_LISTEN, NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
@@ -85,6 +85,19 @@ class Node:
     host: IHost
     invites: invite.Invites
     lan: discovery.LanPeers | None = None  # nodes heard by mDNS, when it is on
+    relay: relay.Relay | None = None
+
+    def via_relay(self, peer_id: ID) -> Callable[[], Awaitable[None]] | None:
+        """How to reach ``peer_id`` through the rendezvous point when it cannot be dialled."""
+        point = self.rendezvous()
+        if point is None or self.relay is None:
+            return None
+        node_relay = self.relay
+
+        async def _dial() -> None:
+            await node_relay.dial(point, peer_id)
+
+        return _dial
 
     @property
     def peer_id(self) -> str:
@@ -150,7 +163,10 @@ async def running_node(
             invites = invite.Invites()
             host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
             host.set_stream_handler(invite.PROTOCOL, invites.handle)
-            async with host.run(listen_addrs(addresses)):
+            async with (
+                host.run(listen_addrs(addresses)),
+                relay.relay(host, serve=serve_rendezvous) as node_relay,
+            ):
                 chosen = [str(a).split("/p2p/")[0] for a in host.get_addrs()]
                 if any(a.endswith("/tcp/0") for a in addresses):
                     profile.update_settings(listen=_with_ports(addresses, chosen))
@@ -158,13 +174,14 @@ async def running_node(
                 if serve_rendezvous:
                     discovery.serve(host)
                 node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
-                node.lan = lan
+                node.lan, node.relay = lan, node_relay
                 point = node.rendezvous()
-                if point is not None:
+                if point is not None:  # findable there, and reachable through it behind NAT
                     try:
                         await discovery.register(
                             host, point, discovery.node_namespace(host.get_id())
                         )
+                        await node_relay.reserve(point)
                     except P2PBackupError as exc:
                         log.warning("rendezvous: %s", exc.message)
                 yield node
@@ -223,7 +240,12 @@ async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage |
         if peer is None:
             return
         async with remote_store(
-            node.host, peer, friend.name, node.certificate, node.keys.signing_key
+            node.host,
+            peer,
+            friend.name,
+            node.certificate,
+            node.keys.signing_key,
+            via=node.via_relay(peer.peer_id),
         ) as store:
             with trio.move_on_after(timeout):
                 try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -53,8 +53,10 @@ class RemoteShareStore:
         certificate: bytes,
         signing_key: SigningKey,
         nursery: trio.Nursery,
+        via: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
+        self._via = via  # opens a relayed connection when the friend cannot be dialled
         self._host = host
         self._peer = peer
         self._certificate = certificate
@@ -81,7 +83,12 @@ class RemoteShareStore:
                 raise PeerError(f"Friend {self.name} is unreachable; next try in {wait:.0f} s.")
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
-                    await self._host.connect(self._peer)
+                    try:
+                        await self._host.connect(self._peer)
+                    except (BaseLibp2pError, OSError):
+                        if self._via is None:
+                            raise
+                        await self._via()
                     stream = await self._host.new_stream(self._peer.peer_id, [PROTOCOL])
             except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
                 delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
@@ -193,10 +200,15 @@ class RemoteShareStore:
 
 @asynccontextmanager
 async def remote_store(
-    host: IHost, peer: PeerInfo, name: str, certificate: bytes, signing_key: SigningKey
+    host: IHost,
+    peer: PeerInfo,
+    name: str,
+    certificate: bytes,
+    signing_key: SigningKey,
+    via: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[RemoteShareStore]:
     async with trio.open_nursery() as nursery:
-        store = RemoteShareStore(host, peer, name, certificate, signing_key, nursery)
+        store = RemoteShareStore(host, peer, name, certificate, signing_key, nursery, via)
         try:
             yield store
         finally:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # mDNS is on unless this is "0": friends on one LAN find each other with no
 # configuration. Tests turn it off, so nothing multicasts outside their namespace.
 MDNS_ENV = "P2PBACKUP_MDNS"
+LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
 
 
 def device_name(profile: Profile) -> str:
@@ -211,9 +212,15 @@ def peer_info_of(friend: Friend) -> PeerInfo | None:
 
 
 async def locate(node: Node, friend: Friend) -> PeerInfo | None:
-    """A friend's node at its remembered addresses, and wherever the rendezvous point
-    last saw it (remembered from now on): friends move between networks."""
+    """A friend's node at its remembered addresses, where mDNS hears it on this LAN, and
+    wherever the rendezvous point last saw it (remembered from now on): friends move."""
     peer = peer_info_of(friend)
+    heard = [p for p in (node.lan.peers() if node.lan else []) if str(p.peer_id) in friend.node_ids]
+    if heard:
+        known = peer.addrs if peer else []
+        peer = PeerInfo(
+            heard[0].peer_id, [*heard[0].addrs, *(a for a in known if a not in heard[0].addrs)]
+        )
     point = node.rendezvous()
     if point is None or not friend.node_ids:
         return peer
@@ -233,6 +240,11 @@ async def locate(node: Node, friend: Friend) -> PeerInfo | None:
 async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage | None]:
     """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
     results: dict[bytes, Usage | None] = {}
+    if node.lan is not None:  # give mDNS a moment to hear friends on this network
+        wanted = {n for f in node.catalog.friends() for n in f.node_ids}
+        with trio.move_on_after(LAN_LISTEN):
+            while not wanted <= {str(p.peer_id) for p in node.lan.peers()}:
+                await trio.sleep(0.1)
 
     async def _one(friend: Friend) -> None:
         results[friend.owner_id] = None

@@ -63,5 +63,24 @@ def test_join_finds_the_inviter_on_the_lan(namespace, tmp_path):
         assert json.loads(joined.stdout)["paired"] is True
         inviter.communicate(timeout=30)
         assert inviter.returncode == 0
+        # Bob's node comes back on another port; Ann hears it on the LAN.
+        daemon = subprocess.Popen(
+            [*namespace, *CLI, "--home", bob, "daemon", "--listen", LOOPBACK],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            daemon.stdout.readline()
+            friends = subprocess.run(
+                [*namespace, *CLI, "--home", ann, "friends", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            )
+            assert json.loads(friends.stdout)[0]["online"] is True, friends.stderr
+        finally:
+            daemon.kill()
     finally:
         inviter.kill()

@@ -27,7 +27,14 @@ from p2pbackup.core.pairing import FriendCard, make_card
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import discovery, invite, relay
 from p2pbackup.net.client import remote_store
-from p2pbackup.net.host import DEFAULT_LISTEN, NodeIdentity, build_host, listen_addrs
+from p2pbackup.net.host import (
+    DEFAULT_LISTEN,
+    NodeIdentity,
+    build_host,
+    expand_unspecified,
+    interface_addresses,
+    listen_addrs,
+)
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 from p2pbackup.net.service import StorageService
 from p2pbackup.storage.catalog import Catalog, Friend
@@ -71,7 +78,8 @@ def public_addresses(profile: Profile, peer_id: str) -> list[str]:
     for address in profile.settings().get("listen", [DEFAULT_LISTEN]):
         if address.endswith("/tcp/0"):
             continue  # never started: no port to tell yet
-        out.append(f"{address.replace('/ip4/0.0.0.0/', '/ip4/127.0.0.1/')}/p2p/{peer_id}")
+        for concrete in expand_unspecified([Multiaddr(address)], interface_addresses()):
+            out.append(f"{concrete}/p2p/{peer_id}")
     return out
 
 

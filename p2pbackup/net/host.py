@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import ifaddr
 import multiaddr
 import nacl.utils
 from libp2p import new_host
@@ -79,6 +80,31 @@ def node_key_of(peer_id: ID) -> bytes:
     return public_key.to_bytes()
 
 
+def interface_addresses() -> list[str]:
+    """This machine's IPv4 addresses, loopback last (what friends can actually dial)."""
+    found = {
+        ip.ip
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("169.254.")
+    }
+    return sorted(found, key=lambda ip: (ip.startswith("127."), ip))
+
+
+def expand_unspecified(
+    addrs: list[multiaddr.Multiaddr], interfaces: list[str]
+) -> list[multiaddr.Multiaddr]:
+    """``/ip4/0.0.0.0/...`` (listening everywhere) as one address per interface."""
+    out = []
+    for addr in addrs:
+        text = str(addr)
+        if text.startswith("/ip4/0.0.0.0/"):
+            out += [multiaddr.Multiaddr(text.replace("0.0.0.0", ip, 1)) for ip in interfaces]
+        else:
+            out.append(addr)
+    return out
+
+
 def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
     """A host that speaks Noise only (never plaintext) over TCP, with Yamux.
 
@@ -87,9 +113,15 @@ def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
     """
     tuning.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    host = new_host(
         key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise}, enable_mDNS=mdns
     )
+    # Listening on 0.0.0.0, the library would announce 0.0.0.0 (mDNS reads these raw
+    # listen addresses, friend cards and identify the advertised ones): say which
+    # interfaces instead, so a friend on another machine can dial them.
+    raw = host.get_transport_addrs
+    host.get_transport_addrs = lambda: expand_unspecified(raw(), interface_addresses())
+    return host
 
 
 def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr]:

@@ -44,7 +44,8 @@ def test_join_finds_the_inviter_on_the_lan(namespace, tmp_path):
     for home in (ann, bob):
         subprocess.run([*CLI, "--home", home, "init"], check=True, capture_output=True)
     inviter = subprocess.Popen(
-        [*namespace, *CLI, "--home", ann, "invite", "--listen", LOOPBACK],
+        # Listening everywhere, as by default: it must announce a dialable address.
+        [*namespace, *CLI, "--home", ann, "invite", "--listen", "/ip4/0.0.0.0/tcp/0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -35,3 +35,18 @@ def test_bad_listen_addresses_and_peer_ids_are_refused():
 
     with pytest.raises(PeerError):
         node_key_of(ID.from_pubkey(create_new_key_pair().public_key))
+
+
+def test_listening_everywhere_is_announced_per_interface():
+    from multiaddr import Multiaddr
+
+    from p2pbackup.net.host import expand_unspecified, interface_addresses
+
+    addrs = [Multiaddr("/ip4/0.0.0.0/tcp/4001"), Multiaddr("/ip4/10.1.2.3/tcp/5")]
+    assert [str(a) for a in expand_unspecified(addrs, ["192.168.1.9", "127.0.0.1"])] == [
+        "/ip4/192.168.1.9/tcp/4001",
+        "/ip4/127.0.0.1/tcp/4001",
+        "/ip4/10.1.2.3/tcp/5",
+    ]
+    found = interface_addresses()
+    assert "127.0.0.1" in found and found[-1].startswith("127.")

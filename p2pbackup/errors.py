@@ -43,6 +43,10 @@ class StorageError(P2PBackupError):
     exit_code = 5
 
 
+class SourceChangedError(StorageError):
+    """A file changed while it was being backed up; the next backup takes it."""
+
+
 class PairingError(P2PBackupError):
     """Pairing with a friend failed."""
 

@@ -31,6 +31,7 @@ from p2pbackup.engine.headstore import publish_snapshot
 from p2pbackup.engine.scanner import Found, root_labels, scan
 from p2pbackup.engine.state import BackupState, FileState
 from p2pbackup.engine.uploader import Uploader, split_segments
+from p2pbackup.errors import SourceChangedError
 from p2pbackup.storage.store import ShareStore
 
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
@@ -238,8 +239,16 @@ class Backup:
                 _read_signature, item.source, item.st.st_size <= SMALL_FILE, limiter=self._workers
             )
             entry, how = await self._store_revision(item, signature, data, previous, release)
-        except OSError as exc:
-            sink(FileSkipped(item.path, f"could not be read: {exc.strerror or exc}"))
+        except (OSError, SourceChangedError) as exc:
+            reason = (
+                exc.message
+                if isinstance(exc, SourceChangedError)
+                else f"could not be read: {exc.strerror or exc}"
+            )
+            if previous is not None:  # the snapshot keeps the version it had
+                self._entries[item.path] = previous.entry
+                reason += "; the previous version stays in this snapshot"
+            sink(FileSkipped(item.path, reason))
             return
         finally:
             release()

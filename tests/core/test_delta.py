@@ -1,25 +1,19 @@
-"""Chunking, signatures and deltas: exact rebuilds of every revision, small deltas, bad bytes."""
+"""Deltas: exact rebuilds of every revision, forward and reverse, small deltas, bad bytes."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pbackup.core.chunking import (
-    CHUNKER_V1,
-    ChunkStream,
-    Signature,
-    revision_id,
-    signature_of,
-)
+from p2pbackup.core.chunking import Signature, signature_of
 from p2pbackup.core.delta import (
     Copy,
+    Insert,
+    Literal,
     apply_delta,
     apply_delta_bytes,
     encode_delta,
@@ -27,31 +21,37 @@ from p2pbackup.core.delta import (
     parse_delta,
     plan_delta,
 )
-from p2pbackup.errors import IntegrityError, P2PBackupError
+from p2pbackup.errors import FormatError, IntegrityError, SourceChangedError
 
 FIXED = hashlib.shake_256(b"p2pbackup").digest(1 << 20)
+FIXED_SIGNATURE = signature_of(FIXED)
+INSERTED = hashlib.shake_256(b"four kibibytes").digest(4096)
 
 
-# --- fixed vectors ---
+def _h(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
 
 
-def test_chunk_boundaries_vector():
-    assert signature_of(FIXED).lengths == (
-        57803, 67549, 54669, 129189, 51545, 66677, 51557, 61545,
-        60021, 84532, 68420, 72546, 27186, 78718, 55723, 60896,
-    )  # fmt: skip
-    assert hashlib.blake2b(signature_of(FIXED).to_bytes(), digest_size=16).hexdigest() == (
-        "376494f3702b6d3ecc137e262c8f59bf"
-    )
+def _hand_made() -> tuple[bytes, bytes, bytes]:
+    """A tiny parent and new text with hand-made chunks: copy, insert, copy."""
+    base, new = b"abchello", b"helloxyabc"
+    parent = Signature((3, 5), (_h(b"abc"), _h(b"hello")))
+    target = Signature((5, 2, 3), (_h(b"hello"), _h(b"xy"), _h(b"abc")))
+    plan = plan_delta(parent, target)
+    return base, new, encode_delta(plan, lambda offset, length: new[offset : offset + length])
 
 
-def test_revision_id_vector():
-    assert revision_id(bytes(32), signature_of(FIXED)).hex() == (
-        "f8a7b630b1775097bc63f9daff7e65ee12a4dadc6e2b76e0770a3fe9ab96aafd"
-    )
+# --- fixed vectors: they fail if the delta layout or the planner changes ---
 
 
-def test_delta_bytes_vector():
+def test_small_delta_vector():
+    base, new, delta = _hand_made()
+    # P2BD v1, base 8, target 10, 3 ops: copy 3+5, insert 2 "xy", copy 0+3
+    assert delta.hex() == "5032424401080a0301030502027879010003"
+    assert apply_delta_bytes(delta, base) == new
+
+
+def test_all_literal_delta_vector():
     base = b"hello world, this is the base text"
     assert make_delta(signature_of(base), b"prefix " + base).hex() == (
         "503242440122290102297072656669782068656c6c6f20776f726c642c20746869732069732074686520"
@@ -59,42 +59,66 @@ def test_delta_bytes_vector():
     )
 
 
-# --- chunking ---
+def test_edited_text_delta_vector():
+    new = FIXED[:300_000] + INSERTED + FIXED[300_000:600_000] + FIXED[700_000:]
+    delta = make_delta(FIXED_SIGNATURE, new)
+    assert hashlib.blake2b(delta, digest_size=32).hexdigest() == (
+        "33c5cd2a400c9092a6459ab2f58ee905e5d307987e6a31ca3f788ad6a836bd78"
+    )
+    ops = parse_delta(delta).ops
+    assert [type(op) for op in ops] == [Copy, Literal, Copy, Literal, Copy]
+    assert apply_delta_bytes(delta, FIXED) == new
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 600_000), st.lists(st.integers(1, 300_000), max_size=8))
-def test_chunk_stream_equals_one_shot_chunking(size, cuts):
-    data = FIXED[:size]
-    one_shot = ChunkStream()
-    expected = [bytes(c) for c in one_shot.feed(data)] + [bytes(c) for c in one_shot.finish()]
-    stream, got, start = ChunkStream(), [], 0
-    for cut in [*sorted(c for c in cuts if c < size), size]:
-        got += [bytes(c) for c in stream.feed(data[start:cut])]
-        start = cut
-    got += [bytes(c) for c in stream.finish()]
-    assert got == expected
-    assert b"".join(got) == data
+# --- planning ---
 
 
-def test_chunks_respect_the_size_limits():
-    lengths = signature_of(os.urandom(4 << 20)).lengths
-    assert all(CHUNKER_V1.min <= n <= CHUNKER_V1.max for n in lengths[:-1])
+def test_the_plan_copies_known_chunks_and_inserts_the_rest():
+    plan = plan_delta(
+        Signature((3, 5), (_h(b"abc"), _h(b"hello"))),
+        Signature((5, 2, 3), (_h(b"hello"), _h(b"xy"), _h(b"abc"))),
+    )
+    assert plan.ops == (Copy(3, 5), Insert(5, 2), Copy(0, 3))
+    assert (plan.base_size, plan.target_size, plan.literal_bytes) == (8, 10, 2)
 
 
-def test_signature_round_trip_and_garbage():
-    sig = signature_of(FIXED)
-    assert Signature.from_bytes(sig.to_bytes()) == sig
-    with pytest.raises(P2PBackupError):
-        Signature.from_bytes(sig.to_bytes()[:-1])
+def test_repeated_chunks_coalesce_into_one_copy():
+    zeros = bytes(2 << 20)  # eight identical maximum-size chunks
+    plan = plan_delta(signature_of(zeros), signature_of(zeros + zeros[:300_000]))
+    assert plan.ops == (Copy(0, len(zeros)), Copy(0, 262_144), Insert(2_359_296, 37_856))
 
 
-# --- deltas ---
+def test_identical_content_is_one_copy():
+    plan = plan_delta(FIXED_SIGNATURE, FIXED_SIGNATURE)
+    assert plan.ops == (Copy(0, len(FIXED)),)
+    delta = make_delta(FIXED_SIGNATURE, FIXED)
+    assert len(delta) == plan.encoded_size() < 20
 
 
-def _edit(data: bytes, kind: str, rnd) -> bytes:
-    n = len(data)
-    at = rnd.randint(0, n)
+def test_no_parent_means_all_literal():
+    plan = plan_delta(Signature((), ()), FIXED_SIGNATURE)
+    assert plan.ops == (Insert(0, len(FIXED)),)
+    assert plan.literal_bytes == len(FIXED)
+
+
+def test_small_edits_give_small_deltas():
+    original = hashlib.shake_256(b"eight mebibytes").digest(8 << 20)
+    parent = signature_of(original)
+    mean = parent.size // len(parent.lengths)
+    middle = len(original) // 2
+    one_byte = original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1 :]
+    assert len(make_delta(parent, one_byte)) <= 2 * mean + 4096
+    inserted = make_delta(parent, INSERTED + original)
+    assert len(inserted) <= 2 * mean + 4096
+    ops = parse_delta(inserted).ops
+    assert [type(op) for op in ops] == [Literal, Copy]  # the rest is one copy
+
+
+# --- round trips ---
+
+
+def _edit(data: bytes, kind: str, rnd: random.Random) -> bytes:
+    at = rnd.randint(0, len(data))
     if kind == "insert_start":
         return rnd.randbytes(rnd.randint(1, 5000)) + data
     if kind == "insert_middle":
@@ -128,70 +152,113 @@ def test_every_revision_rebuilds_exactly_forward_and_reverse(edits, seed, repeti
     text = (b"the same line again\n" * 20_000) if repetitive else rnd.randbytes(300_000)
     for kind in edits:
         new = _edit(text, kind, rnd)
-        forward = make_delta(signature_of(text), new)
+        plan = plan_delta(signature_of(text), signature_of(new))
+        forward = encode_delta(plan, lambda offset, length, new=new: new[offset : offset + length])
+        assert len(forward) == plan.encoded_size()
         assert apply_delta_bytes(forward, text) == new
-        reverse = make_delta(signature_of(new), text)
+        reverse = make_delta(signature_of(new), text)  # newer full text back to the older
         assert apply_delta_bytes(reverse, new) == text
         text = new
 
 
-def test_small_edits_give_small_deltas():
-    original = hashlib.shake_256(b"eight mebibytes").digest(8 << 20)  # fixed: deterministic
-    parent = signature_of(original)
-    mean = parent.size // len(parent.lengths)
-    middle = len(original) // 2
-    one_byte = original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1 :]
-    assert len(make_delta(parent, one_byte)) <= 2 * mean + 4096
-    inserted = hashlib.shake_256(b"four kibibytes").digest(4096)
-    assert len(make_delta(parent, inserted + original)) <= 2 * mean + 4096
-    same = make_delta(parent, original)
-    assert len(same) < 32
-    assert all(isinstance(op, Copy) for op in parse_delta(same).ops)
+def test_apply_streams_pieces_from_the_reader():
+    base, _, delta = _hand_made()
+    reads: list[tuple[int, int]] = []
+
+    def read_base(offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return base[offset : offset + length]
+
+    assert list(apply_delta(delta, read_base, 8)) == [b"hello", b"xy", b"abc"]
+    assert reads == [(3, 5), (0, 3)]
 
 
-def test_encoded_size_is_exact_before_reading_data():
-    base, new = FIXED[:500_000], FIXED[100:400_000] + os.urandom(70_000)
-    plan = plan_delta(signature_of(base), signature_of(new))
-    assert plan.encoded_size() == len(encode_delta(plan, lambda o, n: new[o : o + n]))
+# --- refusals ---
 
 
-def test_a_delta_for_another_base_is_refused():
+def test_a_delta_for_another_base_is_refused_before_any_read():
     delta = make_delta(signature_of(b"a" * 1000), b"a" * 900)
-    with pytest.raises(IntegrityError, match="does not apply"):
-        list(apply_delta(delta, lambda o, n: b"a" * n, 999))
+    with pytest.raises(IntegrityError, match="does not apply to this base"):
+        apply_delta(delta, lambda offset, length: pytest.fail("read"), 999)
 
 
-def test_a_short_base_read_is_caught():
+@pytest.mark.parametrize("wrong", [b"x", b"x" * 300_000])
+def test_a_base_read_of_the_wrong_size_is_caught(wrong):
     delta = make_delta(signature_of(FIXED[:200_000]), FIXED[:200_000])
-    with pytest.raises(IntegrityError):
-        list(apply_delta(delta, lambda o, n: b"x", 200_000))
+    with pytest.raises(IntegrityError, match="delta needs"):
+        list(apply_delta(delta, lambda offset, length: wrong, 200_000))
 
 
-def test_every_byte_change_of_a_delta_raises_or_changes_the_result_safely():
-    base = b"hello world, this is the base text"
-    delta = make_delta(signature_of(base), b"prefix " + base)
+@pytest.mark.parametrize(
+    "changed", [lambda data: data[:-1], lambda data: bytes([data[0] ^ 1]) + data[1:]]
+)
+def test_a_file_that_changed_since_its_signature_is_caught(changed):
+    new = FIXED[:100_000] + INSERTED + FIXED[100_000:400_000]
+    plan = plan_delta(signature_of(FIXED[:400_000]), signature_of(new))
+    with pytest.raises(SourceChangedError, match="changed while"):
+        encode_delta(plan, lambda offset, length: changed(new[offset : offset + length]))
+
+
+@pytest.mark.parametrize(
+    ("delta", "message"),
+    [
+        ("5032424402", "version 2"),
+        ("50324244010000010300", "unknown op 3"),
+        ("50324244010a01010180", "truncated while reading copy offset"),
+        ("50324244010101010102", "copy offset is 2, more than the maximum 1"),
+        ("5032424401010301010003", "copy length is 3, more than the maximum 1"),
+        ("5032424401000501020561", "truncated while reading inserted bytes"),
+        ("50324244010a010101000a", "produces more than the 1 bytes it promises"),
+        ("50324244010a0b0101000a", "produces 10 bytes but promises 11"),
+        ("5032424401010001020000", "empty op"),
+        ("503242440100010102016161", "1 unexpected bytes"),
+        ("503242440100000900", "op count is 9, more than the maximum 0"),
+    ],
+)
+def test_bad_deltas_say_what_is_wrong(delta, message):
+    with pytest.raises(FormatError, match=message):
+        parse_delta(bytes.fromhex(delta))
+
+
+def _apply_or_refuse(delta: bytes, base: bytes) -> None:
+    """Either a project error, or the target size the delta promises."""
+    try:
+        out = apply_delta_bytes(delta, base)
+    except IntegrityError:
+        return
+    # A change inside inserted bytes still parses: the record's AEAD catches that.
+    assert len(out) == parse_delta(delta).target_size
+
+
+def test_every_single_byte_corruption_and_truncation_is_handled():
+    base, _, delta = _hand_made()
     for position in range(len(delta)):
-        damaged = bytearray(delta)
-        damaged[position] ^= 0x41
-        try:
-            out = apply_delta_bytes(bytes(damaged), base)
-        except IntegrityError:
-            continue
-        # A change in inserted bytes still parses; the seal's AEAD is what catches that.
-        assert len(out) == len(b"prefix " + base)
+        for flip in range(1, 256):
+            damaged = bytearray(delta)
+            damaged[position] ^= flip
+            _apply_or_refuse(bytes(damaged), base)
+    for size in range(len(delta)):
+        with pytest.raises(FormatError):
+            parse_delta(delta[:size])
 
 
-@given(st.binary(max_size=200))
-def test_garbage_deltas_raise_only_project_errors(data):
-    with contextlib.suppress(P2PBackupError):
-        parse_delta(b"P2BD\x01" + data)
-    with pytest.raises(P2PBackupError):
-        parse_delta(data if not data.startswith(b"P2BD") else b"x" + data)
+EDITED = FIXED[:300_000] + INSERTED + FIXED[600_000:]
+EDITED_DELTA = make_delta(FIXED_SIGNATURE, EDITED)
 
 
-@given(st.binary(max_size=300))
-def test_garbage_signatures_raise_only_project_errors(data):
-    with contextlib.suppress(P2PBackupError):
-        Signature.from_bytes(b"P2SG\x01\x01" + data)
-    with pytest.raises(P2PBackupError):
-        Signature.from_bytes(b"x" + data)
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(EDITED_DELTA) - 1), st.integers(1, 255), st.booleans())
+def test_corrupted_or_truncated_real_deltas_raise_only_project_errors(position, flip, cut):
+    if cut:
+        with pytest.raises(FormatError):
+            parse_delta(EDITED_DELTA[:position])
+        return
+    damaged = bytearray(EDITED_DELTA)
+    damaged[position] ^= flip
+    _apply_or_refuse(bytes(damaged), FIXED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_random_bytes_raise_only_project_errors(data, with_header):
+    _apply_or_refuse(b"P2BD\x01" + data if with_header else data, b"base text" * 10)

@@ -163,3 +163,29 @@ async def test_no_room_anywhere_is_a_clear_error(tmp_path):
     with pytest.raises(PlacementError, match="friend"):
         await grid.backup(src)
     assert grid.state.head is None, "nothing is published when records could not be stored"
+
+
+async def test_a_file_changing_between_the_two_reads_is_skipped_not_corrupted(grid, tmp_path):
+    src = tmp_path / "docs"
+    big = os.urandom(3_000_000)
+    _tree(src, {"big.bin": big, "ok": b"fine"})
+    await grid.backup(src)
+    (src / "big.bin").write_bytes(b"front" + big)
+    from p2pbackup.engine import backup as backup_module
+
+    real = backup_module._encode_delta
+
+    def rewrite_meanwhile(path, plan):  # someone writes to the file between our reads
+        with open(path, "r+b") as f:
+            f.write(b"FRONT")
+        return real(path, plan)
+
+    backup_module._encode_delta = rewrite_meanwhile
+    try:
+        report = await grid.backup(src)
+    finally:
+        backup_module._encode_delta = real
+    assert [s.path for s in report.skipped] == ["docs/big.bin"]
+    assert "changed while" in report.skipped[0].reason
+    await grid.restore_all(tmp_path / "out")  # the snapshot keeps the version it had
+    assert (tmp_path / "out" / "snap1" / "docs" / "big.bin").read_bytes() == big

@@ -23,6 +23,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
@@ -114,7 +115,12 @@ def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
     tuning.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
     host = new_host(
-        key_pair=identity.key_pair, sec_opt={NOISE_PROTOCOL_ID: noise}, enable_mDNS=mdns
+        key_pair=identity.key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        enable_mDNS=mdns,
+        # With the default of 3 connections per peer, every dial waits out a 250 ms
+        # happy-eyeballs delay; one connection per friend is all we use.
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
     )
     # Listening on 0.0.0.0, the library would announce 0.0.0.0 (mDNS reads these raw
     # listen addresses, friend cards and identify the advertised ones): say which

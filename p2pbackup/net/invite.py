@@ -11,6 +11,7 @@ Each message on the stream: kind u8 (1 data, 2 error) | length u16 | bytes.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from libp2p.peer.peerinfo import PeerInfo
 from p2pbackup.core.pairing import FriendCard, InviteCode, Pairing, Role, new_code
 from p2pbackup.errors import P2PBackupError, PairingError, PeerError
 from p2pbackup.net.host import node_key_of
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = TProtocol("/p2pbackup/pair/1.0.0")
 STEP_TIMEOUT = 30
@@ -124,6 +127,10 @@ class Invites:
         except (BaseLibp2pError, trio.TooSlowError) as exc:
             if pending is not None:
                 pending.result = PairingError(f"The pairing connection broke: {exc}")
+        except Exception as exc:  # an exception escaping a handler stops the whole host
+            log.exception("unexpected error while pairing")
+            if pending is not None:
+                pending.result = PairingError(f"Pairing failed unexpectedly: {exc}")
         finally:
             if pending is not None:
                 pending.done.set()

@@ -381,6 +381,20 @@ def decode(
             f"{len(shares)} shares offered are good and {descriptor.k} are needed; "
             f"bad shares {sorted(bad)}{problems}"
         )
+    return decode_verified(descriptor, good)
+
+
+def decode_verified(
+    descriptor: RecordDescriptor, shares: Mapping[int, bytes | bytearray | memoryview]
+) -> bytes:
+    """The record from exactly k shares that ``verify_share`` already accepted.
+
+    For callers that check each share as it arrives (to ask another friend
+    when one is bad): hashing them again here would double the restore's cost.
+    """
+    if len(shares) != descriptor.k:
+        raise ValueError(f"decode_verified takes exactly k={descriptor.k} shares")
+    good = {i: memoryview(shares[i]).cast("B") for i in sorted(shares)}
     # The descriptor does not carry the block size; the verified headers do (offset 8).
     (block_size,) = _BLOCK_SIZE_FIELD.unpack_from(next(iter(good.values())), 8)
     decoder = SegmentDecoder(descriptor, tuple(good), block_size)

@@ -98,7 +98,7 @@ class Fetcher:
     def _decode_and_open(
         self, descriptor: RecordDescriptor, shares: dict[int, bytes], kind: Kind | None
     ) -> bytes:
-        sealed = erasure.decode(descriptor, shares)
+        sealed = erasure.decode_verified(descriptor, shares)  # each checked on arrival
         return open_record(
             self._keys.data_key, sealed, expected_record_id=descriptor.record_id, expected_kind=kind
         ).plaintext

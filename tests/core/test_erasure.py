@@ -247,3 +247,14 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError):
         encoder.feed(b"late")
     assert encoder.descriptor is not None and encoder.descriptor.length == 0
+
+
+def test_decode_verified_rebuilds_from_exactly_k_checked_shares():
+    data = bytes(range(256)) * 3000
+    descriptor, shares = erasure.encode(b"\x09" * 32, data, 3, 5)
+    chosen = {i: shares[i] for i in (1, 3, 4)}
+    for index, share in chosen.items():
+        erasure.verify_share(descriptor, index, share)
+    assert erasure.decode_verified(descriptor, chosen) == data
+    with pytest.raises(ValueError):
+        erasure.decode_verified(descriptor, {1: shares[1]})

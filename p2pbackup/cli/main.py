@@ -7,7 +7,7 @@ import json
 import sys
 
 from p2pbackup import __version__
-from p2pbackup.cli import demo, friends, setup
+from p2pbackup.cli import backups, demo, friends, setup
 from p2pbackup.cli.common import add_home
 from p2pbackup.engine.failures import one_error
 from p2pbackup.errors import P2PBackupError
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     setup.add_parsers(commands)
     friends.add_parsers(commands)
+    backups.add_parsers(commands)
     demo.add_parser(commands)
     return parser
 

@@ -20,6 +20,7 @@ import trio
 
 from p2pbackup.core import delta as deltas
 from p2pbackup.core.chunking import Signature, SignatureBuilder, revision_id
+from p2pbackup.core.head import FriendEntry
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, StorageKind
@@ -47,6 +48,7 @@ class Settings:
     survive: int = 1
     chain: ChainPolicy = field(default_factory=ChainPolicy)
     device: str = "this device"
+    friends: frozenset[FriendEntry] = frozenset()  # told to the head, for a recovered device
 
 
 @dataclass
@@ -169,6 +171,7 @@ class Backup:
             entries,
             roots=tuple(root_labels(roots)),
             device=self._settings.device,
+            friends=self._settings.friends,
         )
         files = [e for e in entries if e.type is EntryType.FILE]
         return BackupReport(
@@ -254,11 +257,9 @@ class Backup:
             release()
         self._changed += 1
         self._entries[item.path] = entry
-        self._state.files[item.path] = FileState(
-            entry.size,
-            item.st.st_mtime_ns,
-            item.st.st_ino,
-            entry,
+        self._state.file_done(
+            item.path,
+            FileState(entry.size, item.st.st_mtime_ns, item.st.st_ino, entry),
             signature if entry.size else None,
         )
         sink(FileDone(item.path, entry.size, how))
@@ -284,11 +285,9 @@ class Backup:
             return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), "known"
         self._pending[rev] = trio.Event()
         try:
-            revlog = self._state.revlogs.setdefault(item.path, Revlog())
+            revlog = self._state.revlog(item.path)
             parent = previous.entry.rev_id if previous and previous.entry.rev_id in revlog else None
-            kind, blob, how = await self._store_blob(
-                item, signature, data, previous, revlog, parent, release
-            )
+            kind, blob, how = await self._store_blob(item, signature, data, revlog, parent, release)
             if rev not in revlog:
                 revlog.add(
                     Revision(
@@ -304,7 +303,6 @@ class Backup:
             chain = tuple(
                 ChainStep(step.kind, step.rev_id, step.blob) for step in rebuild_plan(revlog, rev)
             )
-            self._state.contents[rev] = chain
         finally:
             self._pending.pop(rev).set()
         return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), how
@@ -314,15 +312,15 @@ class Backup:
         item: Found,
         signature: Signature,
         data: bytes | None,
-        previous: FileState | None,
         revlog: Revlog,
         parent: bytes | None,
         release: _Once,
     ) -> tuple[StorageKind, BlobRef, str]:
         if data is not None:
             return StorageKind.FULL, await self._packed(data, release), "packed"
-        if parent is not None and previous is not None and previous.signature is not None:
-            plan = deltas.plan_delta(previous.signature, signature)
+        base = self._state.signature(item.path) if parent is not None else None
+        if parent is not None and base is not None:
+            plan = deltas.plan_delta(base, signature)
             kind = choose_storage(
                 revlog, parent, signature.size, plan.encoded_size(), self._settings.chain
             )

@@ -53,7 +53,11 @@ async def read_head(
 
 
 async def publish(
-    keys: OwnerKeys, stores: Mapping[str, ShareStore], state: BackupState, change: heads.HeadBody
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    change: heads.HeadBody,
+    manifest: Manifest | None = None,
 ) -> int:
     """Merge ``change`` into the friends' head and store it on every friend; the new seq."""
     for _ in range(PUBLISH_TRIES):
@@ -79,7 +83,7 @@ async def publish(
             for store in stores.values():
                 nursery.start_soon(_put, store)
         if stored and not raced:
-            state.head_seq, state.head = seq, body
+            state.published(seq, body, manifest)
             return seq
         if not stored and not raced:
             raise PeerError("No friend could be reached to publish the backup.")
@@ -95,9 +99,10 @@ async def publish_snapshot(
     *,
     roots: tuple[str, ...],
     device: str,
+    friends: frozenset[heads.FriendEntry] = frozenset(),
 ) -> Manifest:
     """Store the manifest (after every record it needs), then publish it in the head."""
-    parents = tuple(sorted(m.snapshot_id for m in state.snapshots[-1:]))
+    parents = (state.last_snapshot,) if state.last_snapshot else ()
     manifest = Manifest.build(
         snapshot_id=nacl.utils.random(16),
         generation=0,
@@ -112,8 +117,6 @@ async def publish_snapshot(
     rid = record_id(keys.record_id_key, Kind.MANIFEST, data)
     descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
     ref = heads.SnapshotRef(manifest.snapshot_id, 0, manifest.created_at_ns, descriptor)
-    await publish(
-        keys, stores, state, heads.HeadBody(frozenset({ref}), frozenset(), frozenset(), None)
-    )
-    state.snapshots.append(manifest)
+    change = heads.HeadBody(frozenset({ref}), frozenset(), friends, None)
+    await publish(keys, stores, state, change, manifest)
     return manifest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from p2pbackup.core import delta as deltas
@@ -20,7 +20,7 @@ from p2pbackup.core.manifest import Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
 from p2pbackup.engine.fetcher import Fetcher
-from p2pbackup.errors import IntegrityError, StorageError
+from p2pbackup.errors import ConfigError, IntegrityError, StorageError
 
 CACHE_BYTES = 64 * 1024 * 1024
 
@@ -30,6 +30,7 @@ class RestoreReport:
     files: int = 0
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
+    kept_newer: list[str] = field(default_factory=list)  # newer on disk: left alone
 
 
 async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> Manifest:
@@ -79,12 +80,23 @@ class Restorer:
         return text
 
     async def restore(
-        self, manifest: Manifest, dest: str, paths: Sequence[str] = ()
+        self,
+        manifest: Manifest,
+        dest: str | Callable[[str], str],
+        paths: Sequence[str] = (),
+        *,
+        keep_newer: bool = False,
     ) -> RestoreReport:
+        """Write the chosen entries under ``dest`` (a folder, or a snapshot path -> disk path
+        function for in-place restores). With ``keep_newer``, a file on disk that is newer
+        than the snapshot's is left alone, and one that already matches is not rewritten."""
         report = RestoreReport()
+        target_of = dest if callable(dest) else _under(dest)
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
+        if paths and not chosen:
+            raise ConfigError(f"Nothing in this snapshot matches {', '.join(paths)}.")
         for entry in chosen:
-            target = os.path.join(dest, *entry.path.split("/"))
+            target = target_of(entry.path)
             try:
                 if entry.type is EntryType.DIR:
                     os.makedirs(target, exist_ok=True)
@@ -94,6 +106,8 @@ class Restorer:
                         os.unlink(target)
                     os.symlink(entry.target, target)
                 else:
+                    if keep_newer and _keep_on_disk(target, entry, report):
+                        continue
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     _write_atomically(target, await self.content(manifest, entry), entry)
                     report.files += 1
@@ -102,14 +116,28 @@ class Restorer:
                 raise StorageError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
         # Directory times last: writing files into a directory changes its mtime.
         for entry in reversed(chosen):
+            target = target_of(entry.path)
             if entry.type is EntryType.DIR:
-                target = os.path.join(dest, *entry.path.split("/"))
                 os.chmod(target, entry.mode)
                 os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
             elif entry.type is EntryType.SYMLINK:
-                target = os.path.join(dest, *entry.path.split("/"))
                 os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
         return report
+
+
+def _under(dest: str) -> Callable[[str], str]:
+    return lambda path: os.path.join(dest, *path.split("/"))
+
+
+def _keep_on_disk(target: str, entry: Entry, report: RestoreReport) -> bool:
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if st.st_mtime_ns > entry.mtime_ns:
+        report.kept_newer.append(entry.path)
+        return True
+    return st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
 
 
 def _selected(path: str, paths: Sequence[str]) -> bool:

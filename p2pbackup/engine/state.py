@@ -3,43 +3,79 @@
 The file index (to skip unchanged files without reading them), each file's
 revlog and parent signature (to store changes as deltas), the records stored
 and where their shares went, and the head it last published. Held in memory
-here; the catalog in ``storage`` persists the same values.
+while a backup runs; with a ``StateDB`` every change is also committed as
+soon as it is true on friends, so an interrupted backup resumes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from p2pbackup.core.chunking import Signature
 from p2pbackup.core.head import HeadBody
-from p2pbackup.core.manifest import ChainStep, Entry, Manifest
-from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.core.manifest import ChainStep, Manifest
 from p2pbackup.core.revlog import Revlog
+from p2pbackup.storage.statedb import FileState, StateDB, StoredRecord
+
+__all__ = ["BackupState", "FileState", "StoredRecord"]
 
 
-@dataclass(frozen=True)
-class FileState:
-    """A file as the last backup saw it."""
-
-    size: int
-    mtime_ns: int
-    inode: int
-    entry: Entry
-    signature: Signature | None
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    descriptor: RecordDescriptor
-    placement: dict[int, str]  # share index -> friend name
-
-
-@dataclass
 class BackupState:
-    files: dict[str, FileState] = field(default_factory=dict)
-    revlogs: dict[str, Revlog] = field(default_factory=dict)
-    records: dict[bytes, StoredRecord] = field(default_factory=dict)
-    contents: dict[bytes, tuple[ChainStep, ...]] = field(default_factory=dict)
-    snapshots: list[Manifest] = field(default_factory=list)
-    head_seq: int = 0
-    head: HeadBody | None = None
+    def __init__(self, db: StateDB | None = None) -> None:
+        self._db = db
+        self.files: dict[str, FileState] = {}
+        self.records: dict[bytes, StoredRecord] = {}
+        self.contents: dict[bytes, tuple[ChainStep, ...]] = {}  # revision -> how to rebuild it
+        self.head_seq = 0
+        self.head: HeadBody | None = None
+        self.last_snapshot: bytes | None = None
+        self._signatures: dict[str, Signature] = {}
+        self._revlogs: dict[str, Revlog] = {}
+        if db is not None:
+            self.files = dict(db.files())
+            self.records = dict(db.records())
+            self.contents = {
+                fs.entry.rev_id: fs.entry.chain for fs in self.files.values() if fs.entry.chain
+            }
+            self.head_seq, self.head, self.last_snapshot = db.head()
+
+    def signature(self, path: str) -> Signature | None:
+        """The signature of the file's last stored version, to delta against."""
+        if path not in self._signatures and self._db is not None:
+            data = self._db.signature(path)
+            if data is not None:
+                self._signatures[path] = Signature.from_bytes(data)
+        return self._signatures.get(path)
+
+    def revlog(self, path: str) -> Revlog:
+        if path not in self._revlogs:
+            data = self._db.revlog(path) if self._db is not None else None
+            self._revlogs[path] = Revlog.from_bytes(data) if data else Revlog()
+        return self._revlogs[path]
+
+    def file_done(self, path: str, state: FileState, signature: Signature | None) -> None:
+        self.files[path] = state
+        if state.entry.chain:
+            self.contents[state.entry.rev_id] = state.entry.chain
+        if signature is not None:
+            self._signatures[path] = signature
+        if self._db is not None:
+            revlog = self._revlogs.get(path)
+            self._db.file_done(
+                path,
+                state,
+                signature.to_bytes() if signature is not None else None,
+                revlog.to_bytes() if revlog is not None and len(revlog) else None,
+            )
+
+    def record_stored(self, record_id: bytes, record: StoredRecord) -> None:
+        self.records[record_id] = record
+        if self._db is not None:
+            self._db.record_stored(record_id, record)
+
+    def published(self, seq: int, body: HeadBody, manifest: Manifest | None) -> None:
+        self.head_seq, self.head = seq, body
+        if manifest is not None:
+            self.last_snapshot = manifest.snapshot_id
+        if self._db is not None:
+            if manifest is not None:
+                self._db.put_manifest(manifest.snapshot_id, manifest.to_bytes())
+            self._db.published(seq, body.to_bytes(), self.last_snapshot)

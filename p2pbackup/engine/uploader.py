@@ -94,7 +94,7 @@ class Uploader:
             limiter=self._workers,
         )
         placed = await self._upload(descriptor, shares)
-        self._state.records[record_id] = StoredRecord(descriptor, placed)
+        self._state.record_stored(record_id, StoredRecord(descriptor, placed))
         self._events(
             RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
         )

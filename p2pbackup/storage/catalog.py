@@ -67,6 +67,17 @@ class Catalog:
              they_give, known.added_at if known else int(time.time())),
         )  # fmt: skip
 
+    def add_known_friend(
+        self, owner_id: bytes, name: str, node_ids: list[str], addresses: list[str]
+    ) -> None:
+        """A friend learnt from my own head (a recovered device): no certificate or quota yet;
+        pairing again, or their node answering, fills those in."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO friends VALUES (?, ?, ?, ?, ?, 0, 0, ?)",
+            (owner_id, name, json.dumps(sorted(node_ids)), json.dumps(addresses), b"",
+             int(time.time())),
+        )  # fmt: skip
+
     def _row(self, row: tuple) -> Friend:
         owner_id, name, node_ids, addresses, certificate, i_give, they_give, added_at = row
         return Friend(bytes(owner_id), name, tuple(json.loads(node_ids)),

@@ -1,0 +1,195 @@
+"""Backups from the command line: folders, exclude, backup, snapshots, ls, diff, restore,
+status. Each command is a thin client of a job in ``daemon.jobs``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime
+
+from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.cli.runner import run_job
+from p2pbackup.core.placement import format_size
+from p2pbackup.errors import ConfigError
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    folders = commands.add_parser("folders", help="list, add or remove folders to back up")
+    add_common(folders)
+    action = folders.add_subparsers(dest="action", metavar="ACTION")
+    for name, helptext in (("add", "protect a folder"), ("remove", "stop protecting a folder")):
+        sub = action.add_parser(name, help=helptext)
+        add_common(sub)
+        sub.add_argument("path")
+    folders.set_defaults(run=run_folders)
+
+    exclude = commands.add_parser("exclude", help="skip names or paths matching a pattern")
+    add_common(exclude)
+    exclude.add_argument("pattern", nargs="?", help="e.g. '*.tmp' or 'Documents/cache'")
+    exclude.add_argument("--remove", action="store_true", help="stop excluding PATTERN")
+    exclude.set_defaults(run=run_exclude)
+
+    backup = commands.add_parser("backup", help="back up the folders now")
+    add_common(backup)
+    backup.set_defaults(run=lambda args: run_job(args, "backup", {}, _backup_text))
+
+    snaps = commands.add_parser("snapshots", help="list snapshots, oldest first")
+    add_common(snaps)
+    snaps.set_defaults(run=lambda args: run_job(args, "snapshots", {}, _snapshots_text))
+
+    ls = commands.add_parser("ls", help="list what a snapshot holds")
+    add_common(ls)
+    ls.add_argument("snapshot", help="'latest' or the start of a snapshot id")
+    ls.add_argument("path", nargs="?", default="")
+    ls.set_defaults(
+        run=lambda args: run_job(
+            args, "ls", {"selector": args.snapshot, "path": args.path}, _ls_text
+        )
+    )
+
+    diff = commands.add_parser("diff", help="what changed between two snapshots")
+    add_common(diff)
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.set_defaults(
+        run=lambda args: run_job(args, "diff", {"old": args.old, "new": args.new}, _diff_text)
+    )
+
+    restore = commands.add_parser("restore", help="bring files back from a snapshot")
+    add_common(restore)
+    restore.add_argument("snapshot", help="'latest' or the start of a snapshot id")
+    restore.add_argument("paths", nargs="*", metavar="PATH", help="only these (default: all)")
+    restore.add_argument("--at", metavar="DATETIME", help="the snapshot in force at that time")
+    where = restore.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="DIR", help="restore under this folder")
+    where.add_argument("--in-place", action="store_true", help="back where the files came from")
+    restore.add_argument(
+        "--force", action="store_true", help="with --in-place: overwrite files newer on disk"
+    )
+    restore.set_defaults(run=run_restore)
+
+    status = commands.add_parser("status", help="friends online, last backup, how safe it is")
+    add_common(status)
+    status.set_defaults(run=lambda args: run_job(args, "status", {}, _status_text))
+
+
+def _folders_text(data: dict) -> str:
+    return "\n".join(data["folders"]) or "No folders yet: 'p2pbackup folders add PATH'."
+
+
+def run_folders(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    folders = list(profile.settings().get("folders", []))
+    if args.action:
+        path = os.path.abspath(os.path.expanduser(args.path))
+        if args.action == "add":
+            if not os.path.isdir(path):
+                raise ConfigError(f"{path} is not a folder.")
+            if path not in folders:
+                folders.append(path)
+        elif path in folders:
+            folders.remove(path)
+        else:
+            raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
+        profile.update_settings(folders=folders)
+    emit(args, {"folders": folders}, _folders_text({"folders": folders}))
+    return 0
+
+
+def run_exclude(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    patterns = list(profile.settings().get("excludes", []))
+    if args.pattern:
+        if args.remove:
+            if args.pattern not in patterns:
+                raise ConfigError(f"{args.pattern!r} is not excluded.")
+            patterns.remove(args.pattern)
+        elif args.pattern not in patterns:
+            patterns.append(args.pattern)
+        profile.update_settings(excludes=patterns)
+    emit(args, {"excludes": patterns}, "\n".join(patterns) or "Nothing is excluded.")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    at = None
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at).isoformat()
+        except ValueError:
+            raise ConfigError(
+                f"--at {args.at!r} is not a date and time like 2026-11-25T14:30."
+            ) from None
+    if args.force and not args.in_place:
+        raise ConfigError("--force only makes sense with --in-place.")
+    params = {
+        "selector": args.snapshot,
+        "at": at,
+        "paths": args.paths,
+        "to": os.path.abspath(args.to) if args.to else None,
+        "in_place": args.in_place,
+        "force": args.force,
+    }
+    return run_job(args, "restore", params, _restore_text)
+
+
+def _backup_text(data: dict) -> str:
+    lines = [
+        f"Snapshot {data['snapshot'][:12]}: {data['files']} files, "
+        f"{format_size(data['bytes'])}; {data['changed']} changed, "
+        f"{format_size(data['bytes_stored'])} sent in {data['records_stored']} records to "
+        f"{', '.join(data['friends'])} in {data['seconds']:.1f} s."
+    ]
+    lines += [f"skipped {s['path']}: {s['reason']}" for s in data["skipped"]]
+    return "\n".join(lines)
+
+
+def _snapshots_text(data: list) -> str:
+    if not data:
+        return "No snapshots yet."
+    return "\n".join(
+        f"{s['id'][:12]}  {s['time']}  {s['files']:>7} files  {format_size(s['bytes']):>9}  "
+        f"{s['device']}"
+        for s in data
+    )
+
+
+def _ls_text(data: dict) -> str:
+    return "\n".join(
+        f"{e['type'][0]} {e['mode']:>4} {e['size']:>12}  {e['path']}"
+        + (f" -> {e['target']}" if "target" in e else "")
+        for e in data["entries"]
+    )
+
+
+def _diff_text(data: dict) -> str:
+    lines = [f"+ {p}" for p in data["added"]]
+    lines += [f"- {p}" for p in data["removed"]]
+    lines += [f"M {p}" for p in data["changed"]]
+    return "\n".join(sorted(lines, key=lambda line: line[2:])) or "No differences."
+
+
+def _restore_text(data: dict) -> str:
+    lines = [
+        f"Restored {data['files']} files, {format_size(data['bytes'])} from snapshot "
+        f"{data['snapshot'][:12]} in {data['seconds']:.1f} s."
+    ]
+    lines += [f"kept (newer on disk; --force overwrites): {p}" for p in data["kept_newer"]]
+    return "\n".join(lines)
+
+
+def _status_text(data: dict) -> str:
+    safe = data["friends_that_could_disappear"]
+    return "\n".join(
+        [
+            f"friends online   {len(data['friends_online'])} of {data['friends']}"
+            + (f" ({', '.join(data['friends_online'])})" if data["friends_online"] else ""),
+            f"folders          {', '.join(data['folders']) or 'none'}",
+            f"last backup      {data['last_backup'] or 'never'}",
+            f"snapshots        {data['snapshots']}",
+            f"protected        {data['protected_files']} files, "
+            f"{format_size(data['protected_bytes'])}",
+            "could lose       "
+            + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
+        ]
+    )

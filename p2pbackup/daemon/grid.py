@@ -1,0 +1,122 @@
+"""My friends' nodes as share stores, for the length of one job.
+
+Each friend is located (remembered addresses, mDNS, the rendezvous point),
+connected once, and asked ``stat``: who answers is online, and how much room
+my shares still have there. Friends are keyed by their owner id in hex, which
+never changes; names are for people and may repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+from libp2p.peer.peerinfo import PeerInfo
+
+from p2pbackup.core import head as heads
+from p2pbackup.daemon.node import Node, locate
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.client import RemoteShareStore, remote_store
+from p2pbackup.storage.catalog import Friend
+from p2pbackup.storage.store import Usage
+
+log = logging.getLogger(__name__)
+
+STAT_TIMEOUT = 10.0
+LAN_WAIT = 2.0  # seconds to let mDNS hear friends before giving up on them
+
+
+@dataclass
+class Grid:
+    friends: dict[str, Friend] = field(default_factory=dict)  # key -> friend
+    stores: dict[str, RemoteShareStore] = field(default_factory=dict)  # every friend
+    usage: dict[str, Usage] = field(default_factory=dict)  # only friends that answered
+
+    @property
+    def online(self) -> dict[str, RemoteShareStore]:
+        return {key: self.stores[key] for key in self.usage}
+
+    def name(self, key: str) -> str:
+        friend = self.friends.get(key)
+        return friend.name if friend else key[:12]
+
+    def room(self) -> dict[str, int]:
+        return {key: usage.free for key, usage in self.usage.items()}
+
+
+def friend_key(friend: Friend) -> str:
+    return friend.owner_id.hex()
+
+
+def head_friends(node: Node) -> frozenset[heads.FriendEntry]:
+    """The friend list as the head carries it, so a recovered device finds everyone."""
+    now = int(time.time())
+    return frozenset(
+        heads.FriendEntry(f.owner_id, f.name[:64], f.addresses[:16], f.node_ids[:16], now, False)
+        for f in node.catalog.friends()
+    )
+
+
+def adopt_head_friends(node: Node, body: heads.HeadBody) -> int:
+    """Friends listed in the head that this device does not know yet (a recovered device)."""
+    added = 0
+    for entry in body.friends:
+        if entry.removed or entry.owner_id == node.keys.owner_id:
+            continue
+        if node.catalog.friend(entry.owner_id) is None and entry.node_ids:
+            node.catalog.add_known_friend(
+                entry.owner_id, entry.name, list(entry.node_ids), list(entry.addresses)
+            )
+            added += 1
+    return added
+
+
+@asynccontextmanager
+async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[Grid]:
+    grid = Grid()
+    friends = node.catalog.friends()
+    if node.lan is not None and friends:
+        wanted = {n for f in friends for n in f.node_ids}
+        with trio.move_on_after(LAN_WAIT):
+            while not wanted <= {str(p.peer_id) for p in node.lan.peers()}:
+                await trio.sleep(0.1)
+    for friend in friends:
+        grid.friends[friend_key(friend)] = friend
+    located: dict[str, PeerInfo] = {}
+
+    async def _locate(friend: Friend) -> None:
+        peer = await locate(node, friend)
+        if peer is not None:
+            located[friend_key(friend)] = peer
+
+    async def _stat(key: str, store: RemoteShareStore) -> None:
+        with trio.move_on_after(timeout):
+            try:
+                grid.usage[key] = await store.stat()
+            except P2PBackupError as exc:
+                log.info("friend %s is not available: %s", store.name, exc.message)
+
+    async with trio.open_nursery() as nursery:
+        for friend in friends:
+            nursery.start_soon(_locate, friend)
+    async with AsyncExitStack() as stack:
+        # Entered here, in this task: each store's nursery must close in the task that opened it.
+        for key, peer in located.items():
+            grid.stores[key] = await stack.enter_async_context(
+                remote_store(
+                    node.host,
+                    peer,
+                    grid.friends[key].name,
+                    node.certificate,
+                    node.keys.signing_key,
+                    via=node.via_relay(peer.peer_id),
+                )
+            )
+        async with trio.open_nursery() as nursery:
+            for key, store in grid.stores.items():
+                nursery.start_soon(_stat, key, store)
+        yield grid

@@ -1,0 +1,205 @@
+"""What a node does for its owner: back up, list, compare, restore, report.
+
+Each job runs in a session and returns a JSON-able dict. The CLI prints it
+(running a node itself when no daemon runs); the daemon runs the same jobs
+for requests on its control socket and for its scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from p2pbackup.core import manifest as manifests
+from p2pbackup.core.manifest import Entry, EntryType
+from p2pbackup.core.placement import tolerable_losses
+from p2pbackup.daemon.grid import head_friends
+from p2pbackup.daemon.node import device_name
+from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick
+from p2pbackup.engine import events as ev
+from p2pbackup.engine.backup import Backup, Settings
+from p2pbackup.engine.restore import Restorer
+from p2pbackup.engine.scanner import root_labels
+from p2pbackup.errors import ConfigError
+
+
+def folders_of(settings: dict) -> list[str]:
+    return list(settings.get("folders", []))
+
+
+async def backup(s: Session) -> dict:
+    settings = s.settings()
+    folders = folders_of(settings)
+    if not folders:
+        raise ConfigError("There is nothing to back up yet: add a folder with 'p2pbackup folders "
+                          "add PATH'.")  # fmt: skip
+    s.require_friends("a backup")
+    stored = Counter[str]()
+
+    def _count(event: ev.Event) -> None:
+        if isinstance(event, ev.RecordStored):
+            stored["records"] += 1
+            stored["bytes"] += event.size
+        s.events(event)
+
+    started = time.monotonic()
+    config = Settings(
+        k=int(settings.get("k", DEFAULT_K)),
+        n=int(settings.get("n", DEFAULT_N)),
+        device=device_name(s.node.profile),
+        friends=head_friends(s.node),
+    )
+    report = await Backup(s.keys, s.grid.online, s.state, config, _count, room=s.grid.room()).run(
+        folders, settings.get("excludes", [])
+    )
+    seconds = time.monotonic() - started
+    s.node.profile.update_settings(last_backup=int(time.time()))
+    return {
+        "snapshot": report.manifest.snapshot_id.hex(),
+        "files": report.files,
+        "bytes": report.bytes,
+        "changed": report.changed,
+        "skipped": [{"path": e.path, "reason": e.reason} for e in report.skipped],
+        "records_stored": stored["records"],
+        "bytes_stored": stored["bytes"],
+        "friends": sorted(s.grid.name(key) for key in s.grid.usage),
+        "seconds": round(seconds, 3),
+    }
+
+
+async def snapshots(s: Session) -> list[dict]:
+    return [snap.summary() for snap in await s.snapshots()]
+
+
+def _entry(e: Entry) -> dict:
+    out = {
+        "path": e.path,
+        "type": e.type.name.lower(),
+        "size": e.size,
+        "mode": f"{e.mode:o}",
+        "mtime": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat(),
+    }
+    if e.type is EntryType.SYMLINK:
+        out["target"] = e.target
+    return out
+
+
+async def ls(s: Session, selector: str, path: str = "") -> dict:
+    snap = await s.snapshot(selector)
+    path = path.strip("/")
+    entries = snap.manifest.walk(path)
+    if path and not entries and snap.manifest.find(path) is None:
+        raise ConfigError(f"{path} is not in snapshot {snap.id[:12]}.")
+    if path and (only := snap.manifest.find(path)) is not None and not entries:
+        entries = (only,)
+    return {"snapshot": snap.id, "entries": [_entry(e) for e in entries]}
+
+
+async def diff(s: Session, old: str, new: str) -> dict:
+    snaps = await s.snapshots()
+    a, b = pick(snaps, old), pick(snaps, new)
+    d = manifests.diff(a.manifest, b.manifest)
+    return {
+        "from": a.id,
+        "to": b.id,
+        "added": [e.path for e in d.added],
+        "removed": [e.path for e in d.removed],
+        "changed": [new.path for _, new in d.changed],
+    }
+
+
+async def restore(
+    s: Session,
+    selector: str = "latest",
+    *,
+    at: datetime | None = None,
+    paths: Sequence[str] = (),
+    to: str | None = None,
+    in_place: bool = False,
+    force: bool = False,
+) -> dict:
+    if (to is None) == (not in_place):
+        raise ConfigError("Say where to restore: --to DIR, or --in-place.")
+    s.require_friends("a restore")
+    snap = await s.snapshot(selector, at)
+    started = time.monotonic()
+    restorer = Restorer(s.keys, s.fetcher())
+    if in_place:
+        dest = _in_place(snap, folders_of(s.settings()))
+        report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force)
+    else:
+        assert to is not None
+        report = await restorer.restore(snap.manifest, os.path.abspath(to), paths)
+    seconds = time.monotonic() - started
+    return {
+        "snapshot": snap.id,
+        "files": report.files,
+        "bytes": report.bytes,
+        "kept_newer": report.kept_newer,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _in_place(snap: Snapshot, folders: list[str]):
+    """Snapshot paths back to the folders they came from (matched by their labels)."""
+    where = dict(zip(root_labels(folders), folders, strict=True))
+    missing = [r for r in snap.manifest.roots if r not in where]
+    if missing:
+        raise ConfigError(
+            f"This device does not back up {', '.join(missing)}; restore with --to DIR instead."
+        )
+
+    def _target(path: str) -> str:
+        label, _, rest = path.partition("/")
+        return os.path.join(where[label], *rest.split("/")) if rest else where[label]
+
+    return _target
+
+
+async def status(s: Session) -> dict:
+    settings = s.settings()
+    snaps = sorted(s.state.head.tips, key=lambda r: r.created_at_ns) if s.state.head else []
+    latest = await s.manifest(snaps[-1]) if snaps else None
+    needed = latest.record_ids() if latest else frozenset()
+    losses = [
+        tolerable_losses(rec.placement, rec.descriptor.k)
+        for rid, rec in s.state.records.items()
+        if rid in needed
+    ]
+    last = settings.get("last_backup")
+    return {
+        "friends": len(s.grid.friends),
+        "friends_online": sorted(s.grid.name(k) for k in s.grid.usage),
+        "folders": folders_of(settings),
+        "last_backup": datetime.fromtimestamp(last).astimezone().isoformat() if last else None,
+        "snapshots": len(snaps),
+        "protected_bytes": latest.total_bytes if latest else 0,
+        "protected_files": latest.file_count if latest else 0,
+        "friends_that_could_disappear": min(losses) if losses else None,
+    }
+
+
+JOBS = {
+    "backup": backup,
+    "snapshots": snapshots,
+    "ls": ls,
+    "diff": diff,
+    "restore": restore,
+    "status": status,
+}
+
+
+async def run(s: Session, name: str, params: dict):
+    """Run the job ``name`` with JSON parameters (from the CLI or the control socket)."""
+    if name not in JOBS:
+        raise ConfigError(f"There is no job called {name!r}.")
+    params = dict(params)
+    if params.get("at"):
+        params["at"] = datetime.fromisoformat(params["at"])
+    try:
+        return await JOBS[name](s, **params)
+    except TypeError as exc:  # a client sent parameters this job does not take
+        raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc

@@ -1,0 +1,155 @@
+"""A session: a running node with its friends connected and the backup state open.
+
+Every job (backup, restore, snapshots, verify, forget...) runs in one. The
+snapshot list is the merge of every reachable friend's head with the head
+this device last published; manifests are cached locally (they never change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import trio
+
+from p2pbackup.core import head as heads
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.manifest import Manifest
+from p2pbackup.daemon.grid import Grid, adopt_head_friends, connected
+from p2pbackup.daemon.node import Node
+from p2pbackup.engine import events as ev
+from p2pbackup.engine.fetcher import Fetcher
+from p2pbackup.engine.headstore import read_head
+from p2pbackup.engine.restore import load_manifest
+from p2pbackup.engine.state import BackupState
+from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.storage.statedb import StateDB
+
+DEFAULT_K, DEFAULT_N = 2, 4
+
+
+@dataclass
+class Snapshot:
+    ref: heads.SnapshotRef
+    manifest: Manifest
+
+    @property
+    def id(self) -> str:
+        return self.ref.snapshot_id.hex()
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.ref.created_at_ns / 1e9).astimezone()
+
+    def summary(self) -> dict:
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(timespec="seconds"),
+            "files": self.manifest.file_count,
+            "bytes": self.manifest.total_bytes,
+            "device": self.manifest.device,
+        }
+
+
+@dataclass
+class Session:
+    node: Node
+    grid: Grid
+    db: StateDB
+    state: BackupState
+    events: ev.EventSink
+    workers: trio.CapacityLimiter
+
+    @property
+    def keys(self) -> OwnerKeys:
+        return self.node.keys
+
+    def settings(self) -> dict:
+        return self.node.profile.settings()
+
+    def fetcher(self) -> Fetcher:
+        return Fetcher(self.keys, self.grid.online, self.events, self.workers)
+
+    def require_friends(self, what: str) -> None:
+        if not self.grid.usage:
+            known = len(self.grid.friends)
+            raise PeerError(
+                f"No friend is online, so {what} cannot run "
+                + (f"({known} known; start their nodes or check the network)." if known else
+                   "(you have none yet: pair with 'p2pbackup invite' / 'p2pbackup join').")
+            )  # fmt: skip
+
+    async def head(self) -> heads.HeadBody:
+        """Every reachable friend's head merged with mine; friends it names are adopted."""
+        _, body = await read_head(self.keys, self.grid.online)
+        if self.state.head is not None:
+            body = heads.merge(body, self.state.head)
+        if adopt_head_friends(self.node, body):
+            raise _Reconnect
+        return body
+
+    async def manifest(self, ref: heads.SnapshotRef) -> Manifest:
+        cached = self.db.manifest(ref.snapshot_id)
+        if cached is not None:
+            return Manifest.from_bytes(cached)
+        manifest = await load_manifest(self.fetcher(), ref)
+        self.db.put_manifest(ref.snapshot_id, manifest.to_bytes())
+        return manifest
+
+    async def snapshots(self) -> list[Snapshot]:
+        """Every kept snapshot, oldest first."""
+        refs = sorted((await self.head()).tips, key=lambda r: (r.created_at_ns, r.snapshot_id))
+        return [Snapshot(ref, await self.manifest(ref)) for ref in refs]
+
+    async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
+        return pick(await self.snapshots(), selector, at)
+
+
+class _Reconnect(Exception):
+    """The head named friends this device did not know: connect to them too."""
+
+
+def pick(snapshots: list[Snapshot], selector: str, at: datetime | None = None) -> Snapshot:
+    """``latest``, or any unique prefix of a snapshot id; ``at`` picks the one in force then."""
+    if not snapshots:
+        raise ConfigError("There are no snapshots yet; run 'p2pbackup backup' first.")
+    if at is not None:
+        moment = at.astimezone() if at.tzinfo is None else at
+        before = [s for s in snapshots if s.time <= moment]
+        if not before:
+            raise ConfigError(f"No snapshot existed yet at {moment.isoformat()}.")
+        return before[-1]
+    if selector == "latest":
+        return snapshots[-1]
+    wanted = selector.lower()
+    found = [s for s in snapshots if s.id.startswith(wanted)]
+    if len(found) == 1 and wanted:
+        return found[0]
+    if not found:
+        raise ConfigError(f"No snapshot id starts with {selector!r}; see 'p2pbackup snapshots'.")
+    raise ConfigError(f"{selector!r} starts {len(found)} snapshot ids; give more characters.")
+
+
+@asynccontextmanager
+async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator[Session]:
+    db = StateDB(node.profile.path("state.sqlite"))
+    try:
+        state = BackupState(db)
+        workers = trio.CapacityLimiter(2)
+        # A recovered device learns its friends from the first friend's copy of the head:
+        # then it connects again, to all of them.
+        for _ in range(2):
+            async with connected(node) as grid:
+                s = Session(node, grid, db, state, events, workers)
+                try:
+                    await s.head()
+                except _Reconnect:
+                    continue
+                yield s
+                return
+        async with connected(node) as grid:
+            yield Session(node, grid, db, state, events, workers)
+    finally:
+        db.close()

@@ -1,0 +1,205 @@
+"""What the backup engine remembers between runs, in ``state.sqlite`` (WAL).
+
+Every change is committed as soon as it is true on friends: a record once all
+its shares landed, a file once every record of its chain did, the head once
+published. So a backup killed at any moment resumes where it stopped and
+sends nothing twice. Values are the core's own versioned encodings; the
+layout is in docs/format.md ("Local state").
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from p2pbackup.core.codec import Reader, Writer
+from p2pbackup.core.head import HeadBody
+from p2pbackup.core.manifest import ChainStep, Entry, EntryType
+from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
+from p2pbackup.errors import ConfigError, FormatError
+
+SCHEMA_VERSION = 1
+CHAIN_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,      -- snapshot path, "<folder label>/relative/path"
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    rev_id BLOB NOT NULL,       -- empty for an empty file
+    chain BLOB NOT NULL         -- how to rebuild it (encode_chain)
+);
+CREATE TABLE IF NOT EXISTS signatures (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS revlogs (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    record_id BLOB PRIMARY KEY,
+    descriptor BLOB NOT NULL,   -- RecordDescriptor.to_bytes()
+    placement TEXT NOT NULL     -- JSON {share index: friend owner id (hex)}
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    snapshot_id BLOB PRIMARY KEY,
+    data BLOB NOT NULL          -- Manifest.to_bytes(); immutable, so a cache
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A regular file as the last backup saw it (unchanged if these still match)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    descriptor: RecordDescriptor
+    placement: dict[int, str]  # share index -> friend key
+
+
+def encode_chain(chain: tuple[ChainStep, ...]) -> bytes:
+    w = Writer().u8(CHAIN_VERSION).varint(len(chain))
+    for step in chain:
+        w.u8(step.kind).raw(step.rev_id)
+        step.blob.write_to(w)
+    return w.getvalue()
+
+
+def decode_chain(data: bytes) -> tuple[ChainStep, ...]:
+    r = Reader(data, "file chain")
+    if (version := r.u8("chain version")) != CHAIN_VERSION:
+        raise r.fail(f"chain version {version} is not {CHAIN_VERSION}")
+    steps = []
+    for _ in range(r.varint("chain length", 1 << 20)):
+        code = r.u8("chain step kind")
+        if code not in StorageKind._value2member_map_:
+            raise r.fail(f"chain step kind {code} is unknown")
+        kind = StorageKind(code)
+        steps.append(ChainStep(kind, r.raw(32, "chain step revision"), BlobRef.read_from(r)))
+    r.end()
+    return tuple(steps)
+
+
+class StateDB:
+    def __init__(self, path: str) -> None:
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent on a crash
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"{path} was made by a newer p2pbackup; upgrade to use it.")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"{path} cannot be opened ({exc}); move it away to rebuild it."
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # Reading -------------------------------------------------------------------------------
+
+    def files(self) -> Iterator[tuple[str, FileState]]:
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, inode, mode, rev_id, chain FROM files"
+        )
+        for path, size, mtime_ns, inode, mode, rev_id, chain in rows:
+            entry = Entry(
+                path, EntryType.FILE, mode, mtime_ns, size, "", bytes(rev_id), decode_chain(chain)
+            )
+            yield path, FileState(size, mtime_ns, inode, entry)
+
+    def records(self) -> Iterator[tuple[bytes, StoredRecord]]:
+        for rid, descriptor, placement in self._db.execute("SELECT * FROM records"):
+            placed = {int(i): f for i, f in json.loads(placement).items()}
+            yield bytes(rid), StoredRecord(RecordDescriptor.from_bytes(descriptor), placed)
+
+    def _one(self, sql: str, key: object) -> bytes | None:
+        row = self._db.execute(sql, (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def signature(self, path: str) -> bytes | None:
+        return self._one("SELECT data FROM signatures WHERE path = ?", path)
+
+    def revlog(self, path: str) -> bytes | None:
+        return self._one("SELECT data FROM revlogs WHERE path = ?", path)
+
+    def manifest(self, snapshot_id: bytes) -> bytes | None:
+        return self._one("SELECT data FROM manifests WHERE snapshot_id = ?", snapshot_id)
+
+    def meta(self, key: str) -> bytes | None:
+        return self._one("SELECT value FROM meta WHERE key = ?", key)
+
+    def head(self) -> tuple[int, HeadBody | None, bytes | None]:
+        """The last published head: sequence number, body, and its newest snapshot id."""
+        seq = self.meta("head_seq")
+        body = self.meta("head")
+        try:
+            parsed = HeadBody.from_bytes(body) if body else None
+        except FormatError:
+            parsed = None  # only a cache of what friends hold: read it from them again
+        return (int(seq) if seq else 0), parsed, self.meta("last_snapshot")
+
+    # Writing: each call is one transaction ---------------------------------------------------
+
+    def file_done(
+        self, path: str, state: FileState, signature: bytes | None, revlog: bytes | None
+    ) -> None:
+        e = state.entry
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (path, state.size, state.mtime_ns, state.inode, e.mode, e.rev_id,
+                 encode_chain(e.chain)),
+            )  # fmt: skip
+            if signature is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO signatures VALUES (?, ?)", (path, signature)
+                )
+            if revlog is not None:
+                self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (path, revlog))
+
+    def record_stored(self, record_id: bytes, record: StoredRecord) -> None:
+        placement = json.dumps({str(i): f for i, f in sorted(record.placement.items())})
+        self._db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+            (record_id, record.descriptor.to_bytes(), placement),
+        )
+
+    def forget_records(self, record_ids: list[bytes]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM records WHERE record_id = ?", [(r,) for r in record_ids]
+            )
+
+    def forget_files(self, paths: list[str]) -> None:
+        """The next backup reads these files again (their records were pruned)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("files", "signatures", "revlogs"):
+                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", [(p,) for p in paths])
+
+    def put_revlog(self, path: str, revlog: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (path, revlog))
+
+    def put_manifest(self, snapshot_id: bytes, data: bytes) -> None:
+        self._db.execute("INSERT OR IGNORE INTO manifests VALUES (?, ?)", (snapshot_id, data))
+
+    def published(self, seq: int, body: bytes, last_snapshot: bytes | None) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            rows = [("head_seq", str(seq).encode()), ("head", body)]
+            if last_snapshot is not None:
+                rows.append(("last_snapshot", last_snapshot))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)

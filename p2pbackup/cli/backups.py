@@ -4,12 +4,18 @@ status. Each command is a thin client of a job in ``daemon.jobs``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from datetime import datetime
+
+import trio
 
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.cli.runner import run_job
 from p2pbackup.core.placement import format_size
+from p2pbackup.daemon import control
+from p2pbackup.daemon.daemon import control_path
+from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.errors import ConfigError
 
 
@@ -92,6 +98,8 @@ def run_folders(args: argparse.Namespace) -> int:
         else:
             raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
         profile.update_settings(folders=folders)
+        with contextlib.suppress(control.NoDaemon):  # a running daemon's scheduler looks again
+            trio.run(control.call, control_path(profile), "folders", {}, lambda event: None)
     emit(args, {"folders": folders}, _folders_text({"folders": folders}))
     return 0
 
@@ -193,3 +201,49 @@ def _status_text(data: dict) -> str:
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
         ]
     )
+
+
+def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
+    for name, helptext in (
+        ("pause", "stop scheduled backups until 'resume'"),
+        ("resume", "start scheduled backups again"),
+    ):
+        sub = commands.add_parser(name, help=helptext)
+        add_common(sub)
+        sub.set_defaults(run=lambda args, name=name: run_schedule(args, name, {}))
+    schedule = commands.add_parser("schedule", help="how often the daemon backs up")
+    add_common(schedule)
+    schedule.add_argument("interval", help="e.g. 30m, 1h, 1d, or 'off'")
+    schedule.set_defaults(
+        run=lambda args: run_schedule(args, "schedule", {"interval": parse_interval(args.interval)})
+    )
+
+
+def parse_interval(text: str) -> float:
+    text = text.strip().lower()
+    if text in ("off", "never", "0"):
+        return 0.0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an interval like 30m, 1h or 1d.") from None
+
+
+def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
+    """Kept in the profile, so it holds without a daemon; a running daemon is told at once."""
+    profile = profile_of(args).require()
+    if name == "schedule":
+        profile.update_settings(schedule=params["interval"])
+    else:
+        profile.update_settings(paused=name == "pause")
+    with contextlib.suppress(control.NoDaemon):
+        trio.run(control.call, control_path(profile), name, params, lambda event: None)
+    settings = profile.settings()
+    data = {
+        "interval": settings.get("schedule", DEFAULT_INTERVAL),
+        "paused": settings.get("paused", False),
+    }
+    every = "never" if not data["interval"] else f"every {data['interval'] / 60:g} min"
+    emit(args, data, f"Scheduled backups: {every}{', paused' if data['paused'] else ''}.")
+    return 0

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
-from p2pbackup import __version__
+from p2pbackup import __version__, runtime
 from p2pbackup.cli import backups, demo, friends, setup
 from p2pbackup.cli.common import add_home
+from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import one_error
 from p2pbackup.errors import P2PBackupError
+
+log = logging.getLogger("p2pbackup")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,20 +24,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"p2pbackup {__version__}")
     add_home(parser)
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="say more, here and in the log"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     setup.add_parsers(commands)
     friends.add_parsers(commands)
     backups.add_parsers(commands)
+    backups.add_schedule_parsers(commands)
     demo.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    runtime.tune_malloc()
+    setup_logging(args.home, args.verbose)
+    log.info("p2pbackup %s: %s", __version__, args.command)
     try:
         with one_error():  # a failure inside the node's task group is still one error
             return args.run(args)
     except P2PBackupError as exc:
+        log.error("%s failed: %s", args.command, exc.message, extra={"file_only": True})
         if getattr(args, "json", False):
             print(json.dumps({"error": exc.message, "kind": type(exc).__name__}))
         else:

@@ -11,19 +11,23 @@ from typing import Any
 import trio
 
 from p2pbackup.cli.common import emit, profile_of
-from p2pbackup.daemon import jobs
+from p2pbackup.daemon import control, jobs
+from p2pbackup.daemon.daemon import control_path
 from p2pbackup.daemon.node import running_node
+from p2pbackup.daemon.pairing import NODE_JOBS
 from p2pbackup.daemon.session import session
 from p2pbackup.engine import events as ev
 
 
 def progress_sink(stream=sys.stderr) -> ev.EventSink:
-    """Tell a person at a terminal what is happening; stay quiet for scripts."""
+    """Tell a person at a terminal what is happening; scripts get warnings only."""
     live = stream.isatty()
     done = [0, 0]
 
     def _sink(event: ev.Event) -> None:
-        if isinstance(event, ev.FileSkipped):
+        if isinstance(event, ev.InviteReady):
+            print(event.code, flush=True)  # alone on the first line of stdout, for scripts
+        elif isinstance(event, ev.FileSkipped):
             print(f"\rskipped {event.path}: {event.reason}", file=stream)
         elif isinstance(event, ev.FriendTrouble):
             print(f"\rfriend {event.friend}: {event.reason}", file=stream)
@@ -35,15 +39,35 @@ def progress_sink(stream=sys.stderr) -> ev.EventSink:
     return _sink
 
 
-def run_job(args: argparse.Namespace, name: str, params: dict, text: Callable[[Any], str]) -> int:
-    profile = profile_of(args).require()
-
-    async def _main() -> Any:
-        async with running_node(profile) as node, session(node, progress_sink()) as s:
+async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.EventSink) -> Any:
+    profile = profile_of(args)
+    node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
+    async with running_node(profile, *node_args) as node:
+        if name in NODE_JOBS:
+            return await NODE_JOBS[name](node, sink, **params)
+        async with session(node, sink) as s:
             return await jobs.run(s, name, params)
 
-    result = trio.run(_main)
-    if sys.stderr.isatty():
-        print("\r", end="", file=sys.stderr)
+
+def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
+    """The job's result, from the daemon of the profile or from a node run here."""
+    profile = profile_of(args).require()
+    sink = progress_sink()
+
+    async def _main() -> Any:
+        try:
+            return await control.call(control_path(profile), name, params, sink)
+        except control.NoDaemon:
+            return await _local(args, name, params, sink)
+
+    try:
+        return trio.run(_main)
+    finally:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+
+
+def run_job(args: argparse.Namespace, name: str, params: dict, text: Callable[[Any], str]) -> int:
+    result = call_job(args, name, params)
     emit(args, result, text(result))
     return 0

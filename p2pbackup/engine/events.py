@@ -51,7 +51,57 @@ class ShareRejected:
     index: int
 
 
-Event = FileSkipped | FileDone | RecordStored | FriendTrouble | ShareRejected
+@dataclass(frozen=True)
+class InviteReady:
+    """An invite code is waiting for the friend; tell it to the user now."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A job's progress: ``done`` of ``total`` units (files, records...), with a word."""
+
+    what: str
+    done: int
+    total: int
+
+
+Event = (
+    FileSkipped | FileDone | RecordStored | FriendTrouble | ShareRejected | InviteReady | Progress
+)
+_KINDS = {cls.__name__: cls for cls in Event.__args__}
+
+
+def to_dict(event: Event) -> dict:
+    """An event as JSON values (bytes as hex), for the control socket."""
+    out: dict = {"type": type(event).__name__}
+    for name, value in vars(event).items():
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+def from_dict(data: dict) -> Event | None:
+    """The event sent by ``to_dict``; None for a kind this version does not know."""
+    cls = _KINDS.get(data.get("type", ""))
+    if cls is None:
+        return None
+    fields = {k: v for k, v in data.items() if k != "type"}
+    for name, annotation in cls.__annotations__.items():
+        if annotation == "bytes" and isinstance(fields.get(name), str):
+            fields[name] = bytes.fromhex(fields[name])
+        elif annotation.startswith("tuple") and isinstance(fields.get(name), list):
+            fields[name] = tuple(fields[name])
+    try:
+        return cls(**fields)
+    except TypeError:
+        return None
+
+
 EventSink = Callable[[Event], None]
 
 

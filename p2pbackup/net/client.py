@@ -81,6 +81,9 @@ class RemoteShareStore:
             wait = self._retry_at - trio.current_time()
             if wait > 0:  # back off: a friend who is away is not dialled in a tight loop
                 raise PeerError(f"Friend {self.name} is unreachable; next try in {wait:.0f} s.")
+            # libp2p refuses to dial a peer for 60 s after a failed dial; our own backoff
+            # (above) decides when to try a friend again.
+            self._host.get_network().unblock_peer(self._peer.peer_id)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     try:

@@ -122,6 +122,9 @@ def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
         # happy-eyeballs delay; one connection per friend is all we use.
         connection_config=ConnectionConfig(max_connections_per_peer=1),
     )
+    # The auto-connector dials every peer in the peerstore to keep 100+ connections open,
+    # a public-swarm habit; a backup node talks to its friends when it has work for them.
+    host.get_network().auto_connector.maybe_connect = _never_auto_connect
     # Listening on 0.0.0.0, the library would announce 0.0.0.0 (mDNS reads these raw
     # listen addresses, friend cards and identify the advertised ones): say which
     # interfaces instead, so a friend on another machine can dial them.
@@ -135,3 +138,7 @@ def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr
         return [multiaddr.Multiaddr(a) for a in (addresses or [DEFAULT_LISTEN])]
     except Exception as exc:  # multiaddr raises its own assorted errors
         raise ConfigError(f"Not a listen address: {addresses} ({exc}).") from exc
+
+
+async def _never_auto_connect() -> None:
+    return None

@@ -173,8 +173,11 @@ def test_pairing_through_a_rendezvous_point_with_the_code_alone(profiles, tmp_pa
             assert bob_seen["online"] is True
         finally:
             moved.kill()
-        busy = _run("--home", point_home, "join", code, check=False)
+        # A second node on a profile is refused; commands go to the running daemon instead.
+        busy = _run("--home", point_home, "daemon", check=False)
         assert busy.returncode != 0 and "already running on this profile" in busy.stderr
+        through = _run("--home", point_home, "join", code, check=False)
+        assert through.returncode != 0 and "--rendezvous" in through.stderr
         # A node that knows neither the inviter's address nor a rendezvous point says so.
         carol = str(tmp_path / "carol")
         _run("--home", carol, "init")

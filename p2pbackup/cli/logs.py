@@ -1,0 +1,67 @@
+"""Where a command's log goes: a rotating file per profile, and the terminal.
+
+The file gets everything from INFO up (libp2p's chatter only from WARNING),
+so a user can send it with a bug report; the terminal gets only our warnings,
+or everything with --verbose. Nothing logs secrets: keys, the phrase and
+invite codes never reach a log call (tests/cli/test_logs.py checks the file).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+
+import platformdirs
+
+from p2pbackup.storage.profile import Profile, default_home
+
+LOG_BYTES = 1024 * 1024
+LOG_FILES = 5
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_folder(profile: Profile) -> str:
+    """The platform's log folder for the default profile; ``<home>/logs`` for any other."""
+    if os.path.abspath(profile.home) == os.path.abspath(
+        platformdirs.user_data_dir("p2pbackup", appauthor=False)
+    ) and not os.environ.get("P2PBACKUP_HOME"):
+        return platformdirs.user_log_dir("p2pbackup", appauthor=False)
+    return os.path.join(profile.home, "logs")
+
+
+def setup_logging(home: str | None, verbose: bool) -> str | None:
+    """Configure logging for this process; the log file's path, or None if it has none."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(logging.Formatter("p2pbackup: %(message)s"))
+    terminal.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        terminal.addFilter(lambda record: record.name.startswith("p2pbackup"))
+    # The command prints its own error line; the log file keeps it too.
+    terminal.addFilter(lambda record: not getattr(record, "file_only", False))
+    root.addHandler(terminal)
+    # libp2p reports every failed dial attempt as a warning; a friend being away is normal.
+    # libp2p turns off propagation, so its records would reach Python's last-resort stderr
+    # handler: send them through ours instead.
+    libp2p = logging.getLogger("libp2p")
+    libp2p.setLevel(logging.DEBUG if verbose else logging.ERROR)
+    libp2p.propagate = True
+    profile = Profile(home or default_home())
+    if not profile.exists:
+        return None
+    folder = log_folder(profile)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            os.path.join(folder, "p2pbackup.log"), maxBytes=LOG_BYTES, backupCount=LOG_FILES
+        )
+    except OSError:
+        return None  # a read-only home: log to the terminal only
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.addHandler(handler)
+    return handler.baseFilename

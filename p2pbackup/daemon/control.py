@@ -1,0 +1,151 @@
+"""The daemon's control socket: how the CLI (and the tray app) ask it to run jobs.
+
+A Unix socket, ``control.sock`` in the profile (the folder is 0700 and the
+socket 0600: only the user gets in). One request per connection, as JSON
+lines, version 1 (docs/format.md, "Control socket"):
+
+    client: {"v": 1, "job": "backup", "params": {...}}
+    daemon: {"event": {...}}    zero or more, while the job runs
+    daemon: {"result": ...}  or  {"error": {"message", "kind", "exit_code"}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from p2pbackup import errors
+from p2pbackup.engine import events as ev
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+MAX_LINE = 1 << 20
+SOCKET_NAME = "control.sock"
+
+Handler = Callable[[str, dict, ev.EventSink], Awaitable[Any]]
+
+
+class NoDaemon(Exception):
+    """Nobody listens on the profile's control socket."""
+
+
+class _Lines:
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    async def next(self) -> bytes | None:
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > MAX_LINE:
+                raise errors.FormatError("A control message is longer than 1 MiB.")
+            data = await self._stream.receive_some(65536)
+            if not data:
+                return None
+            self._buffer += data
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return line
+
+
+def _encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+async def serve(path: str, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve requests on ``path`` until cancelled. The caller holds the profile lock, so a
+    socket file left there is a dead daemon's."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    try:
+        task_status.started()
+        await trio.serve_listeners(
+            lambda stream: _connection(stream, handler), [trio.SocketListener(sock)]
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
+    send_events, receive_events = trio.open_memory_channel[dict](math.inf)
+
+    async def _forward() -> None:
+        # A client that went away (Ctrl-C) does not stop the job: the daemon finishes it.
+        async for message in receive_events:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(_encode(message))
+
+    def _sink(event: ev.Event) -> None:
+        send_events.send_nowait({"event": ev.to_dict(event)})
+
+    async with stream, trio.open_nursery() as nursery:
+        nursery.start_soon(_forward)
+        async with send_events:
+            send_events.send_nowait(await _answer(stream, handler, _sink))
+
+
+async def _answer(stream: trio.SocketStream, handler: Handler, sink: ev.EventSink) -> dict:
+    try:
+        line = await _Lines(stream).next()
+        request = json.loads(line) if line else None
+        if not isinstance(request, dict) or request.get("v") != VERSION:
+            raise errors.FormatError(f"Send one JSON request of version {VERSION} per line.")
+        job, params = request.get("job"), request.get("params", {})
+        if not isinstance(job, str) or not isinstance(params, dict):
+            raise errors.FormatError("A request names a job and gives a dict of parameters.")
+        log.info("control: %s", job)
+        return {"result": await handler(job, params, sink)}
+    except errors.P2PBackupError as exc:
+        return {"error": _error(exc)}
+    except ValueError as exc:
+        return {"error": _error(errors.FormatError(f"Not JSON: {exc}."))}
+    except Exception as exc:  # a bug must not take the daemon down; the log says where
+        log.exception("control request failed")
+        message = f"The daemon failed unexpectedly ({type(exc).__name__}); see its log."
+        return {"error": _error(errors.P2PBackupError(message))}
+
+
+def _error(exc: errors.P2PBackupError) -> dict:
+    return {"message": exc.message, "kind": type(exc).__name__, "exit_code": exc.exit_code}
+
+
+def _raise(error: dict) -> None:
+    cls = getattr(errors, str(error.get("kind")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.P2PBackupError)):
+        cls = errors.P2PBackupError
+    raise cls(str(error.get("message", "The daemon failed.")))
+
+
+async def call(path: str, job: str, params: dict, on_event: ev.EventSink) -> Any:
+    """Run ``job`` in the daemon listening on ``path``; NoDaemon when there is none."""
+    try:
+        stream = await trio.open_unix_socket(path)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise NoDaemon from exc
+    async with stream:
+        await stream.send_all(_encode({"v": VERSION, "job": job, "params": params}))
+        lines = _Lines(stream)
+        while (line := await lines.next()) is not None:
+            message = json.loads(line)
+            if "event" in message:
+                event = ev.from_dict(message["event"])
+                if event is not None:
+                    on_event(event)
+            elif "error" in message:
+                _raise(message["error"])
+            else:
+                return message.get("result")
+    raise errors.PeerError("The daemon closed the connection before answering; see its log.")

@@ -1,0 +1,71 @@
+"""The daemon: one long-running node per profile.
+
+It serves friends (the storage service), answers the control socket (the CLI
+and the tray app send it jobs), and runs the scheduler. Jobs that touch the
+backup state run one at a time; invites and the friend list do not wait for
+them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from p2pbackup.daemon import control, jobs
+from p2pbackup.daemon.node import Node, running_node
+from p2pbackup.daemon.pairing import NODE_JOBS
+from p2pbackup.daemon.scheduler import Scheduler
+from p2pbackup.daemon.session import session
+from p2pbackup.engine import events as ev
+from p2pbackup.engine.failures import one_error
+from p2pbackup.errors import ConfigError
+from p2pbackup.storage.profile import Profile
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.jobs_lock = trio.Lock()
+        self.scheduler = Scheduler(self)
+
+    async def run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
+        with one_error():  # a failure inside a task group is still one error for the client
+            return await self._run_job(name, params, events)
+
+    async def _run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
+        if name in NODE_JOBS:
+            try:
+                return await NODE_JOBS[name](self.node, events, **params)
+            except TypeError as exc:
+                raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
+        if name in self.scheduler.commands:
+            return self.scheduler.command(name, params)
+        async with self.jobs_lock, session(self.node, events) as s:
+            result = await jobs.run(s, name, params)
+        if name == "status":
+            result["schedule"] = self.scheduler.status()
+        return result
+
+
+async def run_daemon(
+    profile: Profile,
+    listen: list[str] | None = None,
+    rendezvous: str | None = None,
+    serve_rendezvous: bool = False,
+    *,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with running_node(profile, listen, rendezvous, serve_rendezvous) as node:
+        daemon = Daemon(node)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(control.serve, control_path(profile), daemon.run_job)
+            nursery.start_soon(daemon.scheduler.run)
+            task_status.started(node)
+
+
+def control_path(profile: Profile) -> str:
+    return profile.path(control.SOCKET_NAME)

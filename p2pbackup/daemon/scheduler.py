@@ -1,0 +1,107 @@
+"""Backs up on a schedule: every interval, unless paused; waits for friends.
+
+Settings live in the profile (``schedule``: interval in seconds, 0 for never;
+``paused``), so they survive restarts and the CLI or the tray can change them
+through the control socket (``pause``, ``resume``, ``schedule``). A backup
+that finds no friend online, or fails for want of them, is retried with
+backoff (30 s doubling to 30 min) instead of waiting a whole interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pbackup.errors import P2PBackupError, PeerError
+
+if TYPE_CHECKING:
+    from p2pbackup.daemon.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 3600
+FIRST_RETRY = 30.0
+MAX_RETRY = 1800.0
+
+
+class Scheduler:
+    commands = frozenset({"pause", "resume", "schedule", "folders"})
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._profile = daemon.node.profile
+        self._wake = trio.Event()
+        self._retry = FIRST_RETRY
+        self.next_run = time.time()  # of the next backup
+        self.last_error: str | None = None
+
+    def _settings(self) -> tuple[float, bool]:
+        settings = self._profile.settings()
+        interval = float(settings.get("schedule", DEFAULT_INTERVAL))
+        return interval, bool(settings.get("paused", False))
+
+    def command(self, name: str, params: dict) -> dict:
+        if name == "pause":
+            self._profile.update_settings(paused=True)
+        elif name == "resume":
+            self._profile.update_settings(paused=False)
+        elif name == "folders":
+            pass  # folders changed: wake up and look again
+        elif name == "schedule" and "interval" in params:
+            interval = float(params["interval"])
+            if interval < 0:
+                raise ValueError("the interval cannot be negative")
+            self._profile.update_settings(schedule=interval)
+            last = self._profile.settings().get("last_backup") or 0
+            self.next_run = max(time.time(), last + interval)
+        self._wake.set()
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        interval, paused = self._settings()
+        return {
+            "interval": interval,
+            "paused": paused,
+            "next_run": None if paused or not interval else self.next_run,
+            "last_error": self.last_error,
+        }
+
+    async def run(self) -> None:
+        last = self._profile.settings().get("last_backup") or 0
+        interval, _ = self._settings()
+        self.next_run = max(time.time(), last + interval)
+        while True:
+            interval, paused = self._settings()
+            if paused or not interval or not self._profile.settings().get("folders"):
+                await self._sleep(None)
+                continue
+            wait = self.next_run - time.time()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            self.next_run = time.time() + await self._backup(interval)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        with trio.move_on_after(seconds if seconds is not None else float("inf")):
+            await self._wake.wait()
+        self._wake = trio.Event()
+
+    async def _backup(self, interval: float) -> float:
+        """Run one backup; how long to wait before the next one."""
+        try:
+            await self._daemon.run_job("backup", {}, lambda event: None)
+        except PeerError as exc:
+            self.last_error = exc.message
+            log.warning("scheduled backup: %s; retrying in %.0f s", exc.message, self._retry)
+            wait, self._retry = self._retry, min(self._retry * 2, MAX_RETRY)
+            return min(wait, interval)
+        except P2PBackupError as exc:
+            self.last_error = exc.message
+            log.warning("scheduled backup failed: %s", exc.message)
+            return interval
+        self.last_error = None
+        self._retry = FIRST_RETRY
+        return interval

@@ -14,7 +14,6 @@ from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.cli.runner import run_job
 from p2pbackup.core.placement import format_size
 from p2pbackup.daemon import control
-from p2pbackup.daemon.daemon import control_path
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.errors import ConfigError
 
@@ -99,7 +98,9 @@ def run_folders(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
         profile.update_settings(folders=folders)
         with contextlib.suppress(control.NoDaemon):  # a running daemon's scheduler looks again
-            trio.run(control.call, control_path(profile), "folders", {}, lambda event: None)
+            trio.run(
+                control.call, control.socket_path(profile.home), "folders", {}, lambda event: None
+            )
     emit(args, {"folders": folders}, _folders_text({"folders": folders}))
     return 0
 
@@ -238,7 +239,7 @@ def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
     else:
         profile.update_settings(paused=name == "pause")
     with contextlib.suppress(control.NoDaemon):
-        trio.run(control.call, control_path(profile), name, params, lambda event: None)
+        trio.run(control.call, control.socket_path(profile.home), name, params, lambda event: None)
     settings = profile.settings()
     data = {
         "interval": settings.get("schedule", DEFAULT_INTERVAL),

@@ -9,10 +9,8 @@ import trio
 
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.cli.runner import run_job
-from p2pbackup.core.pairing import parse_code
+from p2pbackup.core.pairing import DEFAULT_VALIDITY, parse_code
 from p2pbackup.core.placement import format_size, parse_size
-from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
-from p2pbackup.net import discovery, invite
 from p2pbackup.storage.catalog import Catalog
 
 DEFAULT_OFFER = "20G"
@@ -50,7 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     inv.add_argument(
         "--minutes",
         type=float,
-        default=invite.DEFAULT_VALIDITY / 60,
+        default=DEFAULT_VALIDITY / 60,
         help="how long the code stays valid (default 10)",
     )
     inv.add_argument("--listen", action="append", metavar="MULTIADDR")
@@ -100,6 +98,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
+    from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
+
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
             node = await nursery.start(
@@ -131,6 +131,8 @@ def run_invite(args: argparse.Namespace) -> int:
 def run_join(args: argparse.Namespace) -> int:
     parse_code(args.code)  # a typo is refused before any node starts
     if args.peer:
+        from p2pbackup.net import discovery  # libp2p: only when needed
+
         discovery.rendezvous_peer(args.peer)
     params = {"code": args.code, "offer": parse_size(args.offer), "peer": args.peer}
     return run_job(args, "join", params, _paired_text)

@@ -11,11 +11,7 @@ from typing import Any
 import trio
 
 from p2pbackup.cli.common import emit, profile_of
-from p2pbackup.daemon import control, jobs
-from p2pbackup.daemon.daemon import control_path
-from p2pbackup.daemon.node import running_node
-from p2pbackup.daemon.pairing import NODE_JOBS
-from p2pbackup.daemon.session import session
+from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
 
 
@@ -40,6 +36,12 @@ def progress_sink(stream=sys.stderr) -> ev.EventSink:
 
 
 async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.EventSink) -> Any:
+    # Imported here: a command that the daemon runs never needs libp2p (half a second).
+    from p2pbackup.daemon import jobs
+    from p2pbackup.daemon.node import running_node
+    from p2pbackup.daemon.pairing import NODE_JOBS
+    from p2pbackup.daemon.session import session
+
     profile = profile_of(args)
     node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
     async with running_node(profile, *node_args) as node:
@@ -56,7 +58,7 @@ def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
 
     async def _main() -> Any:
         try:
-            return await control.call(control_path(profile), name, params, sink)
+            return await control.call(control.socket_path(profile.home), name, params, sink)
         except control.NoDaemon:
             return await _local(args, name, params, sink)
 

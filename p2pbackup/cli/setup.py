@@ -8,7 +8,6 @@ import sys
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.core.keys import new_secret, owner_fingerprint
 from p2pbackup.core.phrase import phrase_to_secret, secret_to_phrase
-from p2pbackup.daemon.node import identity_of, public_addresses
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -27,6 +26,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    from p2pbackup.daemon.node import identity_of  # libp2p: only when needed
+
     profile = profile_of(args)
     if args.recover:
         if sys.stdin.isatty():
@@ -60,6 +61,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_id(args: argparse.Namespace) -> int:
+    from p2pbackup.daemon.node import identity_of, public_addresses
+
     profile = profile_of(args).require()
     keys, identity, _ = identity_of(profile)
     node_id = identity.peer_id.to_base58()

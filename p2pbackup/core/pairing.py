@@ -57,6 +57,8 @@ CARD_VERSION = 1
 _CONFIRM_PERSON = b"p2pb-confirm_v1"
 _CARD_KEY_PERSON = b"p2pb-cardkey_v1"
 
+DEFAULT_VALIDITY = 600  # seconds an invite code stays usable
+
 
 @dataclass(frozen=True)
 class InviteCode:

@@ -34,6 +34,10 @@ SOCKET_NAME = "control.sock"
 Handler = Callable[[str, dict, ev.EventSink], Awaitable[Any]]
 
 
+def socket_path(home: str) -> str:
+    return os.path.join(home, SOCKET_NAME)
+
+
 class NoDaemon(Exception):
     """Nobody listens on the profile's control socket."""
 

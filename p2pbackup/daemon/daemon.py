@@ -68,4 +68,4 @@ async def run_daemon(
 
 
 def control_path(profile: Profile) -> str:
-    return profile.path(control.SOCKET_NAME)
+    return control.socket_path(profile.home)

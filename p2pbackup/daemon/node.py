@@ -34,6 +34,7 @@ from p2pbackup.net.host import (
     expand_unspecified,
     interface_addresses,
     listen_addrs,
+    serving,
 )
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 from p2pbackup.net.service import StorageService
@@ -173,7 +174,7 @@ async def running_node(
             host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
             host.set_stream_handler(invite.PROTOCOL, invites.handle)
             async with (
-                host.run(listen_addrs(addresses)),
+                serving(host, listen_addrs(addresses)),
                 relay.relay(host, serve=serve_rendezvous) as node_relay,
             ):
                 chosen = [str(a).split("/p2p/")[0] for a in host.get_addrs()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import trio
@@ -107,6 +107,19 @@ class Session:
         return pick(await self.snapshots(), selector, at)
 
 
+def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:
+    """Events name friends as people know them; the engine knows them by owner id."""
+
+    def _sink(event: ev.Event) -> None:
+        if isinstance(event, ev.FriendTrouble | ev.ShareRejected):
+            event = replace(event, friend=grid.name(event.friend))
+        elif isinstance(event, ev.RecordStored):
+            event = replace(event, friends=tuple(grid.name(f) for f in event.friends))
+        events(event)
+
+    return _sink
+
+
 class _Reconnect(Exception):
     """The head named friends this device did not know: connect to them too."""
 
@@ -142,7 +155,7 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
         # then it connects again, to all of them.
         for _ in range(2):
             async with connected(node) as grid:
-                s = Session(node, grid, db, state, events, workers)
+                s = Session(node, grid, db, state, _named(events, grid), workers)
                 try:
                     await s.head()
                 except _Reconnect:
@@ -150,6 +163,6 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
                 yield s
                 return
         async with connected(node) as grid:
-            yield Session(node, grid, db, state, events, workers)
+            yield Session(node, grid, db, state, _named(events, grid), workers)
     finally:
         db.close()

@@ -13,11 +13,14 @@ for by a device certificate signed with the owner key.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import ifaddr
 import multiaddr
 import nacl.utils
+import trio
 from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
@@ -142,3 +145,19 @@ def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr
 
 async def _never_auto_connect() -> None:
     return None
+
+
+@asynccontextmanager
+async def serving(host: IHost, addrs: Sequence[multiaddr.Multiaddr]) -> AsyncIterator[None]:
+    """Run ``host`` on ``addrs``; on exit close its listeners and connections too.
+
+    libp2p's ``host.run`` leaves the TCP listener (a trio system task) accepting and
+    answering after it returns: a node stopped inside a process would look half alive to
+    its friends until their requests time out.
+    """
+    async with host.run(addrs):
+        try:
+            yield
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await host.get_network().close()

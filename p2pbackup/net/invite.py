@@ -22,7 +22,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.peerinfo import PeerInfo
 
-from p2pbackup.core.pairing import FriendCard, InviteCode, Pairing, Role, new_code
+from p2pbackup.core.pairing import DEFAULT_VALIDITY, FriendCard, InviteCode, Pairing, Role, new_code
 from p2pbackup.errors import P2PBackupError, PairingError, PeerError
 from p2pbackup.net.host import node_key_of
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = TProtocol("/p2pbackup/pair/1.0.0")
 STEP_TIMEOUT = 30
-DEFAULT_VALIDITY = 600  # seconds an invite code stays usable
 _HEADER = struct.Struct(">BH")
 _DATA, _ERROR = 1, 2
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from p2pbackup.cli.demo import same_tree as _same_tree
 from p2pbackup.engine import events as ev
-from p2pbackup.engine.demo import _same_tree
 from p2pbackup.errors import PlacementError
 
 pytestmark = pytest.mark.trio

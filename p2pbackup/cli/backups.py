@@ -73,9 +73,73 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     restore.set_defaults(run=run_restore)
 
+    verify = commands.add_parser("verify", help="check that friends still hold every share")
+    add_common(verify)
+    verify.add_argument(
+        "--read-data", action="store_true", help="download every share and check its bytes"
+    )
+    verify.add_argument(
+        "--repair", action="store_true", help="rebuild missing or bad shares on other friends"
+    )
+    verify.set_defaults(
+        run=lambda args: run_job(
+            args, "verify", {"read_data": args.read_data, "repair": args.repair}, _verify_text
+        )
+    )
+
+    forget = commands.add_parser("forget", help="drop old snapshots by a retention policy")
+    add_common(forget)
+    for rule in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+        forget.add_argument(f"--keep-{rule}", type=int, default=0, metavar="N")
+    forget.add_argument("--prune", action="store_true", help="then free friends' space")
+    forget.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    forget.set_defaults(run=run_forget)
+
     status = commands.add_parser("status", help="friends online, last backup, how safe it is")
     add_common(status)
     status.set_defaults(run=lambda args: run_job(args, "status", {}, _status_text))
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    params = {
+        f"keep_{rule}": getattr(args, f"keep_{rule}")
+        for rule in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+    }
+    params.update(prune=args.prune, dry_run=args.dry_run)
+    return run_job(args, "forget", params, _forget_text)
+
+
+def _forget_text(data: dict) -> str:
+    verb = "would forget" if data["dry_run"] else "forgot"
+    lines = [f"keep   {k['id'][:12]}  ({', '.join(k['why'])})" for k in data["kept"]]
+    lines += [f"{verb} {sid[:12]}" for sid in data["forgotten"]]
+    if "removed_records" in data:
+        lines.append(
+            f"Pruned {data['removed_records']} records ({data['removed_shares']} shares)."
+            + (f" Away, pruned later: {', '.join(data['unreachable'])}." if data["unreachable"]
+               else "")
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _verify_text(data: dict) -> str:
+    lines = [f"{data['records']} records checked."]
+    for friend, counts in data["friends"].items():
+        parts = [f"{n} {what}" for what, n in sorted(counts.items())]
+        lines.append(f"  {friend:16} {', '.join(parts)}")
+    lines += [f"  {friend:16} unreachable" for friend in data["unreachable"]]
+    if data["unproven"]:
+        lines.append(f"{data['unproven']} shares have no proof left; --read-data checks them.")
+    if data["repaired"]:
+        lines.append(f"Repaired {data['repaired']} records.")
+    if data["lost"]:
+        lines.append(f"LOST: {data['lost']} records cannot be rebuilt from what friends hold.")
+    elif data["at_risk"]:
+        lines.append(f"At risk: {data['at_risk']} records would not survive losing a friend; "
+                     "run verify --repair.")  # fmt: skip
+    else:
+        lines.append(f"Safe: any {data['friends_that_could_disappear']} friend(s) could disappear.")
+    return "\n".join(lines)
 
 
 def _folders_text(data: dict) -> str:

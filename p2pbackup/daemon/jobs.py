@@ -13,16 +13,23 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
+from p2pbackup.core import head as heads
 from p2pbackup.core import manifest as manifests
+from p2pbackup.core import retention
 from p2pbackup.core.manifest import Entry, EntryType
 from p2pbackup.core.placement import tolerable_losses
+from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.node import device_name
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
+from p2pbackup.engine.headstore import publish
+from p2pbackup.engine.prune import needed_records
+from p2pbackup.engine.prune import prune as prune_records
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
+from p2pbackup.engine.verify import Verifier
 from p2pbackup.errors import ConfigError
 
 
@@ -182,7 +189,81 @@ async def status(s: Session) -> dict:
     }
 
 
+async def verify(s: Session, read_data: bool = False, repair: bool = False) -> dict:
+    s.require_friends("verify")
+    snaps = await s.snapshots()
+    descriptors = {snap.ref.manifest.record_id: snap.ref.manifest for snap in snaps}
+    for snap in snaps:
+        descriptors.update({d.record_id: d for d in snap.manifest.records})
+    verifier = Verifier(s.grid.online, s.state, s.events, s.workers)
+    report = await verifier.verify(descriptors.values(), read_data)
+    if repair:
+        await verifier.repair(report, s.grid.room())
+    named = {s.grid.name(k): v for k, v in report.per_friend().items()}
+    risky = report.at_risk()
+    lost = [h for h in report.records.values() if h.lost]
+    return {
+        "records": len(report.records),
+        "friends": named,
+        "unreachable": sorted(s.grid.name(k) for k in report.unreachable),
+        "at_risk": len(risky),
+        "lost": len(lost),
+        "repaired": report.repaired,
+        "unproven": sum(len(h.unproven) for h in report.records.values()),
+        "friends_that_could_disappear": min(
+            (h.safe_losses for h in report.records.values()), default=None
+        ),
+    }
+
+
+async def forget(
+    s: Session,
+    keep_last: int = 0,
+    keep_hourly: int = 0,
+    keep_daily: int = 0,
+    keep_weekly: int = 0,
+    keep_monthly: int = 0,
+    keep_yearly: int = 0,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> dict:
+    s.require_friends("forget")
+    policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+                             keep_yearly)  # fmt: skip
+    snaps = await s.snapshots()
+    decision = retention.keep(policy, [(snap.id, snap.time) for snap in snaps])
+    gone = [snap for snap in snaps if snap.id not in decision.keep]
+    kept = [snap for snap in snaps if snap.id in decision.keep]
+    result: dict = {
+        "kept": [{"id": snap.id, "why": list(decision.keep[snap.id])} for snap in kept],
+        "forgotten": [snap.id for snap in gone],
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        return result
+    if gone:
+        change = heads.HeadBody(
+            frozenset(), frozenset(snap.ref.snapshot_id for snap in gone), head_friends(s.node),
+            None,
+        )  # fmt: skip
+        await publish(s.keys, s.grid.online, s.state, change)
+    if prune:
+        needed = needed_records(
+            [snap.manifest for snap in kept], [snap.ref.manifest.record_id for snap in kept]
+        )
+        known = needed_records(
+            [snap.manifest for snap in gone], [snap.ref.manifest.record_id for snap in gone]
+        )
+        report = await prune_records(s.grid.online, s.state, needed, known, s.events)
+        result["removed_records"] = len(report.removed_records)
+        result["removed_shares"] = report.removed_shares
+        result["unreachable"] = sorted(s.grid.name(k) for k in report.unreachable)
+    return result
+
+
 JOBS = {
+    "verify": verify,
+    "forget": forget,
     "backup": backup,
     "snapshots": snapshots,
     "ls": ls,

@@ -14,6 +14,7 @@ from p2pbackup.core.head import HeadBody
 from p2pbackup.core.manifest import ChainStep, Manifest
 from p2pbackup.core.revlog import Revlog
 from p2pbackup.storage.statedb import FileState, StateDB, StoredRecord
+from p2pbackup.storage.store import ShareKey
 
 __all__ = ["BackupState", "FileState", "StoredRecord"]
 
@@ -29,6 +30,8 @@ class BackupState:
         self.last_snapshot: bytes | None = None
         self._signatures: dict[str, Signature] = {}
         self._revlogs: dict[str, Revlog] = {}
+        self._challenges: dict[ShareKey, list[tuple[bytes, bytes]]] = {}  # without a db
+        self._garbage: set[bytes] = set()
         if db is not None:
             self.files = dict(db.files())
             self.records = dict(db.records())
@@ -70,6 +73,43 @@ class BackupState:
         self.records[record_id] = record
         if self._db is not None:
             self._db.record_stored(record_id, record)
+
+    def new_challenges(self, key: ShareKey, pairs: list[tuple[bytes, bytes]]) -> None:
+        if self._db is not None:
+            self._db.add_challenges(key.record_id, key.index, pairs)
+        else:
+            self._challenges.setdefault(key, []).extend(pairs)
+
+    def next_challenge(self, key: ShareKey) -> tuple[bytes, bytes] | None:
+        if self._db is not None:
+            return self._db.take_challenge(key.record_id, key.index)
+        pairs = self._challenges.get(key)
+        return pairs.pop() if pairs else None
+
+    def garbage(self) -> set[bytes]:
+        return self._db.garbage() if self._db is not None else set(self._garbage)
+
+    def set_garbage(self, record_ids: set[bytes]) -> None:
+        self._garbage = set(record_ids)
+        if self._db is not None:
+            self._db.set_garbage(record_ids)
+
+    def forget_records(self, record_ids: list[bytes]) -> None:
+        for rid in record_ids:
+            self.records.pop(rid, None)
+        if self._db is not None:
+            self._db.forget_records(record_ids)
+
+    def forget_files(self, paths: list[str]) -> None:
+        """Their chains used records that are gone: the next backup reads them again."""
+        for path in paths:
+            state = self.files.pop(path, None)
+            if state is not None:
+                self.contents.pop(state.entry.rev_id, None)
+            self._signatures.pop(path, None)
+            self._revlogs.pop(path, None)
+        if self._db is not None:
+            self._db.forget_files(paths)
 
     def published(self, seq: int, body: HeadBody, manifest: Manifest | None) -> None:
         self.head_seq, self.head = seq, body

@@ -20,6 +20,7 @@ from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.core.seal import SEGMENT_SIZE, Kind, Sealer
 from p2pbackup.engine.events import EventSink, FriendTrouble, RecordStored
 from p2pbackup.engine.state import BackupState, StoredRecord
+from p2pbackup.engine.verify import make_challenges
 from p2pbackup.errors import PeerError, StorageError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -94,6 +95,10 @@ class Uploader:
             limiter=self._workers,
         )
         placed = await self._upload(descriptor, shares)
+        # Proof pairs for later ``verify`` runs, made while the shares are at hand.
+        challenges = await trio.to_thread.run_sync(make_challenges, shares, limiter=self._workers)
+        for index, pairs in enumerate(challenges):
+            self._state.new_challenges(ShareKey(record_id, index), pairs)
         self._state.record_stored(record_id, StoredRecord(descriptor, placed))
         self._events(
             RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from p2pbackup.core import erasure, head
 from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.storage.sharepool import prove_answer
 from p2pbackup.storage.store import ShareKey, Usage
 
 
@@ -51,6 +52,9 @@ class MemoryShareStore:
                 f"Friend {self.name} does not have share {key.index} "
                 f"of record {key.record_id.hex()[:12]}."
             ) from None
+
+    async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
+        return prove_answer(nonce, await self.get(key))
 
     async def remove(self, key: ShareKey) -> None:
         self._check_online()

@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS manifests (
     data BLOB NOT NULL          -- Manifest.to_bytes(); immutable, so a cache
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS challenges (  -- proofs of possession not spent yet
+    record_id BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    nonce BLOB NOT NULL,
+    answer BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS challenges_share ON challenges (record_id, idx);
+CREATE TABLE IF NOT EXISTS garbage (  -- records to remove from friends that were away
+    record_id BLOB PRIMARY KEY
+);
 """
 
 
@@ -176,9 +186,43 @@ class StateDB:
             (record_id, record.descriptor.to_bytes(), placement),
         )
 
+    def add_challenges(
+        self, record_id: bytes, index: int, pairs: list[tuple[bytes, bytes]]
+    ) -> None:
+        self._db.executemany(
+            "INSERT INTO challenges VALUES (?, ?, ?, ?)",
+            [(record_id, index, nonce, answer) for nonce, answer in pairs],
+        )
+
+    def garbage(self) -> set[bytes]:
+        return {bytes(r) for (r,) in self._db.execute("SELECT record_id FROM garbage")}
+
+    def set_garbage(self, record_ids: set[bytes]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM garbage")
+            self._db.executemany("INSERT INTO garbage VALUES (?)", [(r,) for r in record_ids])
+
+    def take_challenge(self, record_id: bytes, index: int) -> tuple[bytes, bytes] | None:
+        """An unspent (nonce, answer) pair for the share, spent by taking it."""
+        with self._db:
+            self._db.execute("BEGIN")
+            row = self._db.execute(
+                "SELECT rowid, nonce, answer FROM challenges WHERE record_id = ? AND idx = ? "
+                "LIMIT 1",
+                (record_id, index),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM challenges WHERE rowid = ?", (row[0],))
+        return bytes(row[1]), bytes(row[2])
+
     def forget_records(self, record_ids: list[bytes]) -> None:
         with self._db:
             self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM challenges WHERE record_id = ?", [(r,) for r in record_ids]
+            )
             self._db.executemany(
                 "DELETE FROM records WHERE record_id = ?", [(r,) for r in record_ids]
             )

@@ -43,6 +43,9 @@ class ShareStore(Protocol):
     async def get(self, key: ShareKey) -> bytes:
         """The share's bytes; PeerError when it is missing or the friend is away."""
 
+    async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
+        """The share hashed with ``nonce`` (sharepool.prove_answer): proof it is kept."""
+
     async def remove(self, key: ShareKey) -> None:
         """Forget a share; removing a missing share is not an error."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -37,7 +38,8 @@ def edit(folder: str) -> None:
         data = f.read()
         f.seek(0)
         f.write(b"inserted at the front" + data)
-    os.unlink(os.path.join(folder, "notes", "small-3.txt"))
+    with contextlib.suppress(FileNotFoundError):  # edited twice: gone already
+        os.unlink(os.path.join(folder, "notes", "small-3.txt"))
     with open(os.path.join(folder, "notes", "todo.txt"), "a") as f:
         f.write("bread\n")
 

@@ -1,0 +1,91 @@
+"""verify, verify --repair and forget --prune between real nodes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from p2pbackup.cli.demo import same_tree
+from tests.daemon.conftest import started
+from tests.daemon.test_cycle import edit, make_tree
+
+pytestmark = pytest.mark.trio
+
+
+def _shares(profile) -> list[str]:
+    return [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(profile.path("pool"))
+        for name in names
+    ]
+
+
+async def test_verify_proves_possession_finds_damage_and_repairs_it(tmp_path):
+    folder = make_tree(tmp_path)
+    async with started(tmp_path / "nodes", folders=[folder]) as nodes:
+        await nodes.run("laptop", "backup")
+        clean = await nodes.run("laptop", "verify")
+        assert clean["at_risk"] == clean["lost"] == 0 and clean["records"] >= 3
+        assert clean["friends_that_could_disappear"] == 2
+        assert all(c == {"good": c["good"]} for c in clean["friends"].values())
+
+        # Carol loses everything; Dave's disk flips a byte in every share.
+        for path in _shares(nodes.profiles["carol"]):
+            os.unlink(path)
+        for path in _shares(nodes.profiles["dave"]):
+            with open(path, "r+b") as f:
+                f.seek(60)
+                byte = f.read(1)
+                f.seek(60)
+                f.write(bytes([byte[0] ^ 1]))
+        hurt = await nodes.run("laptop", "verify")
+        assert hurt["friends"]["dave"].get("bad") == clean["records"]
+        assert "carol" not in hurt["friends"]
+        assert hurt["at_risk"] == clean["records"] and hurt["lost"] == 0
+        assert hurt["friends_that_could_disappear"] == 0
+
+        fixed = await nodes.run("laptop", "verify", read_data=True, repair=True)
+        assert fixed["repaired"] == clean["records"]
+        again = await nodes.run("laptop", "verify", read_data=True)
+        assert again["at_risk"] == 0 and again["friends_that_could_disappear"] >= 1
+        assert all("bad" not in c for c in again["friends"].values())
+        # Rebuilt shares restore too, with the two original friends away.
+        await nodes.stop("alice")
+        await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r"))
+        assert same_tree(folder, str(tmp_path / "r" / "Documents"))
+
+
+async def test_forget_and_prune_free_space_and_keep_what_is_kept(tmp_path):
+    folder = make_tree(tmp_path)
+    async with started(tmp_path / "nodes", friends=("alice", "bob"), folders=[folder]) as nodes:
+        ids = []
+        for number in range(3):
+            if number:
+                edit(folder)
+                with open(os.path.join(folder, f"new-{number}.bin"), "wb") as f:
+                    f.write(os.urandom(300_000))
+            ids.append((await nodes.run("laptop", "backup"))["snapshot"])
+            shutil.copytree(folder, tmp_path / f"expected-{number}" / "Documents", symlinks=True)
+        before = sum(map(os.path.getsize, _shares(nodes.profiles["alice"])))
+
+        plan = await nodes.run("laptop", "forget", keep_last=1, dry_run=True)
+        assert plan["forgotten"] == ids[:2] and len(await nodes.run("laptop", "snapshots")) == 3
+        done = await nodes.run("laptop", "forget", keep_last=1, prune=True)
+        assert done["forgotten"] == ids[:2] and done["removed_records"] > 0
+        assert [s["id"] for s in await nodes.run("laptop", "snapshots")] == ids[2:]
+        after = sum(map(os.path.getsize, _shares(nodes.profiles["alice"])))
+        assert after < before
+
+        await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r"))
+        assert same_tree(str(tmp_path / "expected-2"), str(tmp_path / "r"))
+        check = await nodes.run("laptop", "verify", read_data=True)
+        assert check["lost"] == check["at_risk"] == 0
+
+        # The next backup re-reads what pruning took from under it, and restores whole.
+        with open(os.path.join(folder, "after-prune.txt"), "w") as f:
+            f.write("still works\n")
+        await nodes.run("laptop", "backup")
+        await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r2"))
+        assert same_tree(folder, str(tmp_path / "r2" / "Documents"))

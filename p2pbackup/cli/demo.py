@@ -64,14 +64,10 @@ def run_demo(source: str, root: str, say) -> dict:
     started = time.monotonic()
     summary: dict = {"friends": list(FRIENDS), "backups": [], "restores": []}
     with LocalGrid(os.path.join(root, "nodes")) as grid:
-        phrase = grid.init("laptop")["recovery_phrase"]
+        phrase = grid.init_all(["laptop", *FRIENDS])["laptop"]["recovery_phrase"]
         grid.cli("laptop", "schedule", "off")  # the demo says when to back up
-        for name in (*FRIENDS, "laptop"):
-            if name != "laptop":
-                grid.init(name)
-            grid.start(name)
-        for name in FRIENDS:
-            grid.pair("laptop", name)
+        grid.start("laptop", *FRIENDS)
+        grid.pair("laptop", *FRIENDS)
         say(f"Started 5 nodes on 127.0.0.1 and paired the laptop with {', '.join(FRIENDS)}.")
 
         live = os.path.join(root, "live", os.path.basename(os.path.normpath(source)) or "folder")

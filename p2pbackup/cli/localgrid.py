@@ -66,14 +66,26 @@ class LocalGrid:
             return self.cli(name, "init", "--name", name, "--recover", stdin=recover_phrase + "\n")
         return self.cli(name, "init", "--name", name)
 
-    def start(self, name: str, *extra: str) -> None:
-        """Start the daemon of ``name``; returns once it listens."""
-        process = self.command(name, "daemon", "--listen", LOOPBACK, *extra)
-        line = process.stdout.readline()
-        if "running" not in line:
-            process.kill()
-            raise GridError(f"{name}: the daemon did not start: {process.stderr.read().strip()}")
-        self._daemons[name] = process
+    def init_all(self, names: list[str]) -> dict[str, dict]:
+        """``init`` several profiles at once (each is a process: start-up dominates)."""
+        started = {name: self.command(name, "init", "--name", name, "--json") for name in names}
+        return {name: self._answer(name, ("init",), process) for name, process in started.items()}
+
+    def _answer(self, name: str, args: tuple, process: subprocess.Popen) -> Any:
+        out, err = process.communicate(timeout=TIMEOUT)
+        if process.returncode:
+            raise GridError(f"{name}: p2pbackup {' '.join(args)} failed: {err.strip()}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def start(self, *names: str) -> None:
+        """Start the daemons of ``names`` together; returns once all listen."""
+        started = {name: self.command(name, "daemon", "--listen", LOOPBACK) for name in names}
+        for name, process in started.items():
+            line = process.stdout.readline()
+            if "running" not in line:
+                process.kill()
+                raise GridError(f"{name}: no daemon: {process.stderr.read().strip()}")
+            self._daemons[name] = process
 
     def running(self, name: str) -> bool:
         return name in self._daemons
@@ -90,16 +102,23 @@ class LocalGrid:
     def address(self, name: str) -> str:
         return self.cli(name, "id")["addresses"][0]
 
-    def pair(self, inviter: str, joiner: str, offer: str = "2G") -> dict:
-        """``inviter`` makes a code, ``joiner`` joins with it at the inviter's address."""
-        invite = self.command(inviter, "invite", "--offer", offer, "--json")
-        code = invite.stdout.readline().strip()
-        if not code:
-            invite.kill()
-            raise GridError(f"{inviter}: invite printed no code: {invite.stderr.read().strip()}")
-        joined = self.cli(joiner, "join", code, "--peer", self.address(inviter), "--offer", offer)
-        invite.communicate(timeout=60)
-        return joined
+    def pair(self, inviter: str, *joiners: str, offer: str = "2G") -> None:
+        """``inviter`` makes one code per joiner; they all join at once at its address."""
+        address = self.address(inviter)
+        invites, joins = [], []
+        for joiner in joiners:
+            invite = self.command(inviter, "invite", "--offer", offer, "--json")
+            code = invite.stdout.readline().strip()
+            if not code:
+                invite.kill()
+                raise GridError(f"{inviter}: no invite code: {invite.stderr.read().strip()}")
+            invites.append(invite)
+            joins.append((joiner, self.command(joiner, "join", code, "--peer", address,
+                                               "--offer", offer, "--json")))  # fmt: skip
+        for joiner, process in joins:
+            self._answer(joiner, ("join",), process)
+        for invite in invites:
+            invite.communicate(timeout=60)
 
     def close(self) -> None:
         for name in list(self._daemons):

@@ -14,6 +14,7 @@ every record again survives the loss of any one friend.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,19 +50,39 @@ def make_challenges(
 
 @dataclass
 class RecordHealth:
+    """Who holds which share of one record. A share may sit on several friends (an upload
+    interrupted and placed again elsewhere): every copy counts."""
+
     descriptor: RecordDescriptor
-    good: dict[int, str] = field(default_factory=dict)  # index -> friend holding it, checked
-    bad: dict[int, str] = field(default_factory=dict)  # index -> friend with a wrong answer
-    unproven: dict[int, str] = field(default_factory=dict)  # listed, but no way to check
+    good: dict[int, set[str]] = field(default_factory=dict)  # checked
+    bad: dict[int, set[str]] = field(default_factory=dict)  # a wrong answer or wrong bytes
+    unproven: dict[int, set[str]] = field(default_factory=dict)  # listed, no way to check
+
+    def add(self, kind: dict[int, set[str]], index: int, friend: str) -> None:
+        kind.setdefault(index, set()).add(friend)
+
+    def held(self) -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {}
+        for kind in (self.good, self.unproven):
+            for index, friends in kind.items():
+                out.setdefault(index, set()).update(friends)
+        return out
 
     @property
     def safe_losses(self) -> int:
-        held = {**self.unproven, **self.good}
-        return placement.tolerable_losses(held, self.descriptor.k)
+        """How many friends could disappear, the worst ones, with the record still whole."""
+        held = self.held()
+        friends = sorted(set().union(*held.values())) if held else []
+        for lost in range(len(friends) + 1):
+            for gone in itertools.combinations(friends, lost):
+                left = sum(1 for holders in held.values() if holders - set(gone))
+                if left < self.descriptor.k:
+                    return max(0, lost - 1)
+        return len(friends)
 
     @property
     def lost(self) -> bool:
-        return len({**self.unproven, **self.good}) < self.descriptor.k
+        return len(self.held()) < self.descriptor.k
 
 
 @dataclass
@@ -78,8 +99,9 @@ class VerifyReport:
         for health in self.records.values():
             for what, held in (("good", health.good), ("bad", health.bad),
                                ("unproven", health.unproven)):  # fmt: skip
-                for friend in held.values():
-                    counts[friend][what] += 1
+                for friends in held.values():
+                    for friend in friends:
+                        counts[friend][what] += 1
         return {friend: dict(c) for friend, c in sorted(counts.items())}
 
 
@@ -133,14 +155,14 @@ class Verifier:
                     else:
                         challenge = self._state.next_challenge(key)
                         if challenge is None:
-                            health.unproven[index] = friend
+                            health.add(health.unproven, index, friend)
                             return
                         nonce, answer = challenge
                         if await self._stores[friend].prove(key, nonce) != answer:
                             raise IntegrityError("wrong proof")
-                    health.good[index] = friend
+                    health.add(health.good, index, friend)
                 except IntegrityError:
-                    health.bad[index] = friend
+                    health.add(health.bad, index, friend)
                     self._events(ev.ShareRejected(friend, descriptor.record_id, index))
                 except PeerError:
                     pass  # missing there after all, or the friend went away
@@ -149,7 +171,7 @@ class Verifier:
             for rid, descriptor in wanted.items():
                 report.records[rid] = RecordHealth(descriptor)
                 for index in range(descriptor.n):
-                    for friend in holders.get(ShareKey(rid, index), ())[:1]:
+                    for friend in holders.get(ShareKey(rid, index), ()):
                         nursery.start_soon(_check, descriptor, index, friend)
                 done += 1
                 self._events(ev.Progress("records", done, len(wanted)))
@@ -158,11 +180,9 @@ class Verifier:
     async def repair(self, report: VerifyReport, room: Mapping[str, int], survive: int = 1) -> None:
         """Rebuild the shares that are missing or bad, on friends with room."""
         planner_room = dict(room)
-        for health in report.at_risk(survive) + [
-            h for h in report.records.values()
-            if h.safe_losses >= survive and len(h.good) + len(h.unproven) < h.descriptor.n
-        ]:  # fmt: skip
-            if health.lost:
+        for health in report.records.values():
+            complete = len(health.held()) == health.descriptor.n and not health.bad
+            if health.lost or (complete and health.safe_losses >= survive):
                 continue
             try:
                 await self._repair_one(health, planner_room, survive)
@@ -170,37 +190,51 @@ class Verifier:
             except P2PBackupError as exc:
                 self._events(ev.FriendTrouble("repair", exc.message))
 
-    async def _repair_one(self, health: RecordHealth, room: dict[str, int], survive: int) -> None:
-        d = health.descriptor
-        for index, friend in health.bad.items():  # a damaged copy would block the new one
-            with contextlib.suppress(PeerError):
-                await self._stores[friend].remove(ShareKey(d.record_id, index))
-        held = {**health.unproven, **health.good}
-        shares: dict[int, bytes] = {}
-        for index, friend in sorted(held.items()):
-            if len(shares) == d.k:
-                break
-            try:
-                share = await self._stores[friend].get(ShareKey(d.record_id, index))
-                erasure.verify_share(d, index, share)
+    async def _good_shares(self, health: RecordHealth) -> dict[int, bytes]:
+        d, shares = health.descriptor, {}
+        for index, friends in sorted(health.held().items()):
+            for friend in sorted(friends):
+                if len(shares) == d.k:
+                    return shares
+                try:
+                    share = await self._stores[friend].get(ShareKey(d.record_id, index))
+                    erasure.verify_share(d, index, share)
+                except (PeerError, IntegrityError):
+                    continue
                 shares[index] = share
-            except (PeerError, IntegrityError):
-                continue
+                break
         if len(shares) < d.k:
             raise IntegrityError(f"Record {d.record_id.hex()[:12]} has too few good shares.")
+        return shares
+
+    async def _repair_one(self, health: RecordHealth, room: dict[str, int], survive: int) -> None:
+        d = health.descriptor
+        for index, friends in health.bad.items():  # a damaged copy would block the new one
+            for friend in friends:
+                with contextlib.suppress(PeerError):
+                    await self._stores[friend].remove(ShareKey(d.record_id, index))
+        shares = await self._good_shares(health)
 
         def _reencode() -> list[bytes]:
             sealed = erasure.decode_verified(d, shares)
-            _, all_shares = erasure.encode(d.record_id, sealed, d.k, d.n)
-            return all_shares
+            return erasure.encode(d.record_id, sealed, d.k, d.n)[1]
 
         all_shares = await trio.to_thread.run_sync(_reencode, limiter=self._workers)
         size = len(all_shares[0])
-        keep = {i: f for i, f in held.items() if i in shares or i in health.good}
         friends = [placement.FriendRoom(name, free) for name, free in room.items()]
-        wanted = placement.place(d.k, d.n, size, friends, survive=survive, existing=keep)
+        # Keep one good holder per share where the safety rule allows; else place afresh
+        # (a friend that already holds a share is not sent it again).
+        existing, load = {}, Counter[str]()
+        for index, holders in sorted(health.good.items()):
+            friend = min(holders, key=lambda f: (load[f], f))
+            existing[index] = friend
+            load[friend] += 1
+        try:
+            wanted = placement.place(d.k, d.n, size, friends, survive=survive, existing=existing)
+        except P2PBackupError:
+            wanted = placement.place(d.k, d.n, size, friends, survive=survive)
         for index, friend in wanted.items():
-            if keep.get(index) == friend:
+            if friend in health.good.get(index, ()):
                 continue
             try:
                 await self._stores[friend].put(ShareKey(d.record_id, index), all_shares[index])
@@ -208,11 +242,9 @@ class Verifier:
                 self._events(ev.FriendTrouble(friend, exc.message))
                 continue
             room[friend] -= size
-            health.good[index] = friend
-            health.bad.pop(index, None)
-            health.unproven.pop(index, None)
+            health.add(health.good, index, friend)
+        health.bad.clear()
         challenges = make_challenges(all_shares)
         for index in range(d.n):
             self._state.new_challenges(ShareKey(d.record_id, index), challenges[index])
-        placed = {**health.unproven, **health.good}
-        self._state.record_stored(d.record_id, StoredRecord(d, placed))
+        self._state.record_stored(d.record_id, StoredRecord(d, wanted))

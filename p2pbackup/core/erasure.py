@@ -257,38 +257,71 @@ def encode(
 
 def parse_share(data: bytes | bytearray | memoryview) -> ShareInfo:
     """Check a share's structure and self-hash; FormatError/IntegrityError if it is bad."""
-    view = memoryview(data).cast("B")
-    size = len(view)
-    if size < HEADER_SIZE + TRAILER_SIZE:
-        raise FormatError(
-            f"share is truncated: {size} bytes, at least {HEADER_SIZE + TRAILER_SIZE} needed"
-        )
-    r = Reader(view[:HEADER_SIZE], "share")
-    r.magic(MAGIC)
-    r.version(VERSION)
-    k, n, index = r.u8("k"), r.u8("n"), r.u8("index")
-    block_size = r.u32("block size")
-    record_id = r.raw(ID_SIZE, "record id")
-    if not 1 <= k <= n:
-        raise r.fail(f"impossible k={k} n={n}")
-    if index >= n:
-        raise r.fail(f"share index {index} is not below n={n}")
-    if not 1 <= block_size <= MAX_BLOCK_SIZE:
-        raise r.fail(f"block size {block_size} is outside 1..{MAX_BLOCK_SIZE}")
-    (length,) = _LENGTH.unpack(view[size - TRAILER_SIZE : size - HASH_SIZE])
-    if length > MAX_RECORD_LENGTH:
-        raise r.fail(f"record length {length} is impossibly large")
-    expected = share_size(length, k, block_size)
-    if size != expected:
-        raise r.fail(f"share of record {_short(record_id)} has {size} bytes, expected {expected}")
-    hasher = _share_hasher()
-    hasher.update(view[: size - HASH_SIZE])
-    digest = hasher.digest()
-    if digest != bytes(view[size - HASH_SIZE :]):
-        raise IntegrityError(
-            f"share {index} of record {_short(record_id)} is damaged: its hash does not match"
-        )
-    return ShareInfo(k, n, index, block_size, record_id, length, digest)
+    checker = ShareChecker()
+    checker.feed(data)
+    return checker.finish()
+
+
+class ShareChecker:
+    """``parse_share`` for a share that arrives in pieces (a friend writing it to disk as it
+    streams in): the same checks, with one pass and 84 bytes of memory."""
+
+    __slots__ = ("_hasher", "_head", "_size", "_tail")
+
+    def __init__(self) -> None:
+        self._hasher = _share_hasher()
+        self._head = bytearray()
+        self._tail = b""  # the last TRAILER_SIZE bytes seen, not hashed yet
+        self._size = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        if len(self._head) < HEADER_SIZE:
+            self._head += view[: HEADER_SIZE - len(self._head)]
+        self._size += len(view)
+        if len(view) >= TRAILER_SIZE:
+            self._hasher.update(self._tail)
+            self._hasher.update(view[:-TRAILER_SIZE])
+            self._tail = bytes(view[-TRAILER_SIZE:])
+        else:
+            combined = self._tail + bytes(view)
+            cut = max(0, len(combined) - TRAILER_SIZE)
+            self._hasher.update(combined[:cut])
+            self._tail = combined[cut:]
+
+    def finish(self) -> ShareInfo:
+        size = self._size
+        if size < HEADER_SIZE + TRAILER_SIZE:
+            raise FormatError(
+                f"share is truncated: {size} bytes, at least {HEADER_SIZE + TRAILER_SIZE} needed"
+            )
+        r = Reader(bytes(self._head), "share")
+        r.magic(MAGIC)
+        r.version(VERSION)
+        k, n, index = r.u8("k"), r.u8("n"), r.u8("index")
+        block_size = r.u32("block size")
+        record_id = r.raw(ID_SIZE, "record id")
+        if not 1 <= k <= n:
+            raise r.fail(f"impossible k={k} n={n}")
+        if index >= n:
+            raise r.fail(f"share index {index} is not below n={n}")
+        if not 1 <= block_size <= MAX_BLOCK_SIZE:
+            raise r.fail(f"block size {block_size} is outside 1..{MAX_BLOCK_SIZE}")
+        (length,) = _LENGTH.unpack(self._tail[: TRAILER_SIZE - HASH_SIZE])
+        if length > MAX_RECORD_LENGTH:
+            raise r.fail(f"record length {length} is impossibly large")
+        expected = share_size(length, k, block_size)
+        if size != expected:
+            raise r.fail(
+                f"share of record {_short(record_id)} has {size} bytes, expected {expected}"
+            )
+        self._hasher.update(self._tail[: TRAILER_SIZE - HASH_SIZE])
+        digest = self._hasher.digest()
+        if digest != self._tail[TRAILER_SIZE - HASH_SIZE :]:
+            raise IntegrityError(
+                f"share {index} of record {_short(record_id)} is damaged: its hash does not match"
+            )
+        return ShareInfo(k, n, index, block_size, record_id, length, digest)
 
 
 def verify_share(

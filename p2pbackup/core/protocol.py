@@ -30,6 +30,10 @@ Bodies (requests from the owner's device, responses from the friend):
     STAT                                           -> USAGE used varint, quota varint
     HEAD_GET                                       -> DATA head (empty: none)
     HEAD_PUT    head                               -> OK
+    PUT_PART    record id 32, index u8, offset varint,
+                reserve varint, last u8, piece     -> OK (empty) | OK "kept" (already kept: stop)
+    GET_RANGE   record id 32, index u8, offset varint,
+                length varint (<= MAX_RANGE)       -> DATA bytes (shorter at the share's end)
     any         ...                                -> ERROR code u8, message text
 
 A REMOVE is signed by the owner key over (friend node id, record id, index,
@@ -56,6 +60,8 @@ MORE = 0x80
 HEADER = struct.Struct(">IBBI")  # length, version, type, request id
 MAX_FRAME = (1 << 20) + 64  # 1 MiB of body per frame: large writes are fast here
 MAX_MESSAGE = 256 << 20  # the largest share a friend accepts in one put
+MAX_RANGE = 16 << 20  # the most one GET_RANGE returns
+MAX_SHARE = 1 << 40  # a share streamed in pieces: bounded by disk, not memory
 REMOVE_WINDOW = 600  # seconds a signed remove stays valid
 REMOVE_DOMAIN = b"remove_v1"  # frozen
 
@@ -70,6 +76,8 @@ class Op(IntEnum):
     STAT = 7
     HEAD_GET = 8
     HEAD_PUT = 9
+    PUT_PART = 10
+    GET_RANGE = 11
     OK = 64
     DATA = 65
     KEYS = 66
@@ -174,6 +182,33 @@ def share_key_body(record_id: bytes, index: int, rest: bytes = b"") -> bytes:
 
 def read_share_key(r: Reader) -> tuple[bytes, int]:
     return r.raw(32, "record id"), r.u8("share index")
+
+
+def part_body(
+    record_id: bytes, index: int, offset: int, reserve: int, last: bool, piece: bytes
+) -> bytes:
+    head = Writer().raw(record_id).u8(index).varint(offset).varint(reserve).u8(last)
+    return head.getvalue() + piece
+
+
+def read_part(r: Reader) -> tuple[bytes, int, int, int, bool, bytes]:
+    record_id, index = read_share_key(r)
+    offset, reserve = r.varint("offset", MAX_SHARE), r.varint("reserve", MAX_SHARE)
+    last = r.u8("last flag")
+    if last > 1:
+        raise r.fail(f"last flag is {last}, not 0 or 1")
+    return record_id, index, offset, reserve, bool(last), r.rest()
+
+
+def range_body(record_id: bytes, index: int, offset: int, length: int) -> bytes:
+    return Writer().raw(record_id).u8(index).varint(offset).varint(length).getvalue()
+
+
+def read_range(r: Reader) -> tuple[bytes, int, int, int]:
+    record_id, index = read_share_key(r)
+    offset, length = r.varint("offset", MAX_SHARE), r.varint("length", MAX_RANGE)
+    r.end()
+    return record_id, index, offset, length
 
 
 def keys_body(keys: list[tuple[bytes, int]]) -> bytes:

@@ -239,6 +239,14 @@ class Sealer:
         return _SEGMENT_PREFIX.pack(flags, len(suffix) + len(ciphertext)) + suffix + ciphertext
 
 
+def max_sealed_length(plaintext_length: int) -> int:
+    """The most bytes a record of this plaintext length seals to (compression only ever
+    shrinks a segment), so room for its shares can be reserved before it is sealed."""
+    segments = max(1, -(-plaintext_length // SEGMENT_SIZE))
+    per_segment = _SEGMENT_PREFIX.size + NONCE_SUFFIX_SIZE + TAG_SIZE
+    return HEADER_SIZE + plaintext_length + segments * per_segment
+
+
 def _segments(plaintext: bytes | bytearray | memoryview) -> Iterator[tuple[memoryview, bool]]:
     view = memoryview(plaintext).cast("B")
     size = len(view)

@@ -38,6 +38,7 @@ from p2pbackup.storage.store import ShareStore
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
+STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
 
 
@@ -336,7 +337,13 @@ class Backup:
         # A full text's id is the keyed hash of its signature, which the chunking pass
         # already computed: no second hashing pass over a large file.
         rid = record_id(self._keys.record_id_key, Kind.FULL, signature.to_bytes())
-        await self._uploader.store(Kind.FULL, rid, _file_segments(item.source, signature.size))
+        if signature.size > STREAM_FILE:
+            await self._uploader.store_stream(
+                Kind.FULL, rid, lambda: _file_segments(item.source, signature.size),
+                signature.size,
+            )  # fmt: skip
+        else:
+            await self._uploader.store(Kind.FULL, rid, _file_segments(item.source, signature.size))
         return StorageKind.FULL, BlobRef(rid, 0, signature.size), "full"
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:

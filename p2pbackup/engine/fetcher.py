@@ -9,7 +9,7 @@ decoding; a bad or missing share means asking the next holder.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -17,6 +17,7 @@ from p2pbackup.core import erasure
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.core.seal import Kind, open_record
+from p2pbackup.engine import streaming
 from p2pbackup.engine.events import EventSink, FriendTrouble, ShareRejected
 from p2pbackup.errors import IntegrityError, PeerError
 from p2pbackup.storage.store import ShareKey, ShareStore
@@ -94,6 +95,39 @@ class Fetcher:
         return await trio.to_thread.run_sync(
             self._decode_and_open, descriptor, shares, kind, limiter=self._workers
         )
+
+    async def fetch_into(
+        self,
+        descriptor: RecordDescriptor,
+        begin: Callable[[], Callable[[bytes], None]],
+        kind: Kind | None = None,
+    ) -> None:
+        """Stream the record's plaintext into the writer ``begin()`` returns; ``begin`` is
+        called again (it must start over) when a share turns out bad mid-way."""
+        rid, excluded = descriptor.record_id, set[tuple[int, str]]()
+        while True:
+            holders = await self._index()
+            chosen: dict[int, str] = {}
+            for index in range(descriptor.n):
+                for name in holders.get(ShareKey(rid, index), ()):
+                    if (index, name) not in excluded and len(chosen) < descriptor.k:
+                        chosen[index] = name
+                        break
+            if len(chosen) < descriptor.k:
+                raise IntegrityError(
+                    f"Record {rid.hex()[:12]} cannot be rebuilt: fewer than {descriptor.k} good "
+                    "shares are reachable. Bring more friends online and try again."
+                )
+            try:
+                await streaming.fetch_stream(
+                    self._stores, descriptor, chosen, self._keys.data_key, kind, begin(),
+                    self._workers,
+                )  # fmt: skip
+                return
+            except* streaming.FriendFailed as group:
+                for failure in group.exceptions:
+                    self._events(FriendTrouble(failure.friend, failure.reason))
+                    excluded.update((i, f) for i, f in chosen.items() if f == failure.friend)
 
     def _decode_and_open(
         self, descriptor: RecordDescriptor, shares: dict[int, bytes], kind: Kind | None

@@ -8,6 +8,7 @@ name. Records are cached while a restore runs because a pack serves many files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.errors import ConfigError, IntegrityError, StorageError
 
 CACHE_BYTES = 64 * 1024 * 1024
+STREAM_FILE = 16 * 1024 * 1024  # larger files are rebuilt on disk, not in memory
 
 
 @dataclass
@@ -79,6 +81,59 @@ class Restorer:
             )
         return text
 
+    async def _write_streaming(self, manifest: Manifest, entry: Entry, target: str) -> None:
+        """A large file, rebuilt through temporary files: a full text streamed from friends,
+        then each delta applied against the previous text on disk. Memory stays bounded."""
+        records = {d.record_id: d for d in manifest.records}
+        current: str | None = None
+        try:
+            for number, step in enumerate(entry.chain):
+                out = f"{target}.p2pbackup-partial-{number}"
+                if step.kind is StorageKind.FULL:
+                    await self._full_text(records[step.blob.record_id], step.blob, out)
+                else:
+                    delta = await self._blob(records, step.blob)
+                    assert current is not None  # a chain starts with a full text
+                    _apply_on_disk(delta, current, out)
+                    os.unlink(current)
+                current = out
+            if current is None or os.path.getsize(current) != entry.size:
+                raise IntegrityError(f"{entry.path} did not rebuild to {entry.size} bytes.")
+            _finish_file(current, target, entry)
+        finally:
+            for number in range(len(entry.chain)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{target}.p2pbackup-partial-{number}")
+
+    async def _full_text(self, descriptor: RecordDescriptor, blob: BlobRef, out: str) -> None:
+        if descriptor.length <= STREAM_FILE:  # a small record, or a pack: cached
+            with open(out, "wb") as f:
+                f.write(await self._blob({descriptor.record_id: descriptor}, blob))
+            return
+        handle: list = []
+
+        def _begin() -> Callable[[bytes], None]:
+            if handle:
+                handle[0].close()
+            f = open(out, "wb")  # noqa: SIM115 -- closed below, or by the next attempt
+            handle[:] = [f]
+            position = [0]
+
+            def _write(piece: bytes) -> None:
+                start, end = position[0], position[0] + len(piece)
+                position[0] = end
+                lo, hi = max(start, blob.offset), min(end, blob.offset + blob.length)
+                if lo < hi:
+                    f.write(memoryview(piece)[lo - start : hi - start])
+
+            return _write
+
+        try:
+            await self._fetcher.fetch_into(descriptor, _begin)
+        finally:
+            if handle:
+                handle[0].close()
+
     async def restore(
         self,
         manifest: Manifest,
@@ -109,7 +164,10 @@ class Restorer:
                     if keep_newer and _keep_on_disk(target, entry, report):
                         continue
                     os.makedirs(os.path.dirname(target), exist_ok=True)
-                    _write_atomically(target, await self.content(manifest, entry), entry)
+                    if entry.size > STREAM_FILE:
+                        await self._write_streaming(manifest, entry, target)
+                    else:
+                        _write_atomically(target, await self.content(manifest, entry), entry)
                     report.files += 1
                     report.bytes += entry.size
             except OSError as exc:
@@ -138,6 +196,24 @@ def _keep_on_disk(target: str, entry: Entry, report: RestoreReport) -> bool:
         report.kept_newer.append(entry.path)
         return True
     return st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
+
+
+def _apply_on_disk(delta: bytes, base_path: str, out: str) -> None:
+    with open(base_path, "rb") as base, open(out, "wb") as f:
+        fd, size = base.fileno(), os.fstat(base.fileno()).st_size
+        for piece in deltas.apply_delta(delta, lambda offset, n: os.pread(fd, n, offset), size):
+            f.write(piece)
+
+
+def _finish_file(temporary: str, target: str, entry: Entry) -> None:
+    fd = os.open(temporary, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(temporary, entry.mode)
+    os.utime(temporary, ns=(entry.mtime_ns, entry.mtime_ns))
+    os.replace(temporary, target)
 
 
 def _selected(path: str, paths: Sequence[str]) -> bool:

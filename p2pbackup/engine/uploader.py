@@ -10,17 +10,18 @@ friends, within the same safety rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import trio
 
 from p2pbackup.core import erasure, placement
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.refs import RecordDescriptor
-from p2pbackup.core.seal import SEGMENT_SIZE, Kind, Sealer
+from p2pbackup.core.seal import SEGMENT_SIZE, Kind, Sealer, max_sealed_length
+from p2pbackup.engine import streaming
 from p2pbackup.engine.events import EventSink, FriendTrouble, RecordStored
 from p2pbackup.engine.state import BackupState, StoredRecord
-from p2pbackup.engine.verify import make_challenges
+from p2pbackup.engine.verify import CHALLENGES, make_challenges
 from p2pbackup.errors import PeerError, StorageError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -100,6 +101,50 @@ class Uploader:
         for index, pairs in enumerate(challenges):
             self._state.new_challenges(ShareKey(record_id, index), pairs)
         self._state.record_stored(record_id, StoredRecord(descriptor, placed))
+        self._events(
+            RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
+        )
+        return descriptor
+
+    async def store_stream(
+        self,
+        kind: Kind,
+        record_id: bytes,
+        open_segments: Callable[[], Iterable[bytes]],
+        size: int,
+    ) -> RecordDescriptor:
+        """``store`` for a record too large to hold: sealed, encoded and sent a batch at a
+        time. ``open_segments`` is called again if a friend fails and the record restarts."""
+        known = self._state.records.get(record_id)
+        if known is not None:
+            return known.descriptor
+        reserve = erasure.share_size(max_sealed_length(size), self._k)
+        while True:
+            placed = self._place(reserve, {})  # PlacementError once nobody is left
+            for friend in placed.values():
+                self._room[friend] -= reserve
+            producer = streaming.Producer(
+                self._keys.data_key, kind, record_id, open_segments(), self._k, self._n,
+                CHALLENGES,
+            )  # fmt: skip
+            try:
+                await streaming.upload_stream(
+                    self._stores, record_id, placed, reserve, producer, self._workers
+                )
+                break
+            except* streaming.FriendFailed as group:
+                for friend in placed.values():
+                    self._room[friend] += reserve
+                for failure in group.exceptions:
+                    self._failed.add(failure.friend)
+                    self._events(FriendTrouble(failure.friend, failure.reason))
+        descriptor = producer.descriptor
+        used = erasure.share_size(descriptor.length, self._k)
+        for friend in placed.values():
+            self._room[friend] += reserve - used
+        self._state.record_stored(record_id, StoredRecord(descriptor, dict(placed)))
+        for index, pairs in enumerate(producer.challenges()):
+            self._state.new_challenges(ShareKey(record_id, index), pairs)
         self._events(
             RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
         )

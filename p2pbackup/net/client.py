@@ -170,6 +170,16 @@ class RemoteShareStore:
     async def get(self, key: ShareKey) -> bytes:
         return await self._expect(Op.GET, proto.share_key_body(key.record_id, key.index), Op.DATA)
 
+    async def put_part(
+        self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
+    ) -> bool:
+        body = proto.part_body(key.record_id, key.index, offset, reserve, last, piece)
+        return await self._expect(Op.PUT_PART, body, Op.OK) != b"kept"
+
+    async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
+        body = proto.range_body(key.record_id, key.index, offset, length)
+        return await self._expect(Op.GET_RANGE, body, Op.DATA)
+
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
         body = proto.share_key_body(key.record_id, key.index, bytes([len(nonce)]) + nonce)
         return await self._expect(Op.PROVE, body, Op.DATA)

@@ -115,6 +115,16 @@ class StorageService:
             record_id, index = proto.read_share_key(r)
             await run(pool.put, owner, ShareKey(record_id, index), r.rest())
             return Op.OK, b""
+        if message.op is Op.PUT_PART:
+            record_id, index, offset, reserve, last, piece = proto.read_part(r)
+            wanted = await run(
+                pool.put_part, owner, ShareKey(record_id, index), offset, reserve, last, piece
+            )
+            return Op.OK, b"" if wanted else b"kept"
+        if message.op is Op.GET_RANGE:
+            record_id, index, offset, length = proto.read_range(r)
+            return Op.DATA, await run(pool.get_range, owner, ShareKey(record_id, index), offset,
+                                      length)  # fmt: skip
         if message.op is Op.GET:
             key = ShareKey(*proto.read_share_key(r))
             r.end()

@@ -22,6 +22,7 @@ class MemoryShareStore:
         self.quota = quota
         self.online = True
         self._shares: dict[ShareKey, bytes] = {}
+        self._parts: dict[ShareKey, bytearray] = {}  # large shares arriving in pieces
         self._used = 0
 
     def _check_online(self) -> None:
@@ -52,6 +53,29 @@ class MemoryShareStore:
                 f"Friend {self.name} does not have share {key.index} "
                 f"of record {key.record_id.hex()[:12]}."
             ) from None
+
+    async def put_part(
+        self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
+    ) -> bool:
+        self._check_online()
+        if key in self._shares:
+            return False
+        if offset == 0:
+            if self._used + reserve > self.quota:
+                raise StorageError(
+                    f"No room left at {self.name} ({self._used} of {self.quota} bytes used)."
+                )
+            self._parts[key] = bytearray()
+        pending = self._parts.get(key)
+        if pending is None or len(pending) != offset:
+            raise IntegrityError(f"A share piece at offset {offset} does not follow on.")
+        pending += piece
+        if last:
+            await self.put(key, bytes(self._parts.pop(key)))  # checks it as a whole
+        return True
+
+    async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
+        return (await self.get(key))[offset : offset + length]
 
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
         return prove_answer(nonce, await self.get(key))

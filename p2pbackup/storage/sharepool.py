@@ -18,11 +18,14 @@ the peer, then calls these methods with the owner it acts for.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from p2pbackup.core import erasure, head
 from p2pbackup.errors import IntegrityError, PeerError, StorageError
@@ -37,6 +40,27 @@ def prove_answer(nonce: bytes, share: bytes) -> bytes:
     if not 16 <= len(nonce) <= 64:
         raise PeerError("A proof challenge must have a 16 to 64 byte nonce.")
     return hashlib.blake2b(share, key=nonce, digest_size=32, person=PROVE_PERSON_v1).digest()
+
+
+UPLOAD_IDLE = 600.0  # seconds before an abandoned upload gives its room back
+
+
+@dataclass
+class _Upload:
+    path: str
+    reserved: int
+    checker: erasure.ShareChecker
+    written: int = 0
+    touched: float = field(default_factory=time.monotonic)
+
+
+def _storage_error(exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(
+            "This computer's disk is full: a friend's share could not be stored. "
+            "Free some space; nothing was half-written."
+        )
+    return StorageError(f"Could not store a friend's share: {exc.strerror}.")
 
 
 def _fsync_dir(path: str) -> None:
@@ -64,12 +88,7 @@ def _write_atomically(folder: str, name: str, data: bytes) -> None:
     except OSError as exc:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageError(
-                "This computer's disk is full: a friend's share could not be stored. "
-                "Free some space; nothing was half-written."
-            ) from exc
-        raise StorageError(f"Could not store a friend's share: {exc.strerror}.") from exc
+        raise _storage_error(exc) from exc
 
 
 class SharePool:
@@ -80,6 +99,7 @@ class SharePool:
         self._quota = quota
         self._lock = threading.Lock()  # usage accounting and head compare-and-swap
         self._usage: dict[bytes, int] = {}
+        self._uploads: dict[tuple[bytes, ShareKey], _Upload] = {}
         os.makedirs(root, exist_ok=True)
         self._clean()
 
@@ -134,6 +154,90 @@ class SharePool:
             with self._lock:
                 self._usage[owner_id] -= len(share)
             raise
+
+    def put_part(
+        self, owner_id: bytes, key: ShareKey, offset: int, reserve: int, last: bool, data: bytes
+    ) -> bool:
+        """Write a piece of a share too large for one message; False once the share is kept
+        here already (the sender stops). The first piece reserves ``reserve`` bytes of the
+        quota, so a share that would not fit is refused before anything is written; the last
+        checks the whole share (as ``put`` does) and renames it into place."""
+        folder, name = self._share_path(owner_id, key)
+        if os.path.exists(os.path.join(folder, name)):
+            return False
+        upload = (owner_id, key)
+        with self._lock:
+            self._expire_uploads()
+            pending = self._uploads.get(upload)
+            if offset == 0:
+                if pending is not None:
+                    self._drop_upload(upload)
+                used = self._used_locked(owner_id)
+                quota = self._quota(owner_id)
+                if used + reserve > quota:
+                    raise StorageError(
+                        f"No room left: this friend gives you {quota} bytes and {used} are used."
+                    )
+                self._usage[owner_id] = used + reserve
+                os.makedirs(folder, exist_ok=True)
+                path = os.path.join(folder, f"{_TMP}{name}.{os.getpid()}.{id(self)}")
+                pending = _Upload(path, reserve, erasure.ShareChecker())
+                self._uploads[upload] = pending
+            elif pending is None or pending.written != offset:
+                raise IntegrityError(f"A share piece at offset {offset} does not follow on.")
+            if pending.written + len(data) > pending.reserved:
+                self._drop_upload(upload)
+                raise IntegrityError("A share grew past the room it reserved.")
+            pending.written += len(data)
+            pending.touched = time.monotonic()
+        try:
+            with open(pending.path, "ab") as f:
+                f.write(data)
+                if last:
+                    f.flush()
+                    os.fsync(f.fileno())
+            pending.checker.feed(data)
+            if last:
+                info = pending.checker.finish()
+                if info.record_id != key.record_id or info.index != key.index:
+                    raise IntegrityError("The share does not match its record and index.")
+                os.replace(pending.path, os.path.join(folder, name))
+                _fsync_dir(folder)
+        except BaseException as exc:
+            with self._lock:
+                self._drop_upload(upload)
+            if isinstance(exc, OSError):
+                raise _storage_error(exc) from exc
+            raise
+        if last:
+            with self._lock:  # the reservation becomes the share's real size
+                self._uploads.pop(upload, None)
+                self._usage[owner_id] -= pending.reserved - pending.written
+        return True
+
+    def _drop_upload(self, upload: tuple[bytes, ShareKey]) -> None:
+        pending = self._uploads.pop(upload, None)
+        if pending is not None:
+            self._usage[upload[0]] -= pending.reserved
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pending.path)
+
+    def _expire_uploads(self) -> None:
+        """Uploads abandoned by a sender that went away give their room back."""
+        now = time.monotonic()
+        for upload in [u for u, p in self._uploads.items() if now - p.touched > UPLOAD_IDLE]:
+            self._drop_upload(upload)
+
+    def get_range(self, owner_id: bytes, key: ShareKey, offset: int, length: int) -> bytes:
+        folder, name = self._share_path(owner_id, key)
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        except FileNotFoundError:
+            raise PeerError(
+                f"No share {key.index} of record {key.record_id.hex()[:12]} is kept here."
+            ) from None
 
     def get(self, owner_id: bytes, key: ShareKey) -> bytes:
         folder, name = self._share_path(owner_id, key)

@@ -46,6 +46,15 @@ class ShareStore(Protocol):
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
         """The share hashed with ``nonce`` (sharepool.prove_answer): proof it is kept."""
 
+    async def put_part(
+        self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
+    ) -> bool:
+        """Append a piece of a large share (sharepool.SharePool.put_part); False when the
+        friend already keeps the share, so the rest need not be sent."""
+
+    async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a share from ``offset``."""
+
     async def remove(self, key: ShareKey) -> None:
         """Forget a share; removing a missing share is not an error."""
 

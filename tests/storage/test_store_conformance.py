@@ -117,3 +117,39 @@ async def test_a_head_signed_by_someone_else_is_refused(make_store):
     with pytest.raises(IntegrityError):
         await store.put_head(forged)
     assert await store.get_head() is None
+
+
+def _pieces(share: bytes, size: int = 1000):
+    return [share[i : i + size] for i in range(0, len(share), size)]
+
+
+async def test_a_share_sent_in_pieces_is_kept_whole_and_read_in_ranges(make_store):
+    store = make_store(1 << 20)
+    _, shares = _shares(b"x" * 9000)
+    key = ShareKey(b"\x07" * 32, 1)
+    pieces = _pieces(shares[1])
+    offset = 0
+    for number, piece in enumerate(pieces):
+        assert await store.put_part(key, offset, len(shares[1]) + 100, number == len(pieces) - 1,
+                                    piece)  # fmt: skip
+        offset += len(piece)
+    assert await store.get(key) == shares[1]
+    assert await store.get_range(key, 10, 20) == shares[1][10:30]
+    assert (await store.stat()).used == len(shares[1])  # the reservation became the real size
+    assert not await store.put_part(key, 0, len(shares[1]), False, pieces[0])  # kept: stop
+
+
+async def test_pieces_out_of_order_or_damaged_or_too_large_are_refused(make_store):
+    store = make_store(20_000)
+    _, shares = _shares(b"x" * 9000)
+    key = ShareKey(b"\x07" * 32, 0)
+    share = bytearray(shares[0])
+    with pytest.raises(IntegrityError):
+        await store.put_part(key, 500, len(share), False, bytes(share[500:1000]))
+    with pytest.raises(StorageError, match="room"):
+        await store.put_part(key, 0, 30_000, False, bytes(share[:1000]))
+    share[2000] ^= 1
+    await store.put_part(key, 0, len(share), False, bytes(share[:1000]))
+    with pytest.raises(IntegrityError):
+        await store.put_part(key, 1000, len(share), True, bytes(share[1000:]))
+    assert key not in await store.list() and (await store.stat()).used == 0

@@ -1,0 +1,217 @@
+"""Large records, streamed: memory stays bounded whatever the file size.
+
+Upload: the record is read, sealed and erasure-coded a batch of segments at a
+time in a worker thread, while the previous batch goes out to the n friends
+as ``put_part`` pieces (one batch ahead, no more). The friends reserve the
+room of the largest possible share first, and check the whole share when the
+last piece lands. A friend failing mid-way means starting the record again
+without it: shares are placed before they exist.
+
+Download: k shares are read in ranges, a batch of erasure segments at a
+time, decoded, opened (each segment authenticated) and handed to a sink;
+every share's hash is checked against the descriptor at the end. A bad or
+missing share means starting again with another holder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import nacl.utils
+import trio
+
+from p2pbackup.core import erasure
+from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.core.seal import Kind, RecordOpener, Sealer
+from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.storage.sharepool import PROVE_PERSON_v1
+from p2pbackup.storage.store import ShareKey, ShareStore
+
+BATCH_SEGMENTS = 4  # plaintext segments (1 MiB each) sealed and encoded per batch
+FETCH_SEGMENTS = 16  # erasure segments fetched per range request (256 KiB per share each)
+
+
+class FriendFailed(Exception):
+    def __init__(self, friend: str, reason: str) -> None:
+        super().__init__(reason)
+        self.friend = friend
+        self.reason = reason
+
+
+@dataclass
+class _Batch:
+    pieces: list[bytes]  # per share index
+    last: bool
+
+
+class Producer:
+    """Reads, seals and encodes; runs in a worker thread, one batch per call."""
+
+    def __init__(
+        self, data_key: bytes, kind: Kind, record_id: bytes, segments: Iterable[bytes],
+        k: int, n: int, challenges: int,
+    ) -> None:  # fmt: skip
+        self._sealer = Sealer(data_key, kind, record_id)
+        self._encoder = erasure.ShareEncoder(record_id, k, n)
+        self._segments: Iterator[bytes] = iter(segments)
+        self._pending: bytes | None = next(self._segments, None)
+        self._started = False
+        self.n = n
+        self.nonces = [[nacl.utils.random(16) for _ in range(challenges)] for _ in range(n)]
+        self._provers = [
+            [hashlib.blake2b(key=nonce, digest_size=32, person=PROVE_PERSON_v1) for nonce in row]
+            for row in self.nonces
+        ]
+
+    def batch(self) -> _Batch:
+        pieces: list[list[bytes]] = [[] for _ in range(self.n)]
+
+        def _add(out: list[bytes]) -> None:
+            for i, piece in enumerate(out):
+                if piece:
+                    pieces[i].append(piece)
+
+        if not self._started:
+            self._started = True
+            _add(self._encoder.feed(self._sealer.header))
+        last = False
+        for _ in range(BATCH_SEGMENTS):
+            segment = self._pending or b""
+            self._pending = next(self._segments, None)
+            last = self._pending is None
+            _add(self._encoder.feed(self._sealer.seal_segment(segment, last)))
+            if last:
+                _add(self._encoder.finish())
+                break
+        joined = [b"".join(p) for p in pieces]
+        for provers, piece in zip(self._provers, joined, strict=True):
+            for prover in provers:
+                prover.update(piece)
+        return _Batch(joined, last)
+
+    @property
+    def descriptor(self) -> RecordDescriptor:
+        return self._encoder.descriptor
+
+    def challenges(self) -> list[list[tuple[bytes, bytes]]]:
+        return [
+            [(nonce, prover.digest()) for nonce, prover in zip(nonces, provers, strict=True)]
+            for nonces, provers in zip(self.nonces, self._provers, strict=True)
+        ]
+
+
+async def upload_stream(
+    stores: Mapping[str, ShareStore],
+    record_id: bytes,
+    placed: Mapping[int, str],
+    reserve: int,
+    producer: Producer,
+    workers: trio.CapacityLimiter,
+) -> None:
+    """Send every share of the producer's record to its friend; FriendFailed on the first
+    friend that refuses or goes away."""
+    offsets = dict.fromkeys(placed, 0)
+    kept: set[int] = set()  # friends that already had the share
+    rid = record_id
+    send_batches, receive_batches = trio.open_memory_channel[_Batch](1)
+
+    async def _produce() -> None:
+        async with send_batches:
+            while True:
+                batch = await trio.to_thread.run_sync(producer.batch, limiter=workers)
+                await send_batches.send(batch)
+                if batch.last:
+                    return
+
+    async def _send(index: int, piece: bytes, last: bool) -> None:
+        friend = placed[index]
+        try:
+            if not await stores[friend].put_part(
+                ShareKey(rid, index), offsets[index], reserve, last, piece
+            ):
+                kept.add(index)
+        except (PeerError, StorageError, IntegrityError) as exc:
+            raise FriendFailed(friend, exc.message) from exc
+        offsets[index] += len(piece)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_produce)
+        async with receive_batches:
+            async for batch in receive_batches:
+                async with trio.open_nursery() as senders:
+                    for index in placed:
+                        if index not in kept:
+                            senders.start_soon(_send, index, batch.pieces[index], batch.last)
+
+
+async def fetch_stream(
+    stores: Mapping[str, ShareStore],
+    descriptor: RecordDescriptor,
+    chosen: Mapping[int, str],
+    data_key: bytes,
+    kind: Kind | None,
+    sink: Callable[[bytes], None],
+    workers: trio.CapacityLimiter,
+) -> None:
+    """Decode the record from the k ``chosen`` shares (index -> friend) into ``sink``.
+    FriendFailed names a friend whose share was missing or bad."""
+    d = descriptor
+    indexes = sorted(chosen)
+    layout = erasure.segment_layout(d.length, d.k, erasure.BLOCK_SIZE)
+    decoder = erasure.SegmentDecoder(d, indexes)
+    opener = RecordOpener(data_key, expected_record_id=d.record_id, expected_kind=kind)
+    hashers = {i: hashlib.blake2b(digest_size=32, person=erasure.SHARE_HASH_PERSON_v1)
+               for i in indexes}  # fmt: skip
+    body = erasure.share_size(d.length, d.k) - erasure.HEADER_SIZE - erasure.TRAILER_SIZE
+
+    async def _read(index: int, offset: int, length: int, out: dict[int, bytes]) -> None:
+        friend = chosen[index]
+        try:
+            data = await stores[friend].get_range(ShareKey(d.record_id, index), offset, length)
+        except PeerError as exc:
+            raise FriendFailed(friend, exc.message) from exc
+        if len(data) != length:
+            raise FriendFailed(friend, "returned a share shorter than the record needs")
+        out[index] = data
+
+    async def _ranges(offset: int, length: int) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        async with trio.open_nursery() as nursery:
+            for index in indexes:
+                nursery.start_soon(_read, index, offset, length, out)
+        for index in indexes:
+            hashers[index].update(out[index])
+        return out
+
+    await _ranges(0, erasure.HEADER_SIZE)
+    broken: IntegrityError | None = None
+    for first in range(0, len(layout), FETCH_SEGMENTS):
+        batch = layout[first : first + FETCH_SEGMENTS]
+        start = batch[0][0]
+        end = batch[-1][0] + batch[-1][1]
+        blocks = await _ranges(erasure.HEADER_SIZE + start, end - start)
+
+        def _decode(batch=batch, blocks=blocks, start=start) -> None:
+            for offset, length, _ in batch:
+                segment = decoder.decode(
+                    [memoryview(blocks[i])[offset - start : offset - start + length]
+                     for i in indexes]
+                )  # fmt: skip
+                for piece in opener.feed(segment):
+                    sink(piece)
+
+        if broken is None:
+            try:
+                await trio.to_thread.run_sync(_decode, limiter=workers)
+            except IntegrityError as exc:
+                # Some share is bad; read on (hashing only) so the hashes say whose.
+                broken = exc
+    await _ranges(erasure.HEADER_SIZE + body, erasure.TRAILER_SIZE - 32)  # the length field
+    for index in indexes:
+        if hashers[index].digest() != d.share_hashes[index]:
+            raise FriendFailed(chosen[index], "returned a damaged share")
+    if broken is not None:
+        raise broken
+    opener.finish()

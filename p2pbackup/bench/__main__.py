@@ -1,7 +1,8 @@
 """Benchmarks that print figures measured in one run.
 
-``python -m p2pbackup.bench core --json`` (the pipeline) and ``... net --json``
-(shares over libp2p to friend nodes in separate processes).
+``python -m p2pbackup.bench core --json`` (the pipeline), ``... net --json``
+(shares over libp2p to friend nodes in separate processes) and ``... backup
+--json`` (backup and restore end to end, against restic where installed).
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ from p2pbackup import runtime
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m p2pbackup.bench")
-    parser.add_argument("suite", choices=["core", "net"])
+    parser.add_argument("suite", choices=["core", "net", "backup"])
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--mib", type=int, default=256, help="size of each data set")
+    parser.add_argument("--small", type=int, default=10_000, help="backup: small files")
+    parser.add_argument("--many", type=int, default=100_000, help="backup: unchanged files")
     parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's malloc defaults")
     args = parser.parse_args()
     tuned = False if args.no_mallopt else runtime.tune_malloc()
     if args.suite == "core":
         from p2pbackup.bench import core as suite
-    else:
+    elif args.suite == "net":
         from p2pbackup.bench import net as suite
+    else:
+        from p2pbackup.bench import backup
 
-    result = {"suite": args.suite, "mallopt": tuned, **suite.run(args.mib * 1024 * 1024)}
+        figures = backup.run(args.mib * 1024 * 1024, args.small, args.many)
+    if args.suite != "backup":
+        figures = suite.run(args.mib * 1024 * 1024)
+    result = {"suite": args.suite, "mallopt": tuned, **figures}
     if args.json:
         print(json.dumps(result))
     else:

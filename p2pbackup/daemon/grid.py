@@ -77,21 +77,32 @@ def adopt_head_friends(node: Node, body: heads.HeadBody) -> int:
 
 @asynccontextmanager
 async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[Grid]:
+    """Every friend located, connected and asked ``stat``; friends that do not answer at
+    their remembered addresses get a second chance once mDNS has heard them."""
     grid = Grid()
-    friends = node.catalog.friends()
-    if node.lan is not None and friends:
-        wanted = {n for f in friends for n in f.node_ids}
-        with trio.move_on_after(LAN_WAIT):
-            while not wanted <= {str(p.peer_id) for p in node.lan.peers()}:
-                await trio.sleep(0.1)
-    for friend in friends:
+    for friend in node.catalog.friends():
         grid.friends[friend_key(friend)] = friend
+    async with AsyncExitStack() as stack:
+        await _connect(node, grid, stack, list(grid.friends), timeout)
+        missing = [key for key in grid.friends if key not in grid.usage]
+        if missing and node.lan is not None:
+            wanted = {n for key in missing for n in grid.friends[key].node_ids}
+            with trio.move_on_after(LAN_WAIT):
+                while not wanted & {str(p.peer_id) for p in node.lan.peers()}:
+                    await trio.sleep(0.1)
+            await _connect(node, grid, stack, missing, timeout)
+        yield grid
+
+
+async def _connect(
+    node: Node, grid: Grid, stack: AsyncExitStack, keys: list[str], timeout: float
+) -> None:
     located: dict[str, PeerInfo] = {}
 
-    async def _locate(friend: Friend) -> None:
-        peer = await locate(node, friend)
+    async def _locate(key: str) -> None:
+        peer = await locate(node, grid.friends[key])
         if peer is not None:
-            located[friend_key(friend)] = peer
+            located[key] = peer
 
     async def _stat(key: str, store: RemoteShareStore) -> None:
         with trio.move_on_after(timeout):
@@ -101,22 +112,20 @@ async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[
                 log.info("friend %s is not available: %s", store.name, exc.message)
 
     async with trio.open_nursery() as nursery:
-        for friend in friends:
-            nursery.start_soon(_locate, friend)
-    async with AsyncExitStack() as stack:
-        # Entered here, in this task: each store's nursery must close in the task that opened it.
-        for key, peer in located.items():
-            grid.stores[key] = await stack.enter_async_context(
-                remote_store(
-                    node.host,
-                    peer,
-                    grid.friends[key].name,
-                    node.certificate,
-                    node.keys.signing_key,
-                    via=node.via_relay(peer.peer_id),
-                )
+        for key in keys:
+            nursery.start_soon(_locate, key)
+    # Entered in the caller's task: each store's nursery must close in the task that opened it.
+    for key, peer in located.items():
+        grid.stores[key] = await stack.enter_async_context(
+            remote_store(
+                node.host,
+                peer,
+                grid.friends[key].name,
+                node.certificate,
+                node.keys.signing_key,
+                via=node.via_relay(peer.peer_id),
             )
-        async with trio.open_nursery() as nursery:
-            for key, store in grid.stores.items():
-                nursery.start_soon(_stat, key, store)
-        yield grid
+        )
+    async with trio.open_nursery() as nursery:
+        for key in located:
+            nursery.start_soon(_stat, key, grid.stores[key])

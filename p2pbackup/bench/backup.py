@@ -1,0 +1,214 @@
+"""``python -m p2pbackup.bench backup``: the product's speed, end to end, on loopback.
+
+Four friends are ``p2pbackup daemon`` processes; the owner's node runs in
+this process (so its peak RSS is this process's). k=2, n=4. Every figure
+comes from one run on the same data; where ``restic`` is installed, it backs
+up and restores the same data to a local repository in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+
+import trio
+
+from p2pbackup.cli.localgrid import LocalGrid
+from p2pbackup.daemon import jobs
+from p2pbackup.daemon.node import running_node
+from p2pbackup.daemon.session import session
+from p2pbackup.storage.profile import Profile
+
+FRIENDS = ("alice", "bob", "carol", "dave")
+MiB = 1024 * 1024
+WRITE = 4 * MiB
+
+
+def _random_file(path: str, size: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        for _ in range(0, size, WRITE):
+            f.write(rng.randbytes(WRITE))
+
+
+def _text_file(path: str, size: int, seed: int) -> None:
+    """Text-like data: words from a small vocabulary (compresses about 3:1 with zstd)."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9)))
+             for _ in range(5000)]  # fmt: skip
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            lines = [b" ".join(rng.choices(words, k=12)) + b"\n" for _ in range(8192)]
+            block = b"".join(lines)[: size - written]
+            f.write(block)
+            written += len(block)
+
+
+def _small_files(root: str, count: int, seed: int) -> int:
+    rng = random.Random(seed)
+    total = 0
+    for i in range(count):
+        folder = os.path.join(root, f"d{i // 500:03d}")
+        os.makedirs(folder, exist_ok=True)
+        data = rng.randbytes(rng.randint(0, 4096))
+        with open(os.path.join(folder, f"f{i:06d}.txt"), "wb") as f:
+            f.write(data)
+        total += len(data)
+    return total
+
+
+def _edit_set(root: str, version: int) -> None:
+    """One day's edits on a set of documents: a few files change a little."""
+    rng = random.Random(version)
+    names = sorted(os.listdir(root))
+    for name in rng.sample(names, 3):
+        path = os.path.join(root, name)
+        with open(path, "r+b") as f:
+            data = f.read()
+            at = rng.randrange(len(data))
+            f.seek(0)
+            f.write(data[:at] + rng.randbytes(200) + data[at:])
+
+
+def _size(folder: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(folder) for n in ns)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Owner:
+    def __init__(self, profile: Profile, node) -> None:
+        self.profile, self.node = profile, node
+
+    async def job(self, name: str, **params):
+        async with session(self.node) as s:
+            return await jobs.run(s, name, params)
+
+    async def timed(self, name: str, **params) -> tuple[float, dict]:
+        started = time.perf_counter()
+        result = await self.job(name, **params)
+        return time.perf_counter() - started, result
+
+    async def backup(self, folder: str) -> tuple[float, dict]:
+        self.profile.update_settings(folders=[folder])
+        return await self.timed("backup")
+
+    async def stored(self) -> int:
+        rows = await self.job_friends()
+        return sum(r["they_store_for_me"] or 0 for r in rows)
+
+    async def job_friends(self):
+        from p2pbackup.daemon.pairing import list_friends
+
+        return await list_friends(self.node, lambda event: None)
+
+
+async def _measure(profile: Profile, root: str, size: int, small: int, unchanged: int) -> dict:
+    out: dict = {}
+    async with running_node(profile) as node:
+        owner = _Owner(profile, node)
+        for kind, make in (("random", _random_file), ("compressible", _text_file)):
+            folder = os.path.join(root, kind)
+            os.makedirs(folder)
+            make(os.path.join(folder, f"{kind}.bin"), size, 1)
+            seconds, _ = await owner.backup(folder)
+            back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
+            shutil.rmtree(os.path.join(root, "out"))
+            out[f"backup_{kind}_mb_s"] = round(size / seconds / 1e6, 1)
+            out[f"restore_{kind}_mb_s"] = round(size / back / 1e6, 1)
+            os.unlink(os.path.join(folder, f"{kind}.bin"))
+
+        folder = os.path.join(root, "small")
+        out["small_files"] = small
+        out["small_bytes"] = _small_files(folder, small, 2)
+        seconds, _ = await owner.backup(folder)
+        back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
+        shutil.rmtree(os.path.join(root, "out"))
+        out["small_backup_s"] = round(seconds, 2)
+        out["small_restore_s"] = round(back, 2)
+
+        folder = os.path.join(root, "many")
+        _small_files(folder, unchanged, 3)
+        seconds, _ = await owner.backup(folder)
+        again, result = await owner.backup(folder)
+        out["many_files"] = unchanged
+        out["many_first_backup_s"] = round(seconds, 2)
+        out["many_unchanged_backup_s"] = round(again, 2)
+        assert result["changed"] == 0, result
+
+        folder = os.path.join(root, "documents")
+        os.makedirs(folder)
+        for i in range(16):
+            (_text_file if i % 2 else _random_file)(os.path.join(folder, f"doc{i}"), 2 * MiB, i)
+        before = await owner.stored()
+        for version in range(10):
+            if version:
+                _edit_set(folder, version)
+            await owner.backup(folder)
+        source = _size(folder)
+        out["versions_stored_over_source"] = round((await owner.stored() - before) / source, 3)
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    return out
+
+
+def _restic(root: str, size: int, small: int) -> dict | None:
+    if shutil.which("restic") is None:
+        return None
+    env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": f"{root}/restic"}
+
+    def _run(*args: str) -> float:
+        started = time.perf_counter()
+        subprocess.run(["restic", "--quiet", *args], env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    _run("init")
+    out: dict = {}
+    for kind, make in (("random", _random_file), ("compressible", _text_file)):
+        folder = os.path.join(root, f"r-{kind}")
+        os.makedirs(folder)
+        make(os.path.join(folder, f"{kind}.bin"), size, 1)
+        out[f"backup_{kind}_mb_s"] = round(size / _run("backup", folder) / 1e6, 1)
+        out[f"restore_{kind}_mb_s"] = round(
+            size / _run("restore", "latest", "--path", folder, "--target", f"{root}/r-out")
+            / 1e6, 1,
+        )  # fmt: skip
+        shutil.rmtree(folder)
+        shutil.rmtree(f"{root}/r-out")
+    folder = os.path.join(root, "r-small")
+    _small_files(folder, small, 2)
+    out["small_backup_s"] = round(_run("backup", folder), 2)
+    out["small_restore_s"] = round(
+        _run("restore", "latest", "--path", folder, "--target", f"{root}/r-out"), 2
+    )
+    return out
+
+
+def run(size: int, small: int = 10_000, unchanged: int = 100_000) -> dict:
+    os.environ["P2PBACKUP_MDNS"] = "0"  # everything stays on 127.0.0.1
+    with tempfile.TemporaryDirectory(prefix="p2pbackup-bench-") as root:
+        with LocalGrid(os.path.join(root, "nodes")) as grid:
+            grid.init_all(["owner", *FRIENDS])
+            grid.cli("owner", "schedule", "off")
+            grid.start("owner", *FRIENDS)
+            grid.pair("owner", *FRIENDS, offer="64G")
+            grid.stop("owner")  # from here the owner's node runs in this process
+            ours = trio.run(_measure, Profile(grid.home("owner")), root, size, small, unchanged)
+        theirs = _restic(root, size, small)
+    result = {"k": 2, "n": 4, "friends": len(FRIENDS), "mib": size // MiB, **ours}
+    if theirs is not None:
+        result["restic"] = theirs
+        result["ratio_vs_restic"] = {
+            key: round(ours[key] / theirs[key], 2)
+            if key.endswith("mb_s")
+            else round(theirs[key] / ours[key], 2)
+            for key in theirs
+        }  # >1 means we are faster
+    return result

@@ -125,6 +125,7 @@ async def _measure(profile: Profile, root: str, size: int, small: int, unchanged
             out[f"backup_{kind}_mb_s"] = round(size / seconds / 1e6, 1)
             out[f"restore_{kind}_mb_s"] = round(size / back / 1e6, 1)
             os.unlink(os.path.join(folder, f"{kind}.bin"))
+            out[f"rss_after_{kind}_mb"] = round(_peak_rss_mb(), 1)
 
         folder = os.path.join(root, "small")
         out["small_files"] = small
@@ -134,6 +135,7 @@ async def _measure(profile: Profile, root: str, size: int, small: int, unchanged
         shutil.rmtree(os.path.join(root, "out"))
         out["small_backup_s"] = round(seconds, 2)
         out["small_restore_s"] = round(back, 2)
+        out["rss_after_small_mb"] = round(_peak_rss_mb(), 1)
 
         folder = os.path.join(root, "many")
         _small_files(folder, unchanged, 3)
@@ -143,6 +145,7 @@ async def _measure(profile: Profile, root: str, size: int, small: int, unchanged
         out["many_first_backup_s"] = round(seconds, 2)
         out["many_unchanged_backup_s"] = round(again, 2)
         assert result["changed"] == 0, result
+        out["rss_after_many_mb"] = round(_peak_rss_mb(), 1)
 
         folder = os.path.join(root, "documents")
         os.makedirs(folder)

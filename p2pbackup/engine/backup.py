@@ -11,9 +11,10 @@ interrupted backup leaves nothing half-published.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -36,6 +37,8 @@ from p2pbackup.errors import SourceChangedError
 from p2pbackup.storage.store import ShareStore
 
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
+INLINE_READ = 64 * 1024  # read without leaving the event loop
+SCAN_BATCH = 2000  # entries listed per trip to the scanning thread
 PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
 STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time
@@ -90,6 +93,24 @@ def _encode_delta(path: str, plan: deltas.DeltaPlan) -> bytes:
         return deltas.encode_delta(plan, lambda offset, length: os.pread(fd, length, offset))
     finally:
         os.close(fd)
+
+
+async def _scanned(
+    roots: Sequence[str], excludes: Sequence[str], sink: EventSink
+) -> AsyncIterator[Found]:
+    """The scan, walked in a worker thread a batch at a time: a tree of a million files is
+    never held whole, and events reach the sink in this (trio's) thread."""
+    pending: list[FileSkipped] = []
+    found = scan(roots, excludes, pending.append)
+    while True:
+        batch = await trio.to_thread.run_sync(lambda: list(itertools.islice(found, SCAN_BATCH)))
+        for event in pending:
+            sink(event)
+        pending.clear()
+        for item in batch:
+            yield item
+        if len(batch) < SCAN_BATCH:
+            return
 
 
 class _Pack:
@@ -151,13 +172,12 @@ class Backup:
                 skipped.append(event)
             self._events(event)
 
-        found = await trio.to_thread.run_sync(lambda: list(scan(roots, excludes, _sink)))
         # Tasks waiting for their pack to be sealed live in the outer nursery; the last
         # pack is flushed once every file has been read, which lets them finish.
         with one_error():
             async with trio.open_nursery() as outer:
                 self._nursery = outer
-                for item in found:
+                async for item in _scanned(roots, excludes, _sink):
                     if stat.S_ISREG(item.st.st_mode):
                         await self._file(item, _sink)
                     else:
@@ -239,9 +259,13 @@ class Backup:
     ) -> None:
         release = _Once(self._heavy.release)
         try:
-            signature, data = await trio.to_thread.run_sync(
-                _read_signature, item.source, item.st.st_size <= SMALL_FILE, limiter=self._workers
-            )
+            if item.st.st_size <= INLINE_READ:  # a thread hop costs more than the read
+                signature, data = _read_signature(item.source, True)
+            else:
+                signature, data = await trio.to_thread.run_sync(
+                    _read_signature, item.source, item.st.st_size <= SMALL_FILE,
+                    limiter=self._workers,
+                )  # fmt: skip
             entry, how = await self._store_revision(item, signature, data, previous, release)
         except (OSError, SourceChangedError) as exc:
             reason = (

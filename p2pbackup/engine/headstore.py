@@ -58,6 +58,7 @@ async def publish(
     state: BackupState,
     change: heads.HeadBody,
     manifest: Manifest | None = None,
+    encoded: bytes = b"",
 ) -> int:
     """Merge ``change`` into the friends' head and store it on every friend; the new seq."""
     for _ in range(PUBLISH_TRIES):
@@ -83,7 +84,7 @@ async def publish(
             for store in stores.values():
                 nursery.start_soon(_put, store)
         if stored and not raced:
-            state.published(seq, body, manifest)
+            state.published(seq, body, manifest, encoded)
             return seq
         if not stored and not raced:
             raise PeerError("No friend could be reached to publish the backup.")
@@ -118,5 +119,5 @@ async def publish_snapshot(
     descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
     ref = heads.SnapshotRef(manifest.snapshot_id, 0, manifest.created_at_ns, descriptor)
     change = heads.HeadBody(frozenset({ref}), frozenset(), friends, None)
-    await publish(keys, stores, state, change, manifest)
+    await publish(keys, stores, state, change, manifest, data)
     return manifest

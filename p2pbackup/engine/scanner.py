@@ -13,15 +13,29 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from p2pbackup.engine.events import EventSink, FileSkipped
 
 
-@dataclass(frozen=True)
+class Stat(NamedTuple):
+    """The four fields a backup uses: os.stat_result holds some 600 bytes per file."""
+
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
 class Found:
     path: str  # the snapshot path: "<root label>/relative/path"
     source: str  # where it is on disk
-    st: os.stat_result
+    st: Stat
 
 
 def root_labels(roots: Sequence[str]) -> list[str]:
@@ -45,7 +59,7 @@ def scan(roots: Sequence[str], excludes: Sequence[str], events: EventSink) -> It
         except OSError as exc:
             events(FileSkipped(label, f"the folder {root} cannot be read: {exc.strerror}"))
             continue
-        yield Found(label, root, st)
+        yield Found(label, root, Stat.of(st))
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(root, label, excludes, events)
 
@@ -73,10 +87,10 @@ def _walk(
             events(FileSkipped(path, f"vanished or unreadable: {exc.strerror}"))
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield Found(path, child.path, st)
+            yield Found(path, child.path, Stat.of(st))
             yield from _walk(child.path, path, excludes, events)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-            yield Found(path, child.path, st)
+            yield Found(path, child.path, Stat.of(st))
         else:
             events(
                 FileSkipped(

@@ -50,7 +50,8 @@ class BackupState:
 
     def revlog(self, path: str) -> Revlog:
         if path not in self._revlogs:
-            data = self._db.revlog(path) if self._db is not None else None
+            known = self._db is not None and path in self.files  # a new path has none stored
+            data = self._db.revlog(path) if known else None
             self._revlogs[path] = Revlog.from_bytes(data) if data else Revlog()
         return self._revlogs[path]
 
@@ -58,10 +59,12 @@ class BackupState:
         self.files[path] = state
         if state.entry.chain:
             self.contents[state.entry.rev_id] = state.entry.chain
-        if signature is not None:
-            self._signatures[path] = signature
-        if self._db is not None:
-            revlog = self._revlogs.get(path)
+        if self._db is None:
+            if signature is not None:
+                self._signatures[path] = signature
+        else:  # stored: read back when the file next changes, not held for every file
+            self._signatures.pop(path, None)
+            revlog = self._revlogs.pop(path, None)
             self._db.file_done(
                 path,
                 state,
@@ -111,11 +114,13 @@ class BackupState:
         if self._db is not None:
             self._db.forget_files(paths)
 
-    def published(self, seq: int, body: HeadBody, manifest: Manifest | None) -> None:
+    def published(
+        self, seq: int, body: HeadBody, manifest: Manifest | None, encoded: bytes = b""
+    ) -> None:
         self.head_seq, self.head = seq, body
         if manifest is not None:
             self.last_snapshot = manifest.snapshot_id
         if self._db is not None:
             if manifest is not None:
-                self._db.put_manifest(manifest.snapshot_id, manifest.to_bytes())
+                self._db.put_manifest(manifest.snapshot_id, encoded or manifest.to_bytes())
             self._db.published(seq, body.to_bytes(), self.last_snapshot)

@@ -22,6 +22,7 @@ from p2pbackup.errors import ConfigError, FormatError
 
 SCHEMA_VERSION = 1
 CHAIN_VERSION = 1
+FLUSH_FILES = 2000  # queued file rows committed at once at the latest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -108,17 +109,22 @@ class StateDB:
                 raise ConfigError(f"{path} was made by a newer p2pbackup; upgrade to use it.")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._files: list[tuple] = []
+            self._signatures: list[tuple[str, bytes]] = []
+            self._revlogs: list[tuple[str, bytes]] = []
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"{path} cannot be opened ({exc}); move it away to rebuild it."
             ) from exc
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     # Reading -------------------------------------------------------------------------------
 
     def files(self) -> Iterator[tuple[str, FileState]]:
+        self.flush()
         rows = self._db.execute(
             "SELECT path, size, mtime_ns, inode, mode, rev_id, chain FROM files"
         )
@@ -138,9 +144,11 @@ class StateDB:
         return bytes(row[0]) if row else None
 
     def signature(self, path: str) -> bytes | None:
+        self.flush()
         return self._one("SELECT data FROM signatures WHERE path = ?", path)
 
     def revlog(self, path: str) -> bytes | None:
+        self.flush()
         return self._one("SELECT data FROM revlogs WHERE path = ?", path)
 
     def manifest(self, snapshot_id: bytes) -> bytes | None:
@@ -164,27 +172,44 @@ class StateDB:
     def file_done(
         self, path: str, state: FileState, signature: bytes | None, revlog: bytes | None
     ) -> None:
+        """Queued, and committed with the next record (or ``flush``): a transaction per small
+        file would cost more than backing it up. A crash loses at most the files done since
+        the last record, which the next run reads again."""
         e = state.entry
+        self._files.append((path, state.size, state.mtime_ns, state.inode, e.mode, e.rev_id,
+                            encode_chain(e.chain)))  # fmt: skip
+        if signature is not None:
+            self._signatures.append((path, signature))
+        if revlog is not None:
+            self._revlogs.append((path, revlog))
+        if len(self._files) >= FLUSH_FILES:
+            self.flush()
+
+    def _write_pending(self) -> None:
+        if self._files:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 self._files)  # fmt: skip
+            self._db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?)",
+                                 self._signatures)  # fmt: skip
+            self._db.executemany("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", self._revlogs)
+            self._files, self._signatures, self._revlogs = [], [], []
+
+    def flush(self) -> None:
+        if not self._files:
+            return
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (path, state.size, state.mtime_ns, state.inode, e.mode, e.rev_id,
-                 encode_chain(e.chain)),
-            )  # fmt: skip
-            if signature is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO signatures VALUES (?, ?)", (path, signature)
-                )
-            if revlog is not None:
-                self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (path, revlog))
+            self._write_pending()
 
     def record_stored(self, record_id: bytes, record: StoredRecord) -> None:
         placement = json.dumps({str(i): f for i, f in sorted(record.placement.items())})
-        self._db.execute(
-            "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
-            (record_id, record.descriptor.to_bytes(), placement),
-        )
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                (record_id, record.descriptor.to_bytes(), placement),
+            )
+            self._write_pending()
 
     def add_challenges(
         self, record_id: bytes, index: int, pairs: list[tuple[bytes, bytes]]
@@ -229,6 +254,7 @@ class StateDB:
 
     def forget_files(self, paths: list[str]) -> None:
         """The next backup reads these files again (their records were pruned)."""
+        self.flush()
         with self._db:
             self._db.execute("BEGIN")
             for table in ("files", "signatures", "revlogs"):
@@ -243,6 +269,7 @@ class StateDB:
     def published(self, seq: int, body: bytes, last_snapshot: bytes | None) -> None:
         with self._db:
             self._db.execute("BEGIN")
+            self._write_pending()
             rows = [("head_seq", str(seq).encode()), ("head", body)]
             if last_snapshot is not None:
                 rows.append(("last_snapshot", last_snapshot))

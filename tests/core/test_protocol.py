@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.core import protocol as proto
+from p2pbackup.core.codec import Reader
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.protocol import FrameDecoder, Message, Op
 from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError
@@ -88,3 +89,16 @@ def test_bodies_round_trip():
     assert proto.parse_keys(proto.keys_body(keys)) == sorted(keys)
     assert proto.parse_usage(proto.usage_body(5, 10)) == (5, 10)
     assert proto.parse_error(proto.error_body(proto.ErrorCode.STORAGE, "full")) == (3, "full")
+
+
+def test_part_and_range_vectors():
+    body = proto.part_body(b"\x01" * 32, 3, 300, 1000, True, b"xyz")
+    assert body.hex() == "01" * 32 + "03" + "ac02" + "e807" + "01" + "78797a"
+    assert proto.read_part(Reader(body, "t")) == (b"\x01" * 32, 3, 300, 1000, True, b"xyz")
+    body = proto.range_body(b"\x02" * 32, 1, 44, 1 << 20)
+    assert body.hex() == "02" * 32 + "01" + "2c" + "808040"
+    assert proto.read_range(Reader(body, "t")) == (b"\x02" * 32, 1, 44, 1 << 20)
+    with pytest.raises(FormatError):  # more than one range request may ask for
+        proto.read_range(Reader(proto.range_body(b"\x02" * 32, 1, 0, proto.MAX_RANGE + 1), "t"))
+    with pytest.raises(FormatError):
+        proto.read_part(Reader(b"\x01" * 32 + b"\x03\x00\x00\x02", "t"))  # last flag 2

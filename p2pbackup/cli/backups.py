@@ -12,7 +12,7 @@ import trio
 
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.cli.runner import run_job
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.placement import format_size, parse_size
 from p2pbackup.daemon import control
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.errors import ConfigError
@@ -279,9 +279,22 @@ def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
     schedule = commands.add_parser("schedule", help="how often the daemon backs up")
     add_common(schedule)
     schedule.add_argument("interval", help="e.g. 30m, 1h, 1d, or 'off'")
+    limit = commands.add_parser("limit", help="cap upload bandwidth (all friends together)")
+    add_common(limit)
+    limit.add_argument("rate", help="per second, e.g. 500K, 2M; or 'off'")
+    limit.set_defaults(run=run_limit)
     schedule.set_defaults(
         run=lambda args: run_schedule(args, "schedule", {"interval": parse_interval(args.interval)})
     )
+
+
+def run_limit(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    rate = 0 if args.rate.strip().lower() in ("off", "0", "none") else parse_size(args.rate)
+    profile.update_settings(bandwidth=rate)
+    text = f"Uploads limited to {format_size(rate)}/s." if rate else "Uploads are not limited."
+    emit(args, {"bandwidth": rate}, text)
+    return 0
 
 
 def parse_interval(text: str) -> float:

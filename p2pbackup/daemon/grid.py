@@ -75,6 +75,35 @@ def adopt_head_friends(node: Node, body: heads.HeadBody) -> int:
     return added
 
 
+async def friends_from_lan(node: Node) -> int:
+    """A device that knows no friend yet (recovered from the phrase) asks every node heard
+    on the LAN for its head: a friend's node lets any device of a paired owner in. Friends
+    listed in the first head that opens are adopted; how many."""
+    if node.lan is None or node.catalog.friends():
+        return 0
+    with trio.move_on_after(LAN_WAIT):
+        while not node.lan.peers():
+            await trio.sleep(0.1)
+    for peer in node.lan.peers():
+        async with remote_store(
+            node.host, peer, "a node on this network", node.certificate, node.keys.signing_key
+        ) as store:
+            try:
+                with trio.fail_after(STAT_TIMEOUT):
+                    data = await store.get_head()
+                if data is None:
+                    continue
+                _, body = heads.open_head(data, node.keys.owner_id, node.keys.head_key)
+            except (P2PBackupError, trio.TooSlowError) as exc:
+                log.info("LAN node %s has nothing for us: %s", peer.peer_id, exc)
+                continue
+        added = adopt_head_friends(node, body)
+        if added:
+            log.info("found %d friends through a node on this network", added)
+            return added
+    return 0
+
+
 @asynccontextmanager
 async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[Grid]:
     """Every friend located, connected and asked ``stat``; friends that do not answer at

@@ -29,6 +29,7 @@ from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
+from p2pbackup.engine.throttle import Throttle, ThrottledStore
 from p2pbackup.engine.verify import Verifier
 from p2pbackup.errors import ConfigError
 
@@ -59,7 +60,11 @@ async def backup(s: Session) -> dict:
         device=device_name(s.node.profile),
         friends=head_friends(s.node),
     )
-    report = await Backup(s.keys, s.grid.online, s.state, config, _count, room=s.grid.room()).run(
+    stores = s.grid.online
+    if settings.get("bandwidth"):  # bytes per second, for all friends together
+        throttle = Throttle(float(settings["bandwidth"]))
+        stores = {key: ThrottledStore(store, throttle) for key, store in stores.items()}
+    report = await Backup(s.keys, stores, s.state, config, _count, room=s.grid.room()).run(
         folders, settings.get("excludes", [])
     )
     seconds = time.monotonic() - started

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from p2pbackup.errors import P2PBackupError, PeerError
+from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
 
 if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
@@ -35,7 +35,7 @@ class Scheduler:
         self._profile = daemon.node.profile
         self._wake = trio.Event()
         self._retry = FIRST_RETRY
-        self.next_run = time.time()  # of the next backup
+        self._due = 0.0  # trio time of the next backup
         self.last_error: str | None = None
 
     def _settings(self) -> tuple[float, bool]:
@@ -53,10 +53,9 @@ class Scheduler:
         elif name == "schedule" and "interval" in params:
             interval = float(params["interval"])
             if interval < 0:
-                raise ValueError("the interval cannot be negative")
+                raise ConfigError("The interval cannot be negative.")
             self._profile.update_settings(schedule=interval)
-            last = self._profile.settings().get("last_backup") or 0
-            self.next_run = max(time.time(), last + interval)
+            self._due = self._due_after_last(interval)
         self._wake.set()
         return self.status()
 
@@ -69,20 +68,27 @@ class Scheduler:
             "last_error": self.last_error,
         }
 
-    async def run(self) -> None:
+    @property
+    def next_run(self) -> float:
+        """The next backup, as a Unix time."""
+        return time.time() + max(0.0, self._due - trio.current_time())
+
+    def _due_after_last(self, interval: float) -> float:
         last = self._profile.settings().get("last_backup") or 0
-        interval, _ = self._settings()
-        self.next_run = max(time.time(), last + interval)
+        return trio.current_time() + max(0.0, last + interval - time.time())
+
+    async def run(self) -> None:
+        self._due = self._due_after_last(self._settings()[0])
         while True:
             interval, paused = self._settings()
             if paused or not interval or not self._profile.settings().get("folders"):
                 await self._sleep(None)
                 continue
-            wait = self.next_run - time.time()
+            wait = self._due - trio.current_time()
             if wait > 0:
                 await self._sleep(wait)
                 continue
-            self.next_run = time.time() + await self._backup(interval)
+            self._due = trio.current_time() + await self._backup(interval)
 
     async def _sleep(self, seconds: float | None) -> None:
         with trio.move_on_after(seconds if seconds is not None else float("inf")):

@@ -17,7 +17,7 @@ import trio
 from p2pbackup.core import head as heads
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Manifest
-from p2pbackup.daemon.grid import Grid, adopt_head_friends, connected
+from p2pbackup.daemon.grid import Grid, adopt_head_friends, connected, friends_from_lan
 from p2pbackup.daemon.node import Node
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import Fetcher
@@ -150,6 +150,7 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
     db = StateDB(node.profile.path("state.sqlite"))
     try:
         state = BackupState(db)
+        await friends_from_lan(node)  # a recovered device: its friends may be right here
         workers = trio.CapacityLimiter(2)
         # A recovered device learns its friends from the first friend's copy of the head:
         # then it connects again, to all of them.

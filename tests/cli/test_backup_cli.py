@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import random
 import shutil
 import signal
@@ -21,7 +22,7 @@ FRIENDS = ("alice", "bob", "carol")
 @pytest.fixture
 def grid(tmp_path):
     with LocalGrid(str(tmp_path / "nodes")) as grid:
-        grid.init_all(["laptop", *FRIENDS])
+        grid.made = grid.init_all(["laptop", *FRIENDS])
         grid.cli("laptop", "schedule", "off")
         grid.start(*FRIENDS)
         yield grid
@@ -47,7 +48,14 @@ def test_full_cycle_through_the_daemon(grid, tmp_path):
     assert same_tree(folder, str(tmp_path / "r2" / "Documents"))
     status = grid.cli("laptop", "status")
     assert status["friends_online"] == ["alice", "carol"] and status["snapshots"] == 2
-    # A wrong snapshot id is a one-line error and a non-zero exit.
+    # Every node logged, and no log holds a secret: the phrase, or the key it encodes.
+    for name in ("laptop", *FRIENDS):
+        logs = pathlib.Path(grid.home(name), "logs")
+        text = "".join(p.read_text() for p in logs.iterdir())
+        assert "control: backup" in text or name != "laptop"
+        secret = pathlib.Path(grid.home(name), "secret.key").read_bytes().hex()
+        assert grid.made[name]["recovery_phrase"] not in text and secret not in text
+        # A wrong snapshot id is a one-line error and a non-zero exit.
     process = grid.command("laptop", "restore", "ffffffff", "--to", str(tmp_path / "x"))
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2 and err.count("\n") == 1 and "ffffffff" in err

@@ -163,3 +163,28 @@ async def test_in_place_restore_keeps_newer_files_unless_forced(tmp_path):
             "Documents/notes/todo.txt"])  # fmt: skip
         with open(todo) as f:
             assert f.read().startswith("milk")
+
+
+class _HeardOnTheLan:
+    """What mDNS would report: here the friend's node, as its host announces itself."""
+
+    def __init__(self, *nodes) -> None:
+        self._nodes = nodes
+
+    def peers(self):
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+
+        return [info_from_p2p_addr(n.host.get_addrs()[0]) for n in self._nodes]
+
+
+async def test_a_recovered_device_finds_its_friends_on_the_lan_without_pairing(tmp_path):
+    folder = make_tree(tmp_path)
+    async with started(tmp_path / "nodes", folders=[folder]) as nodes:
+        await nodes.run("laptop", "backup")
+        secret = nodes.profiles["laptop"].secret()
+        await nodes.stop("laptop")
+        new = await nodes.start("new-laptop", secret=secret)
+        new.lan = _HeardOnTheLan(nodes.nodes["carol"])
+        await nodes.run("new-laptop", "restore", selector="latest", to=str(tmp_path / "r"))
+        assert same_tree(folder, str(tmp_path / "r" / "Documents"))
+        assert {f.name for f in new.catalog.friends()} == {"alice", "bob", "carol", "dave"}

@@ -27,9 +27,11 @@ from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
+from p2pbackup.engine.repack import repack
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
+from p2pbackup.engine.uploader import Uploader
 from p2pbackup.engine.verify import Verifier
 from p2pbackup.errors import ConfigError
 
@@ -253,6 +255,19 @@ async def forget(
         )  # fmt: skip
         await publish(s.keys, s.grid.online, s.state, change)
     if prune:
+        settings = s.settings()
+        uploader = Uploader(
+            s.keys, s.grid.online, s.state, s.events, k=int(settings.get("k", DEFAULT_K)),
+            n=int(settings.get("n", DEFAULT_N)), survive=1, room=s.grid.room(),
+            workers=s.workers,
+        )  # fmt: skip
+        repacked, rewritten = await repack(
+            s.keys, s.grid.online, s.state, uploader, s.fetcher(),
+            [(snap.ref, snap.manifest) for snap in kept], head_friends(s.node),
+        )  # fmt: skip
+        kept = [Snapshot(ref, manifest) for ref, manifest in rewritten]
+        result["repacked_revisions"] = repacked.revisions
+        result["rewritten_snapshots"] = repacked.snapshots
         needed = needed_records(
             [snap.manifest for snap in kept], [snap.ref.manifest.record_id for snap in kept]
         )

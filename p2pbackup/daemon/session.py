@@ -93,7 +93,9 @@ class Session:
     async def manifest(self, ref: heads.SnapshotRef) -> Manifest:
         cached = self.db.manifest(ref.snapshot_id)
         if cached is not None:
-            return Manifest.from_bytes(cached)
+            manifest = Manifest.from_bytes(cached)
+            if manifest.generation == ref.generation:  # a repack rewrites a snapshot
+                return manifest
         manifest = await load_manifest(self.fetcher(), ref)
         self.db.put_manifest(ref.snapshot_id, manifest.to_bytes())
         return manifest

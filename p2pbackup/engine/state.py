@@ -55,6 +55,12 @@ class BackupState:
             self._revlogs[path] = Revlog.from_bytes(data) if data else Revlog()
         return self._revlogs[path]
 
+    def replace_revlog(self, path: str, revlog: Revlog) -> None:
+        """A repacked revlog (the same revisions, stored differently)."""
+        self._revlogs[path] = revlog
+        if self._db is not None:
+            self._db.put_revlog(path, revlog.to_bytes())
+
     def file_done(self, path: str, state: FileState, signature: Signature | None) -> None:
         self.files[path] = state
         if state.entry.chain:

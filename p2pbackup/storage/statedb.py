@@ -261,10 +261,11 @@ class StateDB:
                 self._db.executemany(f"DELETE FROM {table} WHERE path = ?", [(p,) for p in paths])
 
     def put_revlog(self, path: str, revlog: bytes) -> None:
+        self.flush()
         self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (path, revlog))
 
     def put_manifest(self, snapshot_id: bytes, data: bytes) -> None:
-        self._db.execute("INSERT OR IGNORE INTO manifests VALUES (?, ?)", (snapshot_id, data))
+        self._db.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?)", (snapshot_id, data))
 
     def published(self, seq: int, body: bytes, last_snapshot: bytes | None) -> None:
         with self._db:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 
 import pytest
 
 from p2pbackup.cli.demo import same_tree
+from p2pbackup.core.refs import StorageKind
+from p2pbackup.core.revlog import Revlog
+from p2pbackup.storage.statedb import StateDB
 from tests.daemon.conftest import started
 from tests.daemon.test_cycle import edit, make_tree
 
@@ -89,3 +93,50 @@ async def test_forget_and_prune_free_space_and_keep_what_is_kept(tmp_path):
         await nodes.run("laptop", "backup")
         await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r2"))
         assert same_tree(folder, str(tmp_path / "r2" / "Documents"))
+
+
+async def test_prune_repacks_a_kept_chain_so_the_old_full_text_goes(tmp_path):
+    folder = tmp_path / "Work"
+    folder.mkdir()
+    rng = random.Random(11)
+    big = folder / "model.bin"
+    text = rng.randbytes(600_000)
+    async with started(
+        tmp_path / "nodes", friends=("alice", "bob"), folders=[str(folder)]
+    ) as nodes:
+        versions = []
+        for number in range(3):
+            if number:  # rewrite 70%: a delta first, then the chain is too costly: a full text
+                cut = 180_000
+                text = text[:cut] + rng.randbytes(len(text) - cut)
+            big.write_bytes(text)
+            os.utime(big, ns=(number * 10**9, number * 10**9))
+            versions.append((await nodes.run("laptop", "backup"))["snapshot"])
+            shutil.copytree(folder, tmp_path / f"v{number}" / "Work")
+        state = nodes.nodes["laptop"].profile.path("state.sqlite")
+        db = StateDB(state)
+        revlog = Revlog.from_bytes(db.revlog("Work/model.bin"))
+        db.close()
+        kinds = [r.kind for r in sorted(revlog, key=lambda r: len(r.parents))]
+        assert StorageKind.DELTA in kinds and kinds.count(StorageKind.FULL) == 2
+        old_full = next(r.blob.record_id for r in revlog
+                        if r.kind is StorageKind.FULL and not r.parents)  # fmt: skip
+
+        done = await nodes.run("laptop", "forget", keep_last=2, prune=True)
+        assert done["forgotten"] == versions[:1]
+        assert done["repacked_revisions"] >= 1 and done["rewritten_snapshots"] == 1
+        held = await _held(nodes, "alice")
+        assert old_full not in held  # the old full text is garbage now
+        for number, snap in ((1, versions[1]), (2, versions[2])):
+            target = tmp_path / f"r{number}"
+            await nodes.run("laptop", "restore", selector=snap[:8], to=str(target))
+            assert same_tree(str(tmp_path / f"v{number}"), str(target))
+        check = await nodes.run("laptop", "verify", read_data=True)
+        assert check["lost"] == check["at_risk"] == 0
+
+
+async def _held(nodes, friend: str) -> set[bytes]:
+    names = set()
+    for _, _, files in os.walk(nodes.profiles[friend].path("pool")):
+        names |= {bytes.fromhex(n.split(".")[0]) for n in files if "." in n and len(n) > 64}
+    return names

@@ -30,3 +30,23 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)) and bool(
         mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
     )
+
+
+def release_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc's malloc_trim).
+
+    With the trim threshold raised, the segment buffers of a large backup stay
+    resident after it ends; Python's small objects live in arenas of their own
+    and cannot reuse them. A job calls this when it finishes, so a daemon's
+    memory returns to its resting size between jobs.
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

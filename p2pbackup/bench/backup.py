@@ -18,6 +18,7 @@ import time
 
 import trio
 
+from p2pbackup import runtime
 from p2pbackup.cli.localgrid import LocalGrid
 from p2pbackup.daemon import jobs
 from p2pbackup.daemon.node import running_node
@@ -89,6 +90,11 @@ class _Owner:
         self.profile, self.node = profile, node
 
     async def job(self, name: str, **params):
+        result = await self._job(name, params)
+        runtime.release_memory()  # as the daemon does after every job
+        return result
+
+    async def _job(self, name: str, params: dict):
         async with session(self.node) as s:
             return await jobs.run(s, name, params)
 

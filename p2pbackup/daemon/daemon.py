@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from p2pbackup import runtime
 from p2pbackup.daemon import control, jobs
 from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS
@@ -44,11 +45,16 @@ class Daemon:
                 raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
         if name in self.scheduler.commands:
             return self.scheduler.command(name, params)
-        async with self.jobs_lock, session(self.node, events) as s:
-            result = await jobs.run(s, name, params)
+        async with self.jobs_lock:
+            result = await self._session_job(name, params, events)
+            runtime.release_memory()  # the job's buffers go back to the system, not the next job
         if name == "status":
             result["schedule"] = self.scheduler.status()
         return result
+
+    async def _session_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
+        async with session(self.node, events) as s:
+            return await jobs.run(s, name, params)
 
 
 async def run_daemon(

@@ -85,4 +85,7 @@ async def prune(
         if any(step.blob.record_id in ours for step in fs.entry.chain)
     ]
     state.forget_files(stale)
+    for rev_id, chain in list(state.contents.items()):  # contents a backup could reuse
+        if any(step.blob.record_id in ours for step in chain):
+            del state.contents[rev_id]
     return report

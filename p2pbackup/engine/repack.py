@@ -113,6 +113,10 @@ async def repack(
         before, after = _chains(revlog), _chains(new)
         changed.update({rev: chain for rev, chain in after.items() if before.get(rev) != chain})
         state.replace_revlog(path, new)
+        # A backup that meets one of these contents again must use the new chain.
+        state.contents.update(
+            {rev: chain for rev, chain in changed.items() if rev in state.contents}
+        )
         current = state.files[path]
         if current.entry.rev_id in changed:
             entry = dataclasses.replace(current.entry, chain=changed[current.entry.rev_id])

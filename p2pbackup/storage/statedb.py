@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS garbage (  -- records to remove from friends that wer
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileState:
     """A regular file as the last backup saw it (unchanged if these still match)."""
 
@@ -69,7 +69,7 @@ class FileState:
     entry: Entry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredRecord:
     descriptor: RecordDescriptor
     placement: dict[int, str]  # share index -> friend key
@@ -83,7 +83,9 @@ def encode_chain(chain: tuple[ChainStep, ...]) -> bytes:
     return w.getvalue()
 
 
-def decode_chain(data: bytes) -> tuple[ChainStep, ...]:
+def decode_chain(data: bytes, ids: dict[bytes, bytes] | None = None) -> tuple[ChainStep, ...]:
+    """The chain ``encode_chain`` wrote. ``ids`` shares one bytes object per record id
+    across many chains (a pack serves thousands of files)."""
     r = Reader(data, "file chain")
     if (version := r.u8("chain version")) != CHAIN_VERSION:
         raise r.fail(f"chain version {version} is not {CHAIN_VERSION}")
@@ -93,7 +95,10 @@ def decode_chain(data: bytes) -> tuple[ChainStep, ...]:
         if code not in StorageKind._value2member_map_:
             raise r.fail(f"chain step kind {code} is unknown")
         kind = StorageKind(code)
-        steps.append(ChainStep(kind, r.raw(32, "chain step revision"), BlobRef.read_from(r)))
+        rev_id, blob = r.raw(32, "chain step revision"), BlobRef.read_from(r)
+        if ids is not None:
+            blob = BlobRef(ids.setdefault(blob.record_id, blob.record_id), blob.offset, blob.length)
+        steps.append(ChainStep(kind, rev_id, blob))
     r.end()
     return tuple(steps)
 
@@ -128,10 +133,12 @@ class StateDB:
         rows = self._db.execute(
             "SELECT path, size, mtime_ns, inode, mode, rev_id, chain FROM files"
         )
+        ids: dict[bytes, bytes] = {}
         for path, size, mtime_ns, inode, mode, rev_id, chain in rows:
             entry = Entry(
-                path, EntryType.FILE, mode, mtime_ns, size, "", bytes(rev_id), decode_chain(chain)
-            )
+                path, EntryType.FILE, mode, mtime_ns, size, "", bytes(rev_id),
+                decode_chain(chain, ids),
+            )  # fmt: skip
             yield path, FileState(size, mtime_ns, inode, entry)
 
     def records(self) -> Iterator[tuple[bytes, StoredRecord]]:

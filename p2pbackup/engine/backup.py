@@ -42,6 +42,7 @@ SCAN_BATCH = 2000  # entries listed per trip to the scanning thread
 PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
 STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time
+PACKS_IN_FLIGHT = 2  # packs being sealed or uploaded at once
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
 
 
@@ -157,6 +158,7 @@ class Backup:
         )
         self._pack = _Pack()
         self._heavy = trio.Semaphore(HEAVY_FILES)
+        self._flushes = trio.Semaphore(PACKS_IN_FLIGHT)
         self._active = 0  # file tasks not finished yet
         self._progress = trio.Event()
         self._changed = 0
@@ -372,22 +374,30 @@ class Backup:
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:
         done, slot = self._pack.add(blob)
-        release()  # the pack holds the bytes now
         if len(self._pack.data) >= PACK_TARGET:
-            self._nursery.start_soon(self._flush)
+            # Reading small files outruns sealing and uploading them: without this wait
+            # (holding the read slot, so the scan waits too) a tree of small files would sit
+            # in memory whole, in packs queued for upload.
+            await self._flushes.acquire()
+            self._nursery.start_soon(self._flush, True)
+        release()  # the pack holds the bytes now
         await done.wait()
         return slot[0]
 
-    async def _flush(self) -> None:
-        pack, self._pack = self._pack, _Pack()
-        if not pack.waiters:
-            return
-        data = bytes(pack.data)
-        rid = record_id(self._keys.record_id_key, Kind.PACK, data)
-        await self._uploader.store(Kind.PACK, rid, split_segments(data))
-        for offset, length, done, slot in pack.waiters:
-            slot.append(BlobRef(rid, offset, length))
-            done.set()
+    async def _flush(self, slot_taken: bool = False) -> None:
+        try:
+            pack, self._pack = self._pack, _Pack()
+            if not pack.waiters:
+                return
+            data = bytes(pack.data)
+            rid = record_id(self._keys.record_id_key, Kind.PACK, data)
+            await self._uploader.store(Kind.PACK, rid, split_segments(data))
+            for offset, length, done, slot in pack.waiters:
+                slot.append(BlobRef(rid, offset, length))
+                done.set()
+        finally:
+            if slot_taken:
+                self._flushes.release()
 
 
 class _Once:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import trio
 
+from p2pbackup.core import revlog as revlogs
 from p2pbackup.core.manifest import Manifest
+from p2pbackup.core.revlog import rebuild_plan
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.state import BackupState
 from p2pbackup.errors import PeerError
@@ -85,6 +87,17 @@ async def prune(
         if any(step.blob.record_id in ours for step in fs.entry.chain)
     ]
     state.forget_files(stale)
+    # Revisions whose blobs are gone leave the revlogs too: a file that returns to an old
+    # content must store it again, not point at a record that no longer exists.
+    for path in list(state.files):
+        revlog = state.revlog(path)
+        intact = [
+            rev.rev_id
+            for rev in revlog
+            if not any(step.blob.record_id in ours for step in rebuild_plan(revlog, rev.rev_id))
+        ]
+        if len(intact) != len(revlog):
+            state.replace_revlog(path, revlogs.prune(revlog, intact).revlog)
     for rev_id, chain in list(state.contents.items()):  # contents a backup could reuse
         if any(step.blob.record_id in ours for step in chain):
             del state.contents[rev_id]

@@ -15,7 +15,9 @@ from p2pbackup.cli.runner import run_job
 from p2pbackup.core.placement import format_size, parse_size
 from p2pbackup.daemon import control
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
+from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError
+from p2pbackup.storage.profile import Profile
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -161,12 +163,15 @@ def run_folders(args: argparse.Namespace) -> int:
         else:
             raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
         profile.update_settings(folders=folders)
-        with contextlib.suppress(control.NoDaemon):  # a running daemon's scheduler looks again
-            trio.run(
-                control.call, control.socket_path(profile.home), "folders", {}, lambda event: None
-            )
+        _tell_daemon(profile, "folders", {})  # its scheduler looks again
     emit(args, {"folders": folders}, _folders_text({"folders": folders}))
     return 0
+
+
+def _tell_daemon(profile: Profile, name: str, params: dict) -> None:
+    """Settings live in the profile; a running daemon is told at once, so it acts on them."""
+    with contextlib.suppress(control.NoDaemon):
+        trio.run(control.call, control.socket_path(profile.home), name, params, ev.ignore)
 
 
 def run_exclude(args: argparse.Namespace) -> int:
@@ -315,8 +320,7 @@ def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
         profile.update_settings(schedule=params["interval"])
     else:
         profile.update_settings(paused=name == "pause")
-    with contextlib.suppress(control.NoDaemon):
-        trio.run(control.call, control.socket_path(profile.home), name, params, lambda event: None)
+    _tell_daemon(profile, name, params)
     settings = profile.settings()
     data = {
         "interval": settings.get("schedule", DEFAULT_INTERVAL),

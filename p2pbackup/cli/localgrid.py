@@ -55,11 +55,7 @@ class LocalGrid:
     def cli(self, name: str, *args: str, stdin: str | None = None, check: bool = True) -> Any:
         """Run a command with --json on node ``name``; its JSON answer."""
         process = self.command(name, *args, "--json", stdin=stdin)
-        out, err = process.communicate(stdin, timeout=TIMEOUT)
-        if check and process.returncode:
-            raise GridError(f"{name}: p2pbackup {' '.join(args)} failed: {err.strip()}")
-        lines = out.strip().splitlines()
-        return json.loads(lines[-1]) if lines else None
+        return self._answer(name, args, process, stdin, check)
 
     def init(self, name: str, recover_phrase: str | None = None) -> dict:
         if recover_phrase is not None:
@@ -71,11 +67,16 @@ class LocalGrid:
         started = {name: self.command(name, "init", "--name", name, "--json") for name in names}
         return {name: self._answer(name, ("init",), process) for name, process in started.items()}
 
-    def _answer(self, name: str, args: tuple, process: subprocess.Popen) -> Any:
-        out, err = process.communicate(timeout=TIMEOUT)
-        if process.returncode:
+    def _answer(
+        self, name: str, args: tuple, process: subprocess.Popen, stdin: str | None = None,
+        check: bool = True,
+    ) -> Any:  # fmt: skip
+        """The JSON document a command printed last; GridError if it failed."""
+        out, err = process.communicate(stdin, timeout=TIMEOUT)
+        if check and process.returncode:
             raise GridError(f"{name}: p2pbackup {' '.join(args)} failed: {err.strip()}")
-        return json.loads(out.strip().splitlines()[-1])
+        lines = out.strip().splitlines()
+        return json.loads(lines[-1]) if lines else None
 
     def start(self, *names: str) -> None:
         """Start the daemons of ``names`` together; returns once all listen."""

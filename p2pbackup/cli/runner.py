@@ -39,14 +39,14 @@ async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.Eve
     # Imported here: a command that the daemon runs never needs libp2p (half a second).
     from p2pbackup.daemon import jobs
     from p2pbackup.daemon.node import running_node
-    from p2pbackup.daemon.pairing import NODE_JOBS
+    from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
     from p2pbackup.daemon.session import session
 
     profile = profile_of(args)
     node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
     async with running_node(profile, *node_args) as node:
         if name in NODE_JOBS:
-            return await NODE_JOBS[name](node, sink, **params)
+            return await run_node_job(node, name, params, sink)
         async with session(node, sink) as s:
             return await jobs.run(s, name, params)
 

@@ -16,12 +16,11 @@ import trio
 from p2pbackup import runtime
 from p2pbackup.daemon import control, jobs
 from p2pbackup.daemon.node import Node, running_node
-from p2pbackup.daemon.pairing import NODE_JOBS
+from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
 from p2pbackup.daemon.scheduler import Scheduler
 from p2pbackup.daemon.session import session
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import one_error
-from p2pbackup.errors import ConfigError
 from p2pbackup.storage.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -39,10 +38,7 @@ class Daemon:
 
     async def _run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
         if name in NODE_JOBS:
-            try:
-                return await NODE_JOBS[name](self.node, events, **params)
-            except TypeError as exc:
-                raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
+            return await run_node_job(self.node, name, params, events)
         if name in self.scheduler.commands:
             return self.scheduler.command(name, params)
         async with self.jobs_lock:

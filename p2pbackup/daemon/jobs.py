@@ -121,7 +121,7 @@ async def diff(s: Session, old: str, new: str) -> dict:
         "to": b.id,
         "added": [e.path for e in d.added],
         "removed": [e.path for e in d.removed],
-        "changed": [new.path for _, new in d.changed],
+        "changed": [after.path for _, after in d.changed],
     }
 
 

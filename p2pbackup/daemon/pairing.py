@@ -3,6 +3,8 @@ invite, join, and the friend list with what each one stores."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from p2pbackup.core.pairing import FriendCard, parse_code
@@ -104,3 +106,11 @@ async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:
 
 
 NODE_JOBS = {"invite": invite_friend, "join": join_friend, "friends": list_friends}
+
+
+async def run_node_job(node: Node, name: str, params: dict, events: ev.EventSink) -> Any:
+    """Run the node job ``name`` with JSON parameters (from the CLI or the control socket)."""
+    try:
+        return await NODE_JOBS[name](node, events, **params)
+    except TypeError as exc:  # a client sent parameters this job does not take
+        raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc

@@ -155,8 +155,9 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
         await friends_from_lan(node)  # a recovered device: its friends may be right here
         workers = trio.CapacityLimiter(2)
         # A recovered device learns its friends from the first friend's copy of the head:
-        # then it connects again, to all of them.
-        for _ in range(2):
+        # then it connects again, to all of them. Each round adds a friend at least, so
+        # this ends.
+        while True:
             async with connected(node) as grid:
                 s = Session(node, grid, db, state, _named(events, grid), workers)
                 try:
@@ -165,7 +166,5 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
                     continue
                 yield s
                 return
-        async with connected(node) as grid:
-            yield Session(node, grid, db, state, _named(events, grid), workers)
     finally:
         db.close()

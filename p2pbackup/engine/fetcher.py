@@ -23,6 +23,27 @@ from p2pbackup.errors import IntegrityError, PeerError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
 
+async def list_holders(
+    stores: Mapping[str, ShareStore], events: EventSink
+) -> tuple[dict[ShareKey, list[str]], list[str]]:
+    """Who holds which share (one ``list`` per friend, all at once), and who did not answer."""
+    holders: dict[ShareKey, list[str]] = defaultdict(list)
+    unreachable: list[str] = []
+
+    async def _list(name: str, store: ShareStore) -> None:
+        try:
+            for key in await store.list():
+                holders[key].append(name)
+        except PeerError as exc:
+            unreachable.append(name)
+            events(FriendTrouble(name, exc.message))
+
+    async with trio.open_nursery() as nursery:
+        for name, store in stores.items():
+            nursery.start_soon(_list, name, store)
+    return holders, unreachable
+
+
 class Fetcher:
     def __init__(
         self,
@@ -38,21 +59,8 @@ class Fetcher:
         self._holders: dict[ShareKey, list[str]] | None = None
 
     async def _index(self) -> dict[ShareKey, list[str]]:
-        """Who holds which share: one ``list`` per reachable friend."""
         if self._holders is None:
-            holders: dict[ShareKey, list[str]] = defaultdict(list)
-
-            async def _list(name: str, store: ShareStore) -> None:
-                try:
-                    for key in await store.list():
-                        holders[key].append(name)
-                except PeerError as exc:
-                    self._events(FriendTrouble(name, exc.message))
-
-            async with trio.open_nursery() as nursery:
-                for name, store in self._stores.items():
-                    nursery.start_soon(_list, name, store)
-            self._holders = holders
+            self._holders, _ = await list_holders(self._stores, self._events)
         return self._holders
 
     async def _good_share(self, descriptor: RecordDescriptor, index: int) -> bytes | None:

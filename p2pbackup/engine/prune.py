@@ -19,6 +19,7 @@ from p2pbackup.core import revlog as revlogs
 from p2pbackup.core.manifest import Manifest
 from p2pbackup.core.revlog import rebuild_plan
 from p2pbackup.engine import events as ev
+from p2pbackup.engine.fetcher import list_holders
 from p2pbackup.engine.state import BackupState
 from p2pbackup.errors import PeerError
 from p2pbackup.storage.store import ShareKey, ShareStore
@@ -63,23 +64,21 @@ async def prune(
             except PeerError as exc:
                 events(ev.FriendTrouble(name, exc.message))
 
-    async def _friend(name: str, store: ShareStore) -> None:
-        try:
-            held = await store.list()
-        except PeerError as exc:
-            report.unreachable.append(name)
-            events(ev.FriendTrouble(name, exc.message))
-            return
-        async with trio.open_nursery() as nursery:
-            for key in held:
-                if key.record_id in ours:
-                    nursery.start_soon(_remove, name, store, key)
-
+    holders, report.unreachable = await list_holders(stores, events)
     async with trio.open_nursery() as nursery:
-        for name, store in stores.items():
-            nursery.start_soon(_friend, name, store)
+        for key, names in holders.items():
+            if key.record_id in ours:
+                for name in names:
+                    nursery.start_soon(_remove, name, stores[name], key)
     # Friends that were away still hold some: remembered, and removed by the next prune.
     state.set_garbage(ours if report.unreachable else set())
+    # Reading every file's revlog is database work and CPU: off the event loop.
+    await trio.to_thread.run_sync(_forget_locally, state, ours)
+    return report
+
+
+def _forget_locally(state: BackupState, ours: set[bytes]) -> None:
+    """The local state forgets the removed records, and whatever pointed at them."""
     state.forget_records(sorted(ours & set(state.records)))
     stale = [
         path
@@ -101,4 +100,3 @@ async def prune(
     for rev_id, chain in list(state.contents.items()):  # contents a backup could reuse
         if any(step.blob.record_id in ours for step in chain):
             del state.contents[rev_id]
-    return report

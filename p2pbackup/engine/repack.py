@@ -16,6 +16,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import trio
+
 from p2pbackup.core import delta as deltas
 from p2pbackup.core import head as heads
 from p2pbackup.core.chunking import signature_of
@@ -59,10 +61,17 @@ class _Texts:
         text = b""
         for step in rebuild_plan(revlog, rev_id):
             blob = await self.blob(step.blob)
-            text = blob if step.kind is StorageKind.FULL else deltas.apply_delta_bytes(blob, text)
+            if step.kind is StorageKind.FULL:
+                text = blob
+            else:  # up to MAX_TEXT of CPU work: off the event loop
+                text = await trio.to_thread.run_sync(deltas.apply_delta_bytes, blob, text)
         if len(text) != revlog.get(rev_id).size:
             raise IntegrityError(f"Revision {rev_id.hex()[:12]} did not rebuild to its size.")
         return text
+
+
+def _reverse_delta(base_text: bytes, rev_text: bytes) -> bytes:
+    return deltas.make_delta(signature_of(base_text), rev_text)
 
 
 def _chains(revlog: Revlog) -> dict[bytes, tuple[ChainStep, ...]]:
@@ -102,7 +111,7 @@ async def repack(
             converted: dict[bytes, tuple[BlobRef, int]] = {}
             for rev_id, base in plan:
                 base_text, rev_text = await texts.text(new, base), await texts.text(new, rev_id)
-                delta = deltas.make_delta(signature_of(base_text), rev_text)
+                delta = await trio.to_thread.run_sync(_reverse_delta, base_text, rev_text)
                 rid = record_id(keys.record_id_key, Kind.REVERSE, delta)
                 descriptors[rid] = await uploader.store(Kind.REVERSE, rid, split_segments(delta))
                 converted[rev_id] = (BlobRef(rid, 0, len(delta)), len(delta))

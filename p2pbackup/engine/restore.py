@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import trio
+
 from p2pbackup.core import delta as deltas
 from p2pbackup.core import head as heads
 from p2pbackup.core.keys import OwnerKeys
@@ -94,12 +96,12 @@ class Restorer:
                 else:
                     delta = await self._blob(records, step.blob)
                     assert current is not None  # a chain starts with a full text
-                    _apply_on_disk(delta, current, out)
+                    await trio.to_thread.run_sync(_apply_on_disk, delta, current, out)
                     os.unlink(current)
                 current = out
             if current is None or os.path.getsize(current) != entry.size:
                 raise IntegrityError(f"{entry.path} did not rebuild to {entry.size} bytes.")
-            _finish_file(current, target, entry)
+            await trio.to_thread.run_sync(_finish_file, current, target, entry)
         finally:
             for number in range(len(entry.chain)):
                 with contextlib.suppress(FileNotFoundError):

@@ -25,6 +25,7 @@ import trio
 from p2pbackup.core import erasure, placement
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.engine import events as ev
+from p2pbackup.engine.fetcher import list_holders
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, StorageError
 from p2pbackup.storage.sharepool import prove_answer
@@ -119,27 +120,11 @@ class Verifier:
         self._workers = workers
         self._requests = trio.CapacityLimiter(16)  # in flight per verify run
 
-    async def _holders(self, report: VerifyReport) -> dict[ShareKey, list[str]]:
-        holders: dict[ShareKey, list[str]] = defaultdict(list)
-
-        async def _list(name: str, store: ShareStore) -> None:
-            try:
-                for key in await store.list():
-                    holders[key].append(name)
-            except PeerError as exc:
-                report.unreachable.append(name)
-                self._events(ev.FriendTrouble(name, exc.message))
-
-        async with trio.open_nursery() as nursery:
-            for name, store in self._stores.items():
-                nursery.start_soon(_list, name, store)
-        return holders
-
     async def verify(
         self, descriptors: Iterable[RecordDescriptor], read_data: bool
     ) -> VerifyReport:
         report = VerifyReport()
-        holders = await self._holders(report)
+        holders, report.unreachable = await list_holders(self._stores, self._events)
         wanted = {d.record_id: d for d in descriptors}
         done = 0
 

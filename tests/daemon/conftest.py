@@ -11,7 +11,7 @@ import trio
 from p2pbackup.core.keys import new_secret
 from p2pbackup.daemon import jobs
 from p2pbackup.daemon.node import Node, running_node
-from p2pbackup.daemon.pairing import NODE_JOBS, invite_friend, join_friend
+from p2pbackup.daemon.pairing import NODE_JOBS, invite_friend, join_friend, run_node_job
 from p2pbackup.daemon.session import session
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import one_error
@@ -80,7 +80,7 @@ class Nodes:
     async def run(self, name: str, job: str, events: ev.EventSink = ev.ignore, **params):
         with one_error():  # as the CLI and the daemon report it: one error, not a group
             if job in NODE_JOBS:
-                return await NODE_JOBS[job](self.nodes[name], events, **params)
+                return await run_node_job(self.nodes[name], job, params, events)
             async with session(self.nodes[name], events) as s:
                 return await jobs.run(s, job, params)
 

@@ -125,7 +125,7 @@ def stage_rates(data: bytes) -> dict[str, float]:
 
 def _backup_file(path: str) -> int:
     """What a first backup does with one large file, minus the network."""
-    signature, _ = _read_signature(path, keep=False)
+    signature, _ = _read_signature(path, os.path.getsize(path), keep=False)
     plan = delta.plan_delta(Signature((), ()), signature)  # no parent yet: all literal
     assert plan.literal_bytes == signature.size
     rid = seal.record_id(bytes(32), seal.Kind.FULL, signature.to_bytes())

@@ -106,10 +106,10 @@ async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_pa
 
     real = backup_module._read_signature
 
-    def refuse(path, keep):  # as open() does for a file without read permission
+    def refuse(path, *rest):  # as open() does for a file without read permission
         if path.endswith("secret"):
             raise PermissionError(13, "Permission denied", path)
-        return real(path, keep)
+        return real(path, *rest)
 
     monkeypatch.setattr(backup_module, "_read_signature", refuse)
     report = await grid.backup(src)
@@ -126,10 +126,10 @@ async def test_vanished_file_is_reported_and_the_backup_completes(grid, tmp_path
 
     real = backup_module._read_signature
 
-    def vanish(path, keep):
+    def vanish(path, *rest):
         if path.endswith("gone"):
             os.unlink(path)
-        return real(path, keep)
+        return real(path, *rest)
 
     monkeypatch.setattr(backup_module, "_read_signature", vanish)
     report = await grid.backup(src)

@@ -171,7 +171,7 @@ def run_folders(args: argparse.Namespace) -> int:
 def _tell_daemon(profile: Profile, name: str, params: dict) -> None:
     """Settings live in the profile; a running daemon is told at once, so it acts on them."""
     with contextlib.suppress(control.NoDaemon):
-        trio.run(control.call, control.socket_path(profile.home), name, params, ev.ignore)
+        trio.run(control.call, control.address(profile.home), name, params, ev.ignore)
 
 
 def run_exclude(args: argparse.Namespace) -> int:

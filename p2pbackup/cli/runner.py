@@ -58,7 +58,7 @@ def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
 
     async def _main() -> Any:
         try:
-            return await control.call(control.socket_path(profile.home), name, params, sink)
+            return await control.call(control.address(profile.home), name, params, sink)
         except control.NoDaemon:
             return await _local(args, name, params, sink)
 

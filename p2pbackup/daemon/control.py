@@ -1,10 +1,11 @@
 """The daemon's control socket: how the CLI (and the tray app) ask it to run jobs.
 
 A Unix socket, ``control.sock`` in the profile (the folder is 0700 and the
-socket 0600: only the user gets in). One request per connection, as JSON
-lines, version 1 (docs/format.md, "Control socket"):
+socket 0600: only the user gets in); where there is none, 127.0.0.1 with a
+token (``endpoint.py``). One request per connection, as JSON lines, version 1
+(docs/format.md, "Control socket"):
 
-    client: {"v": 1, "job": "backup", "params": {...}}
+    client: {"v": 1, "token": "...", "job": "backup", "params": {...}}   token: tcp only
     daemon: {"event": {...}}    zero or more, while the job runs
     daemon: {"result": ...}  or  {"error": {"message", "kind", "exit_code"}}
 """
@@ -12,30 +13,32 @@ lines, version 1 (docs/format.md, "Control socket"):
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import math
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from p2pbackup import errors
+from p2pbackup.daemon.endpoint import Address, address, connect, listening
 from p2pbackup.engine import events as ev
+
+__all__ = ["Address", "NoDaemon", "address", "call", "serve"]
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 MAX_LINE = 1 << 20
-SOCKET_NAME = "control.sock"
+REQUEST_DEADLINE = 30  # seconds for a client to send its one request line
+REFUSED = (
+    "The daemon refused the request: its control token is missing or wrong. Run the command "
+    "again; if this goes on, another program answers on the port named in control.json."
+)
 
 Handler = Callable[[str, dict, ev.EventSink], Awaitable[Any]]
-
-
-def socket_path(home: str) -> str:
-    return os.path.join(home, SOCKET_NAME)
 
 
 class NoDaemon(Exception):
@@ -64,26 +67,14 @@ def _encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-async def serve(path: str, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve requests on ``path`` until cancelled. The caller holds the profile lock, so a
-    socket file left there is a dead daemon's."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    await sock.bind(path)
-    os.chmod(path, 0o600)
-    sock.listen(16)
-    try:
+async def serve(where: Address, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve requests at ``where`` until cancelled. The caller holds the profile lock."""
+    async with listening(where) as (listener, token):
         task_status.started()
-        await trio.serve_listeners(
-            lambda stream: _connection(stream, handler), [trio.SocketListener(sock)]
-        )
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        await trio.serve_listeners(lambda stream: _connection(stream, handler, token), [listener])
 
 
-async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
+async def _connection(stream: trio.SocketStream, handler: Handler, token: str | None) -> None:
     send_events, receive_events = trio.open_memory_channel[dict](math.inf)
 
     async def _forward() -> None:
@@ -98,13 +89,31 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
     async with stream, trio.open_nursery() as nursery:
         nursery.start_soon(_forward)
         async with send_events:
-            send_events.send_nowait(await _answer(stream, handler, _sink))
+            send_events.send_nowait(await _answer(stream, handler, _sink, token))
 
 
-async def _answer(stream: trio.SocketStream, handler: Handler, sink: ev.EventSink) -> dict:
+def _authorized(request: object, token: str | None) -> bool:
+    if token is None:  # the Unix socket: its file mode is the guard, a token field is ignored
+        return True
+    given = request.get("token") if isinstance(request, dict) else None
+    return isinstance(given, str) and hmac.compare_digest(
+        given.encode("utf-8", "replace"), token.encode()
+    )
+
+
+async def _answer(
+    stream: trio.SocketStream, handler: Handler, sink: ev.EventSink, token: str | None
+) -> dict:
     try:
-        line = await _Lines(stream).next()
+        try:
+            with trio.fail_after(REQUEST_DEADLINE):  # a silent client must not hold a task
+                line = await _Lines(stream).next()
+        except trio.TooSlowError:
+            raise errors.FormatError(f"No request came within {REQUEST_DEADLINE} s.") from None
         request = json.loads(line) if line else None
+        if not _authorized(request, token):  # first: nothing else is looked at before it
+            log.warning("control: a request without the right token was refused")
+            raise errors.ConfigError(REFUSED)
         if not isinstance(request, dict) or request.get("v") != VERSION:
             raise errors.FormatError(f"Send one JSON request of version {VERSION} per line.")
         job, params = request.get("job"), request.get("params", {})
@@ -133,14 +142,16 @@ def _raise(error: dict) -> None:
     raise cls(str(error.get("message", "The daemon failed.")))
 
 
-async def call(path: str, job: str, params: dict, on_event: ev.EventSink) -> Any:
-    """Run ``job`` in the daemon listening on ``path``; NoDaemon when there is none."""
-    try:
-        stream = await trio.open_unix_socket(path)
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise NoDaemon from exc
+async def call(where: Address, job: str, params: dict, on_event: ev.EventSink) -> Any:
+    """Run ``job`` in the daemon listening at ``where``; NoDaemon when there is none."""
+    connected = await connect(where)
+    if connected is None:
+        raise NoDaemon
+    stream, token = connected
+    request = {"v": VERSION, **({} if token is None else {"token": token}), "job": job,
+               "params": params}  # fmt: skip
     async with stream:
-        await stream.send_all(_encode({"v": VERSION, "job": job, "params": params}))
+        await stream.send_all(_encode(request))
         lines = _Lines(stream)
         while (line := await lines.next()) is not None:
             message = json.loads(line)

@@ -64,10 +64,6 @@ async def run_daemon(
     async with running_node(profile, listen, rendezvous, serve_rendezvous) as node:
         daemon = Daemon(node)
         async with trio.open_nursery() as nursery:
-            await nursery.start(control.serve, control_path(profile), daemon.run_job)
+            await nursery.start(control.serve, control.address(profile.home), daemon.run_job)
             nursery.start_soon(daemon.scheduler.run)
             task_status.started(node)
-
-
-def control_path(profile: Profile) -> str:
-    return control.socket_path(profile.home)

@@ -1,15 +1,20 @@
-"""The control socket: the wire, events, errors, and junk from a client."""
+"""The control socket: the wire, events, errors, and junk from a client, over both
+transports; the token and control.json of the loopback one."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import socket
+import stat
 
 import pytest
 import trio
 
-from p2pbackup.daemon import control
+from p2pbackup.daemon import control, endpoint
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import PeerError
+from p2pbackup.errors import ConfigError, PeerError
 
 pytestmark = pytest.mark.trio
 
@@ -35,13 +40,26 @@ async def _handler(job: str, params: dict, sink):
     raise RuntimeError("a bug")
 
 
+@pytest.fixture(params=["unix", "tcp"])
+def transport(request, monkeypatch):
+    monkeypatch.setenv(endpoint.ENV, request.param)
+    return request.param
+
+
 @pytest.fixture
-async def served(tmp_path):
-    path = str(tmp_path / "control.sock")
+async def served(tmp_path, transport):
+    where = control.address(str(tmp_path))
     async with trio.open_nursery() as nursery:
-        await nursery.start(control.serve, path, _handler)
-        yield path
+        await nursery.start(control.serve, where, _handler)
+        yield where
         nursery.cancel_scope.cancel()
+
+
+async def _raw(where: control.Address) -> trio.SocketStream:
+    """A connection to the daemon that sends what the test writes, token or not."""
+    connected = await endpoint.connect(where)
+    assert connected is not None
+    return connected[0]
 
 
 async def test_events_then_the_result(served):
@@ -61,23 +79,29 @@ async def test_errors_come_back_as_the_same_kind(served):
 
 async def test_junk_gets_an_error_and_the_daemon_goes_on(served):
     for junk in (b"not json\n", b'{"v": 2, "job": "echo"}\n', b'["a list"]\n', b"\n"):
-        stream = await trio.open_unix_socket(served)
-        async with stream:
+        async with await _raw(served) as stream:
             await stream.send_all(junk)
             answer = await stream.receive_some(4096)
         assert b'"error"' in answer
     assert await control.call(served, "echo", {}, ev.ignore) == {"params": {}}
 
 
-async def test_no_daemon_is_said_plainly(tmp_path):
+async def test_a_client_that_sends_nothing_is_let_go(served, monkeypatch):
+    monkeypatch.setattr(control, "REQUEST_DEADLINE", 0.2)
+    async with await _raw(served) as stream:
+        with trio.fail_after(5):
+            answer = await stream.receive_some(4096)
+    assert b"No request came within 0.2 s" in answer
+
+
+async def test_no_daemon_is_said_plainly(tmp_path, transport):
     with pytest.raises(control.NoDaemon):
-        await control.call(str(tmp_path / "control.sock"), "status", {}, ev.ignore)
+        await control.call(control.address(str(tmp_path)), "status", {}, ev.ignore)
 
 
 async def test_an_oversized_request_is_refused(served):
-    stream = await trio.open_unix_socket(served)
     answer = b""
-    async with stream:
+    async with await _raw(served) as stream:
         await stream.send_all(b"x" * (control.MAX_LINE + 65536))
         # The daemon answers with an error and hangs up; with bytes still unread on its side
         # the kernel may turn the hang-up into a reset that swallows the answer.
@@ -86,3 +110,99 @@ async def test_an_oversized_request_is_refused(served):
                 answer += chunk
     assert not answer or b"longer than 1 MiB" in answer
     assert await control.call(served, "echo", {}, ev.ignore) == {"params": {}}
+
+
+async def test_the_transport_is_chosen_by_the_environment(tmp_path, monkeypatch):
+    home = str(tmp_path)
+    monkeypatch.delenv(endpoint.ENV, raising=False)
+    assert control.address(home) == endpoint.Address(str(tmp_path / "control.sock"))
+    monkeypatch.setenv(endpoint.ENV, "tcp")
+    assert control.address(home) == endpoint.Address(str(tmp_path / "control.json"), tcp=True)
+    monkeypatch.setenv(endpoint.ENV, "unix")
+    monkeypatch.delattr(socket, "AF_UNIX")  # Windows
+    assert control.address(home).tcp
+    monkeypatch.setenv(endpoint.ENV, "pipe")
+    with pytest.raises(ConfigError, match="'unix' or 'tcp'"):
+        control.address(home)
+
+
+async def test_the_socket_or_file_is_private_and_gone_when_the_daemon_stops(tmp_path, transport):
+    where = control.address(str(tmp_path))
+    with open(where.path, "w") as f:  # a dead daemon's: replaced
+        f.write("left over")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve, where, _handler)
+        assert stat.S_IMODE(os.stat(where.path).st_mode) == 0o600
+        if where.tcp:
+            with open(where.path) as f:
+                found = json.load(f)
+            assert set(found) == {"v", "port", "token"} and found["v"] == 1
+            assert len(found["token"]) == 64 and int(found["token"], 16) >= 0
+        assert await control.call(where, "echo", {}, ev.ignore) == {"params": {}}
+        nursery.cancel_scope.cancel()
+    assert not os.path.exists(where.path)
+
+
+async def test_a_wrong_or_missing_token_is_refused_and_the_job_never_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv(endpoint.ENV, "tcp")
+    where = control.address(str(tmp_path))
+    ran: list[str] = []
+
+    async def _recording(job: str, params: dict, sink):
+        ran.append(job)
+        return "done"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve, where, _recording)
+        with open(where.path) as f:
+            token = json.load(f)["token"]
+        wrong = ("0" if token[0] != "0" else "1") + token[1:]
+        for bad in ({"token": wrong}, {}, {"token": 7}, {"token": "é" * 64}):
+            async with await _raw(where) as stream:
+                request = {"v": 1, **bad, "job": "echo", "params": {}}
+                await stream.send_all(json.dumps(request).encode() + b"\n")
+                answer = json.loads(await stream.receive_some(4096))
+            assert answer["error"]["kind"] == "ConfigError"
+            assert "token is missing or wrong" in answer["error"]["message"]
+            assert token not in json.dumps(answer)
+        assert ran == []
+        assert await control.call(where, "echo", {}, ev.ignore) == "done"
+        assert ran == ["echo"]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("transport", ["unix"], indirect=True)
+async def test_the_unix_socket_ignores_a_token(served):
+    async with await _raw(served) as stream:
+        await stream.send_all(b'{"v": 1, "token": "anything", "job": "echo", "params": {}}\n')
+        answer = b""
+        while chunk := await stream.receive_some(4096):
+            answer += chunk
+    assert answer.endswith(b'{"result":{"params":{}}}\n')
+
+
+async def test_a_control_file_nobody_answers_on_means_no_daemon(tmp_path, monkeypatch):
+    monkeypatch.setenv(endpoint.ENV, "tcp")
+    where = control.address(str(tmp_path))
+    with socket.socket() as probe:  # a port just free: a daemon killed with SIGKILL
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(where.path, "w") as f:
+        json.dump({"v": 1, "port": port, "token": "ab" * 32}, f)
+    with pytest.raises(control.NoDaemon):
+        await control.call(where, "status", {}, ev.ignore)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not json", b"\xff\xfe", b"[1]", b'{"v": 2, "port": 1, "token": "t"}',
+     b'{"v": 1, "port": "1", "token": "t"}', b'{"v": 1, "port": true, "token": "t"}',
+     b'{"v": 1, "port": 70000, "token": "t"}', b'{"v": 1, "port": 1}'],
+)  # fmt: skip
+async def test_a_malformed_control_file_means_no_daemon(tmp_path, monkeypatch, content):
+    monkeypatch.setenv(endpoint.ENV, "tcp")
+    where = control.address(str(tmp_path))
+    with open(where.path, "wb") as f:
+        f.write(content)
+    with pytest.raises(control.NoDaemon):
+        await control.call(where, "status", {}, ev.ignore)

@@ -22,7 +22,8 @@ import zstandard
 
 from p2pbackup.core import delta, erasure, seal
 from p2pbackup.core.chunking import ChunkStream, Signature, SignatureBuilder, signature_of
-from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
+from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.wordlist import WORDS
 from p2pbackup.engine.backup import READ_WINDOW, _file_segments, _read_signature
 from p2pbackup.engine.uploader import seal_and_encode
@@ -179,6 +180,34 @@ def delta_sizes(size: int = 64 * MiB) -> dict[str, int]:
     }
 
 
+def manifest_seconds(files: int = 100_000) -> dict[str, float]:
+    """Encoding and parsing the manifest of a home folder: both run on every backup, restore
+    or listing, whatever changed."""
+    record = hashlib.sha256(b"pack").digest()
+    descriptor = RecordDescriptor(record, 2, 4, files * 4096, (bytes(32),) * 4)
+    entries = [Entry("home", EntryType.DIR, 0o755, 0, 0, "", b"", ())]
+    for folder in range(files // 100):
+        entries.append(Entry(f"home/d{folder:04d}", EntryType.DIR, 0o755, 0, 0, "", b"", ()))
+        for f in range(100):
+            rev = hashlib.sha256(b"%d/%d" % (folder, f)).digest()
+            chain = (ChainStep(StorageKind.FULL, rev, BlobRef(record, f * 4096, 4096)),)
+            entries.append(Entry(f"home/d{folder:04d}/f{f:03d}.txt", EntryType.FILE, 0o644,
+                                 1_700_000_000 * 10**9, 4096, "", rev, chain))  # fmt: skip
+    built = Manifest.build(
+        snapshot_id=bytes(16), generation=0, created_at_ns=0, device="bench", parents=(),
+        roots=("home",), entries=entries, descriptors={record: descriptor},
+    )  # fmt: skip
+    started = time.perf_counter()
+    data = built.to_bytes()
+    encoded = time.perf_counter()
+    Manifest.from_bytes(data)
+    return {
+        "entries": len(entries),
+        "encode_s": round(encoded - started, 2),
+        "decode_s": round(time.perf_counter() - encoded, 2),
+    }
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -205,6 +234,7 @@ def run(total: int = 256 * MiB) -> dict:
         "chain_mb_s": chain,
         "chain_mb_s_one_thread": chain_one_thread,
         "delta_bytes": deltas,
+        "manifest": manifest_seconds(),
         "delta_limit_bytes": 2 * deltas["mean_chunk"] + 4096,
         "peak_rss_mb": chain_rss,
         "peak_rss_mb_with_stage_samples": _peak_rss_mb(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from dataclasses import fields, replace
 
 import pytest
@@ -456,10 +455,10 @@ def test_diff():
     assert diff(new, new) == manifest_module.ManifestDiff((), (), ())
 
 
-# --- speed ---
+# --- scale (the time it takes is a figure of ``python -m p2pbackup.bench core``) ---
 
 
-def test_a_hundred_thousand_entries_encode_and_decode_quickly():
+def test_a_hundred_thousand_entries_round_trip():
     """A sanity bound, loose on purpose: measured here ~0.3 s to encode, ~1.0 s to decode."""
     chains = [
         (ChainStep(FULL, _id(f"rev {f}"), BlobRef(RECORD_IDS[f % 2], f * 4096, 4096)),)
@@ -483,8 +482,5 @@ def test_a_hundred_thousand_entries_encode_and_decode_quickly():
             for f, chain in enumerate(chains)
         ]
     m = _build(tree, roots=("home",))
-    start = time.perf_counter()
     parsed = Manifest.from_bytes(m.to_bytes())
-    elapsed = time.perf_counter() - start
-    assert len(parsed.entries) == 100_001
-    assert elapsed < 3.0, f"100,000 entries took {elapsed:.2f} s to encode and decode"
+    assert parsed == m and len(parsed.entries) == 100_001

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +15,14 @@ from p2pbackup.cli.common import emit, profile_of
 from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
 
+REDRAW = 0.1  # seconds between redraws of the progress line
+
 
 def progress_sink(stream=sys.stderr) -> ev.EventSink:
     """Tell a person at a terminal what is happening; scripts get warnings only."""
     live = stream.isatty()
     done = [0, 0]
+    shown = [0.0]  # when the count was last drawn: a terminal redraw per file costs more
 
     def _sink(event: ev.Event) -> None:
         if isinstance(event, ev.InviteReady):
@@ -27,10 +31,14 @@ def progress_sink(stream=sys.stderr) -> ev.EventSink:
             print(f"\rskipped {event.path}: {event.reason}", file=stream)
         elif isinstance(event, ev.FriendTrouble):
             print(f"\rfriend {event.friend}: {event.reason}", file=stream)
-        elif isinstance(event, ev.FileDone) and live:
-            done[0] += 1
+        elif isinstance(event, ev.FileDone | ev.FilesUnchanged) and live:
+            files = event.files if isinstance(event, ev.FilesUnchanged) else 1
+            done[0] += files
             done[1] += event.size
-            print(f"\r{done[0]} files, {done[1] / 1e6:.1f} MB", end="", file=stream, flush=True)
+            if time.monotonic() - shown[0] >= REDRAW:
+                shown[0] = time.monotonic()
+                print(f"\r{done[0]} files, {done[1] / 1e6:.1f} MB", end="", file=stream,
+                      flush=True)  # fmt: skip
 
     return _sink
 

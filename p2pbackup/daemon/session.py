@@ -93,7 +93,7 @@ class Session:
     async def manifest(self, ref: heads.SnapshotRef) -> Manifest:
         cached = self.db.manifest(ref.snapshot_id)
         if cached is not None:
-            manifest = Manifest.from_bytes(cached)
+            manifest = await trio.to_thread.run_sync(Manifest.from_bytes, cached)
             if manifest.generation == ref.generation:  # a repack rewrites a snapshot
                 return manifest
         manifest = await load_manifest(self.fetcher(), ref)
@@ -151,7 +151,9 @@ def pick(snapshots: list[Snapshot], selector: str, at: datetime | None = None) -
 async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator[Session]:
     db = StateDB(node.profile.path("state.sqlite"))
     try:
-        state = BackupState(db)
+        # Seconds of decoding for a large tree: in a thread, so friends' requests to this
+        # node's storage service are still answered meanwhile.
+        state = await trio.to_thread.run_sync(BackupState, db)
         await friends_from_lan(node)  # a recovered device: its friends may be right here
         workers = trio.CapacityLimiter(2)
         # A recovered device learns its friends from the first friend's copy of the head:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -27,7 +27,7 @@ from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, StorageKind
 from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
 from p2pbackup.core.seal import SEGMENT_SIZE, Kind, record_id
-from p2pbackup.engine.events import EventSink, FileDone, FileSkipped
+from p2pbackup.engine.events import EventSink, FileDone, FileSkipped, FilesUnchanged
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
 from p2pbackup.engine.scanner import Found, root_labels, scan
@@ -38,7 +38,7 @@ from p2pbackup.storage.store import ShareStore
 
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read without leaving the event loop
-SCAN_BATCH = 2000  # entries listed per trip to the scanning thread
+SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
 PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
 GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
@@ -103,22 +103,23 @@ def _encode_delta(path: str, plan: deltas.DeltaPlan) -> bytes:
         os.close(fd)
 
 
-async def _scanned(
-    roots: Sequence[str], excludes: Sequence[str], sink: EventSink
-) -> AsyncIterator[Found]:
-    """The scan, walked in a worker thread a batch at a time: a tree of a million files is
-    never held whole, and events reach the sink in this (trio's) thread."""
-    pending: list[FileSkipped] = []
-    found = scan(roots, excludes, pending.append)
-    while True:
-        batch = await trio.to_thread.run_sync(lambda: list(itertools.islice(found, SCAN_BATCH)))
-        for event in pending:
-            sink(event)
-        pending.clear()
-        for item in batch:
-            yield item
-        if len(batch) < SCAN_BATCH:
-            return
+async def _scan_batches(
+    roots: Sequence[str],
+    excludes: Sequence[str],
+    send: trio.MemorySendChannel[tuple[list[Found], list[FileSkipped]]],
+) -> None:
+    """The scan, walked in a worker thread a batch at a time, each batch sent with what it
+    skipped: a tree of a million files is never held whole, events reach the sink in trio's
+    thread, and the next batch is listed while this one is looked at."""
+    skipped: list[FileSkipped] = []
+    found = scan(roots, excludes, skipped.append)
+    async with send:
+        while True:
+            batch = await trio.to_thread.run_sync(lambda: list(itertools.islice(found, SCAN_BATCH)))
+            events, skipped[:] = list(skipped), []
+            await send.send((batch, events))
+            if len(batch) < SCAN_BATCH:
+                return
 
 
 class _Pack:
@@ -170,6 +171,7 @@ class Backup:
         self._progress = trio.Event()
         self._changed = 0
         self._entries: dict[str, Entry] = {}
+        self._same = [0, 0]  # unchanged files and bytes not reported yet
         self._pending: dict[bytes, trio.Event] = {}
         self._report: BackupReport | None = None
 
@@ -186,11 +188,18 @@ class Backup:
         with one_error():
             async with trio.open_nursery() as outer:
                 self._nursery = outer
-                async for item in _scanned(roots, excludes, _sink):
-                    if stat.S_ISREG(item.st.st_mode):
-                        await self._file(item, _sink)
-                    else:
-                        self._entries[item.path] = self._other_entry(item)
+                send, receive = trio.open_memory_channel[tuple[list[Found], list[FileSkipped]]](1)
+                outer.start_soon(_scan_batches, roots, excludes, send)
+                async with receive:
+                    async for batch, events in receive:
+                        for event in events:
+                            _sink(event)
+                        for item in batch:
+                            if not stat.S_ISREG(item.st.st_mode):
+                                self._entries[item.path] = self._other_entry(item)
+                            elif not self._unchanged(item):
+                                await self._file(item, _sink)
+                        self._tell_unchanged()
                 await self._drain()
         entries = tuple(self._entries[p] for p in sorted(self._entries))
         manifest = await publish_snapshot(
@@ -225,18 +234,28 @@ class Backup:
             item.path, EntryType.DIR, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0, "", b"", ()
         )
 
-    async def _file(self, item: Found, sink: EventSink) -> None:
-        """Start backing up one file; the work goes on in the background."""
-        st, path = item.st, item.path
-        previous = self._state.files.get(path)
-        if previous and (previous.size, previous.mtime_ns, previous.inode) == (
+    def _unchanged(self, item: Found) -> bool:
+        """The file is as the last backup left it: its entry is kept without reading it."""
+        st, previous = item.st, self._state.files.get(item.path)
+        if previous is None or (previous.size, previous.mtime_ns, previous.inode) != (
             st.st_size,
             st.st_mtime_ns,
             st.st_ino,
         ):
-            self._entries[path] = previous.entry
-            sink(FileDone(path, st.st_size, "unchanged"))
-            return
+            return False
+        self._entries[item.path] = previous.entry
+        self._same[0] += 1
+        self._same[1] += st.st_size
+        return True
+
+    def _tell_unchanged(self) -> None:
+        if self._same[0]:
+            self._events(FilesUnchanged(*self._same))
+            self._same = [0, 0]
+
+    async def _file(self, item: Found, sink: EventSink) -> None:
+        """Start backing up one changed or new file; the work goes on in the background."""
+        previous = self._state.files.get(item.path)
         # At most ``_heavy`` files hold data (read, encode, upload) at once: memory stays
         # bounded. A file releases its slot before it waits for anything else.
         await self._heavy.acquire()

@@ -10,6 +10,7 @@ again, merge and retry.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 
@@ -104,7 +105,8 @@ async def publish_snapshot(
 ) -> Manifest:
     """Store the manifest (after every record it needs), then publish it in the head."""
     parents = (state.last_snapshot,) if state.last_snapshot else ()
-    manifest = Manifest.build(
+    build = functools.partial(
+        Manifest.build,
         snapshot_id=nacl.utils.random(16),
         generation=0,
         created_at_ns=time.time_ns(),
@@ -114,7 +116,9 @@ async def publish_snapshot(
         entries=entries,
         descriptors={rid: rec.descriptor for rid, rec in state.records.items()},
     )
-    data = manifest.to_bytes()
+    # A second or more for a large tree: off the event loop, which serves friends too.
+    manifest = await trio.to_thread.run_sync(build)
+    data = await trio.to_thread.run_sync(manifest.to_bytes)
     rid = record_id(keys.record_id_key, Kind.MANIFEST, data)
     descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
     ref = heads.SnapshotRef(manifest.snapshot_id, 0, manifest.created_at_ns, descriptor)

@@ -13,6 +13,7 @@ from p2pbackup.core.chunking import Signature
 from p2pbackup.core.head import HeadBody
 from p2pbackup.core.manifest import ChainStep, Manifest
 from p2pbackup.core.revlog import Revlog
+from p2pbackup.runtime import gc_paused
 from p2pbackup.storage.statedb import FileState, StateDB, StoredRecord
 from p2pbackup.storage.store import ShareKey
 
@@ -33,11 +34,12 @@ class BackupState:
         self._challenges: dict[ShareKey, list[tuple[bytes, bytes]]] = {}  # without a db
         self._garbage: set[bytes] = set()
         if db is not None:
-            self.files = dict(db.files())
-            self.records = dict(db.records())
-            self.contents = {
-                fs.entry.rev_id: fs.entry.chain for fs in self.files.values() if fs.entry.chain
-            }
+            with gc_paused():
+                self.files = dict(db.files())
+                self.records = dict(db.records())
+                self.contents = {
+                    fs.entry.rev_id: fs.entry.chain for fs in self.files.values() if fs.entry.chain
+                }
             self.head_seq, self.head, self.last_snapshot = db.head()
 
     def signature(self, path: str) -> Signature | None:

@@ -56,7 +56,9 @@ async def test_second_backup_reads_only_changed_files_and_stores_deltas(grid, tm
     grid.events.clear()
     report = await grid.backup(src)
     assert report.changed == 1
-    assert _stored(grid, "unchanged") == ["docs/same.txt"]
+    assert [e for e in grid.events if isinstance(e, ev.FilesUnchanged)] == [
+        ev.FilesUnchanged(1, len(b"unchanged\n"))
+    ]
     assert _stored(grid, "delta") == ["docs/big.bin"]
     new_records = set(grid.state.records) - records_before
     new_bytes = sum(grid.state.records[r].descriptor.length for r in new_records)

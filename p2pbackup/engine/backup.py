@@ -39,7 +39,7 @@ from p2pbackup.storage.store import ShareStore
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read without leaving the event loop
 SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
-PACK_TARGET = 4 * 1024 * 1024  # a pack is sealed once it holds this much
+PACK_TARGET = 2 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
 GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
 STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
+import trio
+
 from p2pbackup.core import head as heads
 from p2pbackup.core import manifest as manifests
 from p2pbackup.core import retention
@@ -66,6 +68,7 @@ async def backup(s: Session) -> dict:
     if settings.get("bandwidth"):  # bytes per second, for all friends together
         throttle = Throttle(float(settings["bandwidth"]))
         stores = {key: ThrottledStore(store, throttle) for key, store in stores.items()}
+    await trio.to_thread.run_sync(s.state.load_files, root_labels(folders))
     report = await Backup(s.keys, stores, s.state, config, _count, room=s.grid.room()).run(
         folders, settings.get("excludes", [])
     )
@@ -255,6 +258,7 @@ async def forget(
         )  # fmt: skip
         await publish(s.keys, s.grid.online, s.state, change)
     if prune:
+        await trio.to_thread.run_sync(s.state.load_files)  # every folder's, to repack and prune
         settings = s.settings()
         uploader = Uploader(
             s.keys, s.grid.online, s.state, s.events, k=int(settings.get("k", DEFAULT_K)),

@@ -9,6 +9,8 @@ soon as it is true on friends, so an interrupted backup resumes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from p2pbackup.core.chunking import Signature
 from p2pbackup.core.head import HeadBody
 from p2pbackup.core.manifest import ChainStep, Manifest
@@ -21,11 +23,15 @@ __all__ = ["BackupState", "FileState", "StoredRecord"]
 
 
 class BackupState:
+    """Records, placement and the head are loaded at once; the file index (seconds for a
+    large tree) only by ``load_files``, and only for the folders a job works on."""
+
     def __init__(self, db: StateDB | None = None) -> None:
         self._db = db
-        self.files: dict[str, FileState] = {}
+        self._files: dict[str, FileState] | None = {} if db is None else None
+        self._contents: dict[bytes, tuple[ChainStep, ...]] = {}  # revision -> how to rebuild
+        self._loaded: set[str] | None = None  # the labels loaded; None: all (or none yet)
         self.records: dict[bytes, StoredRecord] = {}
-        self.contents: dict[bytes, tuple[ChainStep, ...]] = {}  # revision -> how to rebuild it
         self.head_seq = 0
         self.head: HeadBody | None = None
         self.last_snapshot: bytes | None = None
@@ -34,13 +40,44 @@ class BackupState:
         self._challenges: dict[ShareKey, list[tuple[bytes, bytes]]] = {}  # without a db
         self._garbage: set[bytes] = set()
         if db is not None:
-            with gc_paused():
-                self.files = dict(db.files())
-                self.records = dict(db.records())
-                self.contents = {
-                    fs.entry.rev_id: fs.entry.chain for fs in self.files.values() if fs.entry.chain
-                }
+            self.records = dict(db.records())
             self.head_seq, self.head, self.last_snapshot = db.head()
+
+    @property
+    def files(self) -> dict[str, FileState]:
+        """Each regular file as the last backup saw it, by snapshot path."""
+        self._require_files()
+        return self._files
+
+    @property
+    def contents(self) -> dict[bytes, tuple[ChainStep, ...]]:
+        """How to rebuild each revision a loaded file has: a file that returns to one of
+        them (or a copy of it) is stored again by reference, not by value."""
+        self._require_files()
+        return self._contents
+
+    def _require_files(self) -> None:
+        if self._files is None:  # a job that forgot would see no file and decide wrongly
+            raise RuntimeError("the file index is not loaded: call load_files first")
+
+    def load_files(self, labels: Iterable[str] | None = None) -> None:
+        """Load the file index of the folders with these snapshot labels (None: of all):
+        a backup of one folder does not decode the rows of every folder ever backed up."""
+        if self._db is None or (self._files is not None and self._loaded is None):
+            return  # everything is here already
+        wanted = None if labels is None else set(labels) - (self._loaded or set())
+        if wanted is not None and not wanted and self._files is not None:
+            return
+        with gc_paused():  # half a million acyclic objects for 100,000 files
+            rows = dict(self._db.files(None if wanted is None else sorted(wanted)))
+            if self._files is None or wanted is None:
+                self._files = rows
+            else:
+                self._files.update(rows)
+            self._contents.update(
+                (fs.entry.rev_id, fs.entry.chain) for fs in rows.values() if fs.entry.chain
+            )
+        self._loaded = None if wanted is None else (self._loaded or set()) | wanted
 
     def signature(self, path: str) -> Signature | None:
         """The signature of the file's last stored version, to delta against."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from p2pbackup.core.codec import Reader, Writer
@@ -132,11 +132,19 @@ class StateDB:
 
     # Reading -------------------------------------------------------------------------------
 
-    def files(self) -> Iterator[tuple[str, FileState]]:
+    def files(self, labels: Sequence[str] | None = None) -> Iterator[tuple[str, FileState]]:
+        """The file rows of the folders with these snapshot labels (all rows for None)."""
+        if labels is not None and not labels:
+            return
         self.flush()
-        rows = self._db.execute(
-            "SELECT path, size, mtime_ns, inode, mode, rev_id, chain FROM files"
-        )
+        query, args = "SELECT path, size, mtime_ns, inode, mode, rev_id, chain FROM files", []
+        if labels is not None:
+            # A folder's paths are "label" and "label/...": those sort in ["label/", "label0")
+            # ('0' follows '/'), so each label is one range of the primary key.
+            query += " WHERE " + " OR ".join(["path = ? OR (path >= ? AND path < ?)"] * len(labels))
+            for label in labels:
+                args += [label, label + "/", label + "0"]
+        rows = self._db.execute(query, args)
         ids: dict[bytes, bytes] = {}
         for path, size, mtime_ns, inode, mode, rev_id, chain in rows:
             entry = Entry(

@@ -102,20 +102,27 @@ class Message:
     body: bytes
 
 
-def frames(message: Message) -> Iterator[bytes]:
-    """The frames that carry a message (at least one, even for an empty body)."""
+def frames(message: Message, prefix: bytes = b"") -> Iterator[bytes]:
+    """The frames that carry a message (at least one, even for an empty body).
+
+    The body sent is ``prefix + message.body``: a short prefix (a share's key) given apart
+    is written into the first frame, so a 1 MiB share is copied once, into its frame, and
+    not first into a body as well.
+    """
     body = memoryview(message.body)
     piece = MAX_FRAME - (HEADER.size - 4)
-    start = 0
+    if len(prefix) >= piece:
+        raise ValueError("a message prefix must fit in one frame")
+    start, head = 0, prefix
     while True:
-        chunk = body[start : start + piece]
-        start += piece
+        take = piece - len(head)
+        chunk = body[start : start + take]
+        start += take
         more = start < len(body)
-        yield (
-            HEADER.pack(HEADER.size - 4 + len(chunk), VERSION, message.op | (MORE if more else 0),
-                        message.request_id)
-            + chunk
-        )  # fmt: skip
+        header = HEADER.pack(HEADER.size - 4 + len(head) + len(chunk), VERSION,
+                             message.op | (MORE if more else 0), message.request_id)  # fmt: skip
+        yield b"".join((header, head, chunk))
+        head = b""
         if not more:
             return
 
@@ -184,11 +191,15 @@ def read_share_key(r: Reader) -> tuple[bytes, int]:
     return r.raw(32, "record id"), r.u8("share index")
 
 
+def part_head(record_id: bytes, index: int, offset: int, reserve: int, last: bool) -> bytes:
+    """A PUT_PART body without its piece (which follows it)."""
+    return Writer().raw(record_id).u8(index).varint(offset).varint(reserve).u8(last).getvalue()
+
+
 def part_body(
     record_id: bytes, index: int, offset: int, reserve: int, last: bool, piece: bytes
 ) -> bytes:
-    head = Writer().raw(record_id).u8(index).varint(offset).varint(reserve).u8(last)
-    return head.getvalue() + piece
+    return part_head(record_id, index, offset, reserve, last) + piece
 
 
 def read_part(r: Reader) -> tuple[bytes, int, int, int, bool, bytes]:

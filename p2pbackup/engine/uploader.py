@@ -47,7 +47,11 @@ def seal_and_encode(
         pending = segment
     _add(encoder.feed(sealer.seal_segment(pending or b"", last=True)))
     _add(encoder.finish())
-    return encoder.descriptor, [b"".join(p) for p in pieces]
+    shares = []
+    for share_pieces in pieces:  # one share's pieces freed as soon as it is joined
+        shares.append(b"".join(share_pieces))
+        share_pieces.clear()
+    return encoder.descriptor, shares
 
 
 def split_segments(data: bytes | memoryview) -> Iterable[bytes]:

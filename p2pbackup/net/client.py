@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import trio
@@ -131,7 +131,8 @@ class RemoteShareStore:
         finally:
             self._drop(stream, reason)
 
-    async def _call(self, op: Op, body: bytes = b"") -> Message:
+    async def _call(self, op: Op, body: bytes = b"", prefix: bytes = b"") -> Message:
+        """Send ``prefix + body`` as one request and wait for its answer."""
         stream = self._stream if op is Op.HELLO else await self._open()
         assert stream is not None
         request_id = next(self._ids) & 0xFFFFFFFF
@@ -139,9 +140,7 @@ class RemoteShareStore:
         self._waiting[request_id] = (done, slot)
         try:
             with trio.fail_after(REQUEST_TIMEOUT):
-                for frame in proto.frames(Message(op, request_id, body)):
-                    async with self._write_lock:
-                        await stream.write(frame)
+                await self._send(stream, proto.frames(Message(op, request_id, body), prefix))
                 await done.wait()
         except trio.TooSlowError:
             self._waiting.pop(request_id, None)
@@ -156,8 +155,19 @@ class RemoteShareStore:
             raise _ERRORS.get(code, PeerError)(f"Friend {self.name}: {text}")
         return reply
 
-    async def _expect(self, op: Op, body: bytes, reply_op: Op) -> bytes:
-        reply = await self._call(op, body)
+    async def _send(self, stream, frames: Iterator[bytes]) -> None:
+        """Each frame is made when it is its turn on the connection: requests queued behind
+        others hold no copy of their share meanwhile (16 in flight per friend)."""
+        while True:
+            async with self._write_lock:
+                frame = next(frames, None)
+                if frame is None:
+                    return
+                await stream.write(frame)
+            del frame  # not held while waiting for the next turn
+
+    async def _expect(self, op: Op, body: bytes, reply_op: Op, prefix: bytes = b"") -> bytes:
+        reply = await self._call(op, body, prefix)
         if reply.op is not reply_op:
             raise PeerError(f"Friend {self.name} answered {reply.op.name} to {op.name}.")
         return reply.body
@@ -165,7 +175,8 @@ class RemoteShareStore:
     # --- ShareStore ---
 
     async def put(self, key: ShareKey, share: bytes) -> None:
-        await self._expect(Op.PUT, proto.share_key_body(key.record_id, key.index, share), Op.OK)
+        key_body = proto.share_key_body(key.record_id, key.index)
+        await self._expect(Op.PUT, share, Op.OK, prefix=key_body)
 
     async def get(self, key: ShareKey) -> bytes:
         return await self._expect(Op.GET, proto.share_key_body(key.record_id, key.index), Op.DATA)
@@ -173,8 +184,8 @@ class RemoteShareStore:
     async def put_part(
         self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
     ) -> bool:
-        body = proto.part_body(key.record_id, key.index, offset, reserve, last, piece)
-        return await self._expect(Op.PUT_PART, body, Op.OK) != b"kept"
+        head = proto.part_head(key.record_id, key.index, offset, reserve, last)
+        return await self._expect(Op.PUT_PART, piece, Op.OK, prefix=head) != b"kept"
 
     async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
         body = proto.range_body(key.record_id, key.index, offset, length)

@@ -50,6 +50,19 @@ def test_large_messages_span_frames_and_interleave():
     assert FrameDecoder().feed(wire) == [small, big]
 
 
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2 << 20])
+def test_a_prefix_given_apart_makes_the_same_frames_as_a_joined_body(extra):
+    prefix = b"\x01" * 33  # a share key
+    piece = proto.MAX_FRAME - (proto.HEADER.size - 4)
+    body = bytes(range(256)) * ((piece - len(prefix) + extra) // 256 + 1)
+    body = body[: max(0, piece - len(prefix) + extra)]  # around the end of the first frame
+    apart = list(proto.frames(Message(Op.PUT, 7, body), prefix))
+    assert apart == list(proto.frames(Message(Op.PUT, 7, prefix + body)))
+    assert list(proto.frames(Message(Op.PUT, 7, b""), prefix)) == list(
+        proto.frames(Message(Op.PUT, 7, prefix))
+    )
+
+
 def test_limits_are_enforced():
     with pytest.raises(FormatError, match="frame of"):
         FrameDecoder().feed(struct.pack(">I", proto.MAX_FRAME + 1))

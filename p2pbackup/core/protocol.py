@@ -192,14 +192,8 @@ def read_share_key(r: Reader) -> tuple[bytes, int]:
 
 
 def part_head(record_id: bytes, index: int, offset: int, reserve: int, last: bool) -> bytes:
-    """A PUT_PART body without its piece (which follows it)."""
+    """A PUT_PART body without its piece, which follows it (as a ``frames`` prefix)."""
     return Writer().raw(record_id).u8(index).varint(offset).varint(reserve).u8(last).getvalue()
-
-
-def part_body(
-    record_id: bytes, index: int, offset: int, reserve: int, last: bool, piece: bytes
-) -> bytes:
-    return part_head(record_id, index, offset, reserve, last) + piece
 
 
 def read_part(r: Reader) -> tuple[bytes, int, int, int, bool, bytes]:

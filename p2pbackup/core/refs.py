@@ -102,9 +102,13 @@ class BlobRef:
         w.raw(self.record_id).varint(self.offset).varint(self.length)
 
     @classmethod
-    def read_from(cls, r: Reader) -> BlobRef:
+    def read_from(cls, r: Reader, ids: dict[bytes, bytes] | None = None) -> BlobRef:
+        """``ids``, if given, shares one bytes object per record id across many reads."""
+        record_id = r.raw(ID_SIZE, "blob record id")
+        if ids is not None:
+            record_id = ids.setdefault(record_id, record_id)
         return cls(
-            r.raw(ID_SIZE, "blob record id"),
+            record_id,
             r.varint("blob offset", MAX_RECORD_LENGTH),
             r.varint("blob length", MAX_RECORD_LENGTH),
         )

@@ -96,8 +96,8 @@ class Session:
             manifest = await trio.to_thread.run_sync(Manifest.from_bytes, cached)
             if manifest.generation == ref.generation:  # a repack rewrites a snapshot
                 return manifest
-        manifest = await load_manifest(self.fetcher(), ref)
-        self.db.put_manifest(ref.snapshot_id, manifest.to_bytes())
+        manifest, data = await load_manifest(self.fetcher(), ref)
+        self.db.put_manifest(ref.snapshot_id, data)
         return manifest
 
     async def snapshots(self) -> list[Snapshot]:
@@ -151,9 +151,7 @@ def pick(snapshots: list[Snapshot], selector: str, at: datetime | None = None) -
 async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator[Session]:
     db = StateDB(node.profile.path("state.sqlite"))
     try:
-        # Seconds of decoding for a large tree: in a thread, so friends' requests to this
-        # node's storage service are still answered meanwhile.
-        state = await trio.to_thread.run_sync(BackupState, db)
+        state = BackupState(db)  # records and the head; jobs load the file index they need
         await friends_from_lan(node)  # a recovered device: its friends may be right here
         workers = trio.CapacityLimiter(2)
         # A recovered device learns its friends from the first friend's copy of the head:

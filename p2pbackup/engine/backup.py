@@ -197,8 +197,10 @@ class Backup:
                         for item in batch:
                             if not stat.S_ISREG(item.st.st_mode):
                                 self._entries[item.path] = self._other_entry(item)
-                            elif not self._unchanged(item):
-                                await self._file(item, _sink)
+                                continue
+                            previous = self._state.files.get(item.path)
+                            if not self._unchanged(item, previous):
+                                await self._file(item, previous, _sink)
                         self._tell_unchanged()
                 await self._drain()
         entries = tuple(self._entries[p] for p in sorted(self._entries))
@@ -234,9 +236,9 @@ class Backup:
             item.path, EntryType.DIR, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0, "", b"", ()
         )
 
-    def _unchanged(self, item: Found) -> bool:
+    def _unchanged(self, item: Found, previous: FileState | None) -> bool:
         """The file is as the last backup left it: its entry is kept without reading it."""
-        st, previous = item.st, self._state.files.get(item.path)
+        st = item.st
         if previous is None or (previous.size, previous.mtime_ns, previous.inode) != (
             st.st_size,
             st.st_mtime_ns,
@@ -253,9 +255,8 @@ class Backup:
             self._events(FilesUnchanged(*self._same))
             self._same = [0, 0]
 
-    async def _file(self, item: Found, sink: EventSink) -> None:
+    async def _file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
         """Start backing up one changed or new file; the work goes on in the background."""
-        previous = self._state.files.get(item.path)
         # At most ``_heavy`` files hold data (read, encode, upload) at once: memory stays
         # bounded. A file releases its slot before it waits for anything else.
         await self._heavy.acquire()

@@ -37,8 +37,11 @@ class RestoreReport:
     kept_newer: list[str] = field(default_factory=list)  # newer on disk: left alone
 
 
-async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> Manifest:
-    return Manifest.from_bytes(await fetcher.fetch(ref.manifest, Kind.MANIFEST))
+async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> tuple[Manifest, bytes]:
+    """A snapshot's manifest, parsed off the event loop, and its bytes: a manifest has one
+    encoding, so they are what a cache keeps (not the manifest encoded again)."""
+    data = await fetcher.fetch(ref.manifest, Kind.MANIFEST)
+    return await trio.to_thread.run_sync(Manifest.from_bytes, data), data
 
 
 class Restorer:

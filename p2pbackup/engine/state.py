@@ -30,7 +30,7 @@ class BackupState:
         self._db = db
         self._files: dict[str, FileState] | None = {} if db is None else None
         self._contents: dict[bytes, tuple[ChainStep, ...]] = {}  # revision -> how to rebuild
-        self._loaded: set[str] | None = None  # the labels loaded; None: all (or none yet)
+        self._scope: set[str] | None = None if db is None else set()  # labels loaded; None: all
         self.records: dict[bytes, StoredRecord] = {}
         self.head_seq = 0
         self.head: HeadBody | None = None
@@ -63,10 +63,10 @@ class BackupState:
     def load_files(self, labels: Iterable[str] | None = None) -> None:
         """Load the file index of the folders with these snapshot labels (None: of all):
         a backup of one folder does not decode the rows of every folder ever backed up."""
-        if self._db is None or (self._files is not None and self._loaded is None):
+        if self._db is None or self._scope is None:
             return  # everything is here already
-        wanted = None if labels is None else set(labels) - (self._loaded or set())
-        if wanted is not None and not wanted and self._files is not None:
+        wanted = None if labels is None else set(labels) - self._scope
+        if wanted == set() and self._files is not None:
             return
         with gc_paused():  # half a million acyclic objects for 100,000 files
             rows = dict(self._db.files(None if wanted is None else sorted(wanted)))
@@ -77,7 +77,7 @@ class BackupState:
             self._contents.update(
                 (fs.entry.rev_id, fs.entry.chain) for fs in rows.values() if fs.entry.chain
             )
-        self._loaded = None if wanted is None else (self._loaded or set()) | wanted
+        self._scope = None if wanted is None else self._scope | wanted
 
     def signature(self, path: str) -> Signature | None:
         """The signature of the file's last stored version, to delta against."""

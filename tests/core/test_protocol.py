@@ -105,7 +105,7 @@ def test_bodies_round_trip():
 
 
 def test_part_and_range_vectors():
-    body = proto.part_body(b"\x01" * 32, 3, 300, 1000, True, b"xyz")
+    body = proto.part_head(b"\x01" * 32, 3, 300, 1000, True) + b"xyz"
     assert body.hex() == "01" * 32 + "03" + "ac02" + "e807" + "01" + "78797a"
     assert proto.read_part(Reader(body, "t")) == (b"\x01" * 32, 3, 300, 1000, True, b"xyz")
     body = proto.range_body(b"\x02" * 32, 1, 44, 1 << 20)

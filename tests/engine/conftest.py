@@ -45,7 +45,8 @@ class Grid:
         _, body = await read_head(keys, self.stores)
         manifests = []
         for number, ref in enumerate(sorted(body.tips, key=lambda r: r.created_at_ns)):
-            manifest = await load_manifest(fetcher, ref)
+            manifest, data = await load_manifest(fetcher, ref)
+            assert manifest.to_bytes() == data  # one encoding: the session caches these bytes
             await restorer.restore(manifest, str(dest / f"snap{number}"))
             manifests.append(manifest)
         return manifests

@@ -75,7 +75,7 @@ async def _history(root: str, plan) -> None:
         kept = rng.sample(refs, rng.randint(1, len(refs)))
         gone = [r for r in refs if r not in kept]
         fetcher = Fetcher(grid.keys, grid.stores, grid.events.append, trio.CapacityLimiter(2))
-        manifests = {r.snapshot_id: await load_manifest(fetcher, r) for r in refs}
+        manifests = {r.snapshot_id: (await load_manifest(fetcher, r))[0] for r in refs}
         change = heads.HeadBody(
             frozenset(), frozenset(r.snapshot_id for r in gone), frozenset(), None
         )

@@ -3,7 +3,9 @@
 Each file is rebuilt by following its chain (a full text, then deltas), written
 to a temporary file beside its destination and renamed into place with its
 mode and mtime, so a crash never leaves a half-written file under the real
-name. Records are cached while a restore runs because a pack serves many files.
+name. Small files are written in batches by a thread (``storage.restoredfiles``)
+while the next batch is fetched. Records are cached while a restore runs
+because a pack serves many files.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -22,11 +24,16 @@ from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
+from p2pbackup.engine import failures
 from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.errors import ConfigError, IntegrityError, StorageError
+from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
 CACHE_BYTES = 64 * 1024 * 1024
 STREAM_FILE = 16 * 1024 * 1024  # larger files are rebuilt on disk, not in memory
+# One sync per batch; at most two batches in memory (one gathered, one being written).
+BATCH_FILES = 512
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -155,6 +162,28 @@ class Restorer:
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
         if paths and not chosen:
             raise ConfigError(f"Nothing in this snapshot matches {', '.join(paths)}.")
+        async with _batched_writes() as batches:
+            await self._write_entries(manifest, chosen, target_of, keep_newer, batches, report)
+        # Directory times last: writing files into a directory changes its mtime.
+        for entry in reversed(chosen):
+            target = target_of(entry.path)
+            if entry.type is EntryType.DIR:
+                os.chmod(target, entry.mode)
+                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
+            elif entry.type is EntryType.SYMLINK:
+                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        return report
+
+    async def _write_entries(
+        self,
+        manifest: Manifest,
+        chosen: list[Entry],
+        target_of: Callable[[str], str],
+        keep_newer: bool,
+        batches: _Batches,
+        report: RestoreReport,
+    ) -> None:
+        made: set[str] = set()  # parent folders already made: one makedirs per folder
         for entry in chosen:
             target = target_of(entry.path)
             try:
@@ -168,24 +197,60 @@ class Restorer:
                 else:
                     if keep_newer and _keep_on_disk(target, entry, report):
                         continue
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    parent = os.path.dirname(target)
+                    if parent not in made:
+                        os.makedirs(parent, exist_ok=True)
+                        made.add(parent)
                     if entry.size > STREAM_FILE:
                         await self._write_streaming(manifest, entry, target)
                     else:
-                        _write_atomically(target, await self.content(manifest, entry), entry)
+                        data = await self.content(manifest, entry)
+                        await batches.add(RestoredFile(target, data, entry.mode, entry.mtime_ns))
                     report.files += 1
                     report.bytes += entry.size
             except OSError as exc:
                 raise StorageError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
-        # Directory times last: writing files into a directory changes its mtime.
-        for entry in reversed(chosen):
-            target = target_of(entry.path)
-            if entry.type is EntryType.DIR:
-                os.chmod(target, entry.mode)
-                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
-            elif entry.type is EntryType.SYMLINK:
-                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
-        return report
+
+
+class _Batches:
+    """Small files gathered into batches for the writer task."""
+
+    def __init__(self, send: trio.MemorySendChannel[list[RestoredFile]]) -> None:
+        self._send = send
+        self._files: list[RestoredFile] = []
+        self._bytes = 0
+
+    async def add(self, file: RestoredFile) -> None:
+        self._files.append(file)
+        self._bytes += len(file.data)
+        if len(self._files) >= BATCH_FILES or self._bytes >= BATCH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._files:
+            batch, self._files, self._bytes = self._files, [], 0
+            await self._send.send(batch)  # waits while the writer is busy with the last one
+
+
+@contextlib.asynccontextmanager
+async def _batched_writes() -> AsyncIterator[_Batches]:
+    """A writer task that puts each batch in place in a thread, off the event loop. On
+    leaving without an error, what is gathered is written and waited for; on an error, the
+    batch being written finishes or is undone, and what was only gathered is dropped."""
+    send, receive = trio.open_memory_channel[list[RestoredFile]](0)
+
+    async def _writer() -> None:
+        async with receive:
+            async for batch in receive:
+                await trio.to_thread.run_sync(write_batch, batch)
+
+    with failures.one_error():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_writer)
+            async with send:
+                batches = _Batches(send)
+                yield batches
+                await batches.flush()
 
 
 def _under(dest: str) -> Callable[[str], str]:
@@ -223,20 +288,3 @@ def _finish_file(temporary: str, target: str, entry: Entry) -> None:
 
 def _selected(path: str, paths: Sequence[str]) -> bool:
     return not paths or any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths)
-
-
-def _write_atomically(target: str, data: bytes, entry: Entry) -> None:
-    temporary = f"{target}.p2pbackup-partial"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, entry.mode)
-        os.utime(temporary, ns=(entry.mtime_ns, entry.mtime_ns))
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise

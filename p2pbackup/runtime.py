@@ -4,6 +4,12 @@ glibc's malloc returns large freed blocks to the kernel at once, so a fresh
 1 MiB buffer per call (PyNaCl and zstd outputs) page-faults on every segment;
 measured here that alone halves or quarters pipeline throughput. Raising the
 mmap and trim thresholds keeps those buffers in the heap for reuse.
+
+A heap that keeps what it frees must be one heap. glibc gives each thread
+that allocates an arena of its own (up to 8 per core), and a buffer freed in
+one arena is never reused by another. So the sealing threads each held their
+own high-water mark: a backup of 100,000 small files peaked at 285 MB with
+the default arenas, and at 245 MB with two, at the same speed.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def tune_malloc() -> bool:
-    """Set the mmap threshold to 64 MiB and the trim threshold to 1 GiB; False if not glibc."""
+    """Set the mmap threshold to 64 MiB, the trim threshold to 1 GiB and at most two malloc
+    arenas; False if not glibc. Call it before any thread starts."""
     name = ctypes.util.find_library("c")
     if not name:
         return False
@@ -30,9 +38,12 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+    settings = (
+        (_M_MMAP_THRESHOLD, 64 * 1024 * 1024),
+        (_M_TRIM_THRESHOLD, 1024 * 1024 * 1024),
+        (_M_ARENA_MAX, 2),
     )
+    return all([bool(mallopt(option, value)) for option, value in settings])
 
 
 def release_memory() -> bool:

@@ -11,10 +11,11 @@ interrupted backup leaves nothing half-published.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -37,7 +38,7 @@ from p2pbackup.errors import SourceChangedError
 from p2pbackup.storage.store import ShareStore
 
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
-INLINE_READ = 64 * 1024  # read without leaving the event loop
+INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
 PACK_TARGET = 2 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
@@ -122,18 +123,20 @@ async def _scan_batches(
                 return
 
 
+Sealed = Callable[[BlobRef], None]  # told where its blob is, once the pack is on friends
+Finish = Callable[[str, bytes, tuple[ChainStep, ...]], None]  # (how, revision, chain)
+
+
 class _Pack:
     """Small blobs gathered into one record; each waiter learns its BlobRef on flush."""
 
     def __init__(self) -> None:
         self.data = bytearray()
-        self.waiters: list[tuple[int, int, trio.Event, list[BlobRef]]] = []
+        self.waiters: list[tuple[int, int, Sealed]] = []
 
-    def add(self, blob: bytes) -> tuple[trio.Event, list[BlobRef]]:
-        done, slot = trio.Event(), []
-        self.waiters.append((len(self.data), len(blob), done, slot))
+    def add(self, blob: bytes, sealed: Sealed) -> None:
+        self.waiters.append((len(self.data), len(blob), sealed))
         self.data += blob
-        return done, slot
 
 
 class Backup:
@@ -172,7 +175,8 @@ class Backup:
         self._changed = 0
         self._entries: dict[str, Entry] = {}
         self._same = [0, 0]  # unchanged files and bytes not reported yet
-        self._pending: dict[bytes, trio.Event] = {}
+        self._pending: dict[bytes, trio.Event] = {}  # revisions a file task is storing
+        self._packing: dict[bytes, list[Finish]] = {}  # small files' revisions in a pack
         self._report: BackupReport | None = None
 
     async def run(self, roots: Sequence[str], excludes: Sequence[str] = ()) -> BackupReport:
@@ -199,7 +203,11 @@ class Backup:
                                 self._entries[item.path] = self._other_entry(item)
                                 continue
                             previous = self._state.files.get(item.path)
-                            if not self._unchanged(item, previous):
+                            if self._unchanged(item, previous):
+                                continue
+                            if item.st.st_size <= INLINE_READ:
+                                await self._small_file(item, previous, _sink)
+                            else:
                                 await self._file(item, previous, _sink)
                         self._tell_unchanged()
                 await self._drain()
@@ -255,8 +263,40 @@ class Backup:
             self._events(FilesUnchanged(*self._same))
             self._same = [0, 0]
 
+    async def _small_file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
+        """Back up a small changed or new file without a task of its own: a tree of small
+        files costs a note per file in the open packs, not a waiting coroutine per file.
+        The file is finished when its pack is on friends."""
+        try:
+            signature, data = _read_signature(item.source, item.st.st_size, True)
+        except OSError as exc:
+            self._skip(item, previous, exc, sink)
+            return
+        assert data is not None
+        finish: Finish = functools.partial(self._finish, item, signature, sink)
+        if not signature.size:
+            finish("empty", b"", ())
+            return
+        rev = revision_id(self._keys.record_id_key, signature)
+        if rev in self._state.contents:
+            finish("known", rev, self._state.contents[rev])
+            return
+        if rev in self._packing:  # the same content is in a pack already
+            self._packing[rev].append(functools.partial(finish, "known"))
+            return
+        self._packing[rev] = [functools.partial(finish, "packed")]
+        revlog = self._state.revlog(item.path)
+        parent = _parent(previous, revlog)
+
+        def _sealed(blob: BlobRef) -> None:
+            chain = _add_revision(revlog, rev, parent, signature.size, StorageKind.FULL, blob)
+            for done in self._packing.pop(rev):
+                done(rev, chain)
+
+        await self._into_pack(data, _sealed)
+
     async def _file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
-        """Start backing up one changed or new file; the work goes on in the background."""
+        """Start backing up one larger changed or new file; the work goes on in a task."""
         # At most ``_heavy`` files hold data (read, encode, upload) at once: memory stays
         # bounded. A file releases its slot before it waits for anything else.
         await self._heavy.acquire()
@@ -264,8 +304,8 @@ class Backup:
         self._nursery.start_soon(self._changed_file, item, previous, sink)
 
     async def _drain(self) -> None:
-        """Seal the last packs until every file task has finished."""
-        while self._active:
+        """Seal the last packs until every file task has finished and no pack is open."""
+        while True:
             for _ in range(HEAVY_FILES):  # nobody is reading or uploading any more
                 await self._heavy.acquire()
             for _ in range(HEAVY_FILES):
@@ -275,6 +315,8 @@ class Backup:
             elif self._active:
                 self._progress = trio.Event()
                 await self._progress.wait()
+            else:
+                return
 
     async def _changed_file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
         try:
@@ -288,33 +330,57 @@ class Backup:
     ) -> None:
         release = _Once(self._heavy.release)
         try:
-            if item.st.st_size <= INLINE_READ:  # a thread hop costs more than the read
-                signature, data = _read_signature(item.source, item.st.st_size, True)
-            else:
-                signature, data = await trio.to_thread.run_sync(
-                    _read_signature, item.source, item.st.st_size,
-                    item.st.st_size <= SMALL_FILE,
-                    limiter=self._workers,
-                )  # fmt: skip
-            entry, how = await self._store_revision(item, signature, data, previous, release)
+            signature, data = await trio.to_thread.run_sync(
+                _read_signature, item.source, item.st.st_size, item.st.st_size <= SMALL_FILE,
+                limiter=self._workers,
+            )  # fmt: skip
+            how, rev, chain = await self._store_revision(item, signature, data, previous, release)
         except (OSError, SourceChangedError) as exc:
-            reason = (
-                exc.message
-                if isinstance(exc, SourceChangedError)
-                else f"could not be read: {exc.strerror or exc}"
-            )
-            if previous is not None:  # the snapshot keeps the version it had
-                self._entries[item.path] = previous.entry
-                reason += "; the previous version stays in this snapshot"
-            sink(FileSkipped(item.path, reason))
+            self._skip(item, previous, exc, sink)
             return
         finally:
             release()
+        self._finish(item, signature, sink, how, rev, chain)
+
+    def _skip(
+        self, item: Found, previous: FileState | None, exc: Exception, sink: EventSink
+    ) -> None:
+        reason = (
+            exc.message
+            if isinstance(exc, SourceChangedError)
+            else f"could not be read: {getattr(exc, 'strerror', None) or exc}"
+        )
+        if previous is not None:  # the snapshot keeps the version it had
+            self._entries[item.path] = previous.entry
+            reason += "; the previous version stays in this snapshot"
+        sink(FileSkipped(item.path, reason))
+
+    def _finish(
+        self,
+        item: Found,
+        signature: Signature,
+        sink: EventSink,
+        how: str,
+        rev: bytes,
+        chain: tuple[ChainStep, ...],
+    ) -> None:
+        """The file is on friends: its entry joins the snapshot and the local state."""
+        st = item.st
+        entry = Entry(
+            item.path,
+            EntryType.FILE,
+            stat.S_IMODE(st.st_mode),
+            st.st_mtime_ns,
+            signature.size,
+            "",
+            rev,
+            chain,
+        )
         self._changed += 1
         self._entries[item.path] = entry
         self._state.file_done(
             item.path,
-            FileState(entry.size, item.st.st_mtime_ns, item.st.st_ino, entry),
+            FileState(entry.size, st.st_mtime_ns, st.st_ino, entry),
             signature if entry.size else None,
         )
         sink(FileDone(item.path, entry.size, how))
@@ -326,41 +392,27 @@ class Backup:
         data: bytes | None,
         previous: FileState | None,
         release: _Once,
-    ) -> tuple[Entry, str]:
-        st, size = item.st, signature.size
-        mode, mtime = stat.S_IMODE(st.st_mode), st.st_mtime_ns
-        if size == 0:
-            return Entry(item.path, EntryType.FILE, mode, mtime, 0, "", b"", ()), "empty"
+    ) -> tuple[str, bytes, tuple[ChainStep, ...]]:
+        """How the revision was stored, its id and its chain."""
+        if signature.size == 0:
+            return "empty", b"", ()
         rev = revision_id(self._keys.record_id_key, signature)
         while rev in self._pending:  # the same content is being stored for another path
             release()
             await self._pending[rev].wait()
         if rev in self._state.contents:
-            chain = self._state.contents[rev]
-            return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), "known"
+            return "known", rev, self._state.contents[rev]
+        # A file that grew past INLINE_READ while it was read may share its content with
+        # one in a pack; it is then stored again. Both copies are valid; nothing waits.
         self._pending[rev] = trio.Event()
         try:
             revlog = self._state.revlog(item.path)
-            parent = previous.entry.rev_id if previous and previous.entry.rev_id in revlog else None
+            parent = _parent(previous, revlog)
             kind, blob, how = await self._store_blob(item, signature, data, revlog, parent, release)
-            if rev not in revlog:
-                revlog.add(
-                    Revision(
-                        rev,
-                        (parent,) if parent else (),
-                        size,
-                        kind,
-                        parent if kind is StorageKind.DELTA else None,
-                        blob,
-                        blob.length,
-                    )
-                )
-            chain = tuple(
-                ChainStep(step.kind, step.rev_id, step.blob) for step in rebuild_plan(revlog, rev)
-            )
+            chain = _add_revision(revlog, rev, parent, signature.size, kind, blob)
         finally:
             self._pending.pop(rev).set()
-        return Entry(item.path, EntryType.FILE, mode, mtime, size, "", rev, chain), how
+        return how, rev, chain
 
     async def _store_blob(
         self,
@@ -401,16 +453,25 @@ class Backup:
         return StorageKind.FULL, BlobRef(rid, 0, signature.size), "full"
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:
-        done, slot = self._pack.add(blob)
-        if len(self._pack.data) >= PACK_TARGET:
-            # Reading small files outruns sealing and uploading them: without this wait
-            # (holding the read slot, so the scan waits too) a tree of small files would sit
-            # in memory whole, in packs queued for upload.
-            await self._flushes.acquire()
-            self._nursery.start_soon(self._flush, True)
+        done, where = trio.Event(), []
+
+        def _sealed(ref: BlobRef) -> None:
+            where.append(ref)
+            done.set()
+
+        await self._into_pack(blob, _sealed)
         release()  # the pack holds the bytes now
         await done.wait()
-        return slot[0]
+        return where[0]
+
+    async def _into_pack(self, blob: bytes, sealed: Sealed) -> None:
+        self._pack.add(blob, sealed)
+        if len(self._pack.data) >= PACK_TARGET:
+            # Reading small files outruns sealing and uploading them: without this wait
+            # (made by the scan itself, or by a file task holding its read slot) a tree of
+            # small files would sit in memory whole, in packs queued for upload.
+            await self._flushes.acquire()
+            self._nursery.start_soon(self._flush, True)
 
     async def _flush(self, slot_taken: bool = False) -> None:
         try:
@@ -420,12 +481,28 @@ class Backup:
             data = bytes(pack.data)
             rid = record_id(self._keys.record_id_key, Kind.PACK, data)
             await self._uploader.store(Kind.PACK, rid, split_segments(data))
-            for offset, length, done, slot in pack.waiters:
-                slot.append(BlobRef(rid, offset, length))
-                done.set()
+            for offset, length, sealed in pack.waiters:
+                sealed(BlobRef(rid, offset, length))
         finally:
             if slot_taken:
                 self._flushes.release()
+
+
+def _parent(previous: FileState | None, revlog: Revlog) -> bytes | None:
+    """The revision a new one follows: the file's last backed-up one, if its revlog has it."""
+    return previous.entry.rev_id if previous and previous.entry.rev_id in revlog else None
+
+
+def _add_revision(
+    revlog: Revlog, rev: bytes, parent: bytes | None, size: int, kind: StorageKind, blob: BlobRef
+) -> tuple[ChainStep, ...]:
+    """Record the stored revision in the file's revlog; return how to rebuild it."""
+    if rev not in revlog:
+        delta_base = parent if kind is StorageKind.DELTA else None
+        revlog.add(
+            Revision(rev, (parent,) if parent else (), size, kind, delta_base, blob, blob.length)
+        )
+    return tuple(ChainStep(s.kind, s.rev_id, s.blob) for s in rebuild_plan(revlog, rev))
 
 
 class _Once:

@@ -88,6 +88,19 @@ async def test_identical_content_is_stored_once(grid, tmp_path):
     assert len(full) == 1
 
 
+async def test_identical_small_files_are_packed_once(grid, tmp_path):
+    src = tmp_path / "dup"
+    same = os.urandom(20_000)
+    _tree(src, {f"copy{i}": same for i in range(30)} | {"other": os.urandom(20_000)})
+    await grid.backup(src)
+    packed = sum(r.descriptor.length for r in grid.state.records.values())
+    assert packed < 3 * 20_000 + 10_000  # the two contents and a manifest, not 31 files
+    assert sorted(_stored(grid, "packed")) == ["dup/copy0", "dup/other"]
+    assert len(_stored(grid, "known")) == 29
+    await grid.restore_all(tmp_path / "out")
+    assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "dup"))
+
+
 async def test_restore_survives_a_vanished_friend_and_a_lying_one(grid, tmp_path):
     src = tmp_path / "docs"
     _tree(src, {"a": os.urandom(500_000), "b": b"small"})

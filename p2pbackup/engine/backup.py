@@ -31,6 +31,7 @@ from p2pbackup.core.seal import SEGMENT_SIZE, Kind, record_id
 from p2pbackup.engine.events import EventSink, FileDone, FileSkipped, FilesUnchanged
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
+from p2pbackup.engine.packer import Packer
 from p2pbackup.engine.scanner import Found, root_labels, scan
 from p2pbackup.engine.state import BackupState, FileState
 from p2pbackup.engine.uploader import Uploader, split_segments
@@ -40,11 +41,9 @@ from p2pbackup.storage.store import ShareStore
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
-PACK_TARGET = 2 * 1024 * 1024  # a pack is sealed once it holds this much
 READ_WINDOW = 4 * 1024 * 1024
 GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
 STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time
-PACKS_IN_FLIGHT = 2  # packs being sealed or uploaded at once
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
 
 
@@ -123,20 +122,7 @@ async def _scan_batches(
                 return
 
 
-Sealed = Callable[[BlobRef], None]  # told where its blob is, once the pack is on friends
 Finish = Callable[[str, bytes, tuple[ChainStep, ...]], None]  # (how, revision, chain)
-
-
-class _Pack:
-    """Small blobs gathered into one record; each waiter learns its BlobRef on flush."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.waiters: list[tuple[int, int, Sealed]] = []
-
-    def add(self, blob: bytes, sealed: Sealed) -> None:
-        self.waiters.append((len(self.data), len(blob), sealed))
-        self.data += blob
 
 
 class Backup:
@@ -167,9 +153,7 @@ class Backup:
             room=room,
             workers=self._workers,
         )
-        self._pack = _Pack()
         self._heavy = trio.Semaphore(HEAVY_FILES)
-        self._flushes = trio.Semaphore(PACKS_IN_FLIGHT)
         self._active = 0  # file tasks not finished yet
         self._progress = trio.Event()
         self._changed = 0
@@ -187,11 +171,12 @@ class Backup:
                 skipped.append(event)
             self._events(event)
 
-        # Tasks waiting for their pack to be sealed live in the outer nursery; the last
-        # pack is flushed once every file has been read, which lets them finish.
+        # Packs being sealed live in the outer nursery with the file tasks; the last pack is
+        # flushed once every file has been read, which lets the files in it finish.
         with one_error():
             async with trio.open_nursery() as outer:
                 self._nursery = outer
+                self._packer = Packer(self._keys, self._uploader, outer)
                 send, receive = trio.open_memory_channel[tuple[list[Found], list[FileSkipped]]](1)
                 outer.start_soon(_scan_batches, roots, excludes, send)
                 async with receive:
@@ -293,7 +278,7 @@ class Backup:
             for done in self._packing.pop(rev):
                 done(rev, chain)
 
-        await self._into_pack(data, _sealed)
+        await self._packer.add(data, _sealed)
 
     async def _file(self, item: Found, previous: FileState | None, sink: EventSink) -> None:
         """Start backing up one larger changed or new file; the work goes on in a task."""
@@ -310,8 +295,8 @@ class Backup:
                 await self._heavy.acquire()
             for _ in range(HEAVY_FILES):
                 self._heavy.release()
-            if self._pack.waiters:
-                await self._flush()
+            if self._packer.waiting:
+                await self._packer.flush()
             elif self._active:
                 self._progress = trio.Event()
                 await self._progress.wait()
@@ -459,33 +444,10 @@ class Backup:
             where.append(ref)
             done.set()
 
-        await self._into_pack(blob, _sealed)
+        await self._packer.add(blob, _sealed)
         release()  # the pack holds the bytes now
         await done.wait()
         return where[0]
-
-    async def _into_pack(self, blob: bytes, sealed: Sealed) -> None:
-        self._pack.add(blob, sealed)
-        if len(self._pack.data) >= PACK_TARGET:
-            # Reading small files outruns sealing and uploading them: without this wait
-            # (made by the scan itself, or by a file task holding its read slot) a tree of
-            # small files would sit in memory whole, in packs queued for upload.
-            await self._flushes.acquire()
-            self._nursery.start_soon(self._flush, True)
-
-    async def _flush(self, slot_taken: bool = False) -> None:
-        try:
-            pack, self._pack = self._pack, _Pack()
-            if not pack.waiters:
-                return
-            data = bytes(pack.data)
-            rid = record_id(self._keys.record_id_key, Kind.PACK, data)
-            await self._uploader.store(Kind.PACK, rid, split_segments(data))
-            for offset, length, sealed in pack.waiters:
-                sealed(BlobRef(rid, offset, length))
-        finally:
-            if slot_taken:
-                self._flushes.release()
 
 
 def _parent(previous: FileState | None, revlog: Revlog) -> bytes | None:

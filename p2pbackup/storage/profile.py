@@ -16,9 +16,9 @@ keeps a second node from opening the same profile.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,26 @@ import platformdirs
 from p2pbackup.errors import ConfigError
 
 ENV_HOME = "P2PBACKUP_HOME"
+
+if sys.platform == "win32":  # no flock: lock the file's first byte instead
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
 
 def default_home() -> str:
@@ -102,10 +122,9 @@ class NodeLock:
 
     def __enter__(self) -> NodeLock:
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(self._fd):
             os.close(self._fd)
+            self._fd = None
             raise ConfigError(
                 "Another p2pbackup node is already running on this profile. Stop it, or use "
                 "another --home."

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pbackup.errors import ConfigError
-from p2pbackup.storage.profile import write_private
+from p2pbackup.storage.profile import Profile, write_private
 
 ENV = "P2PBACKUP_CONTROL"
 SOCKET_NAME = "control.sock"
@@ -86,13 +86,24 @@ async def connect(where: Address) -> tuple[trio.SocketStream, str | None] | None
         except (FileNotFoundError, ConnectionRefusedError):
             return None
     found = _read(where.path)
-    if found is None:
+    if found is None or _stale(os.path.dirname(where.path)):
         return None
     port, token = found
     try:
         return await trio.open_tcp_stream(LOOPBACK, port), token
     except OSError:  # refused: the file is a dead daemon's
         return None
+
+
+def _stale(home: str) -> bool:
+    """No node holds the profile's lock, so its control file is a dead daemon's, whoever
+    listens on that port now: the system may have given the port to another program, or to
+    another profile's daemon, which would refuse our token."""
+    try:
+        with Profile(home).lock():
+            return True
+    except ConfigError:
+        return False
 
 
 def _read(path: str) -> tuple[int, str] | None:

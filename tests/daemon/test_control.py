@@ -15,6 +15,7 @@ import trio
 from p2pbackup.daemon import control, endpoint
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.storage.profile import Profile
 
 pytestmark = pytest.mark.trio
 
@@ -46,13 +47,21 @@ def transport(request, monkeypatch):
     return request.param
 
 
+@contextlib.asynccontextmanager
+async def _daemon(home, handler):
+    """A control server as the daemon runs one: while it holds the profile's lock."""
+    where = control.address(str(home))
+    with Profile(str(home)).lock():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(control.serve, where, handler)
+            yield where
+            nursery.cancel_scope.cancel()
+
+
 @pytest.fixture
 async def served(tmp_path, transport):
-    where = control.address(str(tmp_path))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(control.serve, where, _handler)
+    async with _daemon(tmp_path, _handler) as where:
         yield where
-        nursery.cancel_scope.cancel()
 
 
 async def _raw(where: control.Address) -> trio.SocketStream:
@@ -130,8 +139,7 @@ async def test_the_socket_or_file_is_private_and_gone_when_the_daemon_stops(tmp_
     where = control.address(str(tmp_path))
     with open(where.path, "w") as f:  # a dead daemon's: replaced
         f.write("left over")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(control.serve, where, _handler)
+    async with _daemon(tmp_path, _handler):
         assert stat.S_IMODE(os.stat(where.path).st_mode) == 0o600
         if where.tcp:
             with open(where.path) as f:
@@ -139,7 +147,6 @@ async def test_the_socket_or_file_is_private_and_gone_when_the_daemon_stops(tmp_
             assert set(found) == {"v", "port", "token"} and found["v"] == 1
             assert len(found["token"]) == 64 and int(found["token"], 16) >= 0
         assert await control.call(where, "echo", {}, ev.ignore) == {"params": {}}
-        nursery.cancel_scope.cancel()
     assert not os.path.exists(where.path)
 
 
@@ -152,8 +159,7 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_job_never_runs(tmp_pa
         ran.append(job)
         return "done"
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(control.serve, where, _recording)
+    async with _daemon(tmp_path, _recording):
         with open(where.path) as f:
             token = json.load(f)["token"]
         wrong = ("0" if token[0] != "0" else "1") + token[1:]
@@ -168,7 +174,6 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_job_never_runs(tmp_pa
         assert ran == []
         assert await control.call(where, "echo", {}, ev.ignore) == "done"
         assert ran == ["echo"]
-        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("transport", ["unix"], indirect=True)
@@ -191,6 +196,25 @@ async def test_a_control_file_nobody_answers_on_means_no_daemon(tmp_path, monkey
         json.dump({"v": 1, "port": port, "token": "ab" * 32}, f)
     with pytest.raises(control.NoDaemon):
         await control.call(where, "status", {}, ev.ignore)
+
+
+async def test_a_control_file_whose_port_another_daemon_took_means_no_daemon(tmp_path, monkeypatch):
+    """A daemon killed with SIGKILL left its file; the system gave its port to another
+    profile's daemon, which would refuse this profile's token. No node holds this
+    profile's lock, so the CLI knows the file is stale and runs the node itself."""
+    monkeypatch.setenv(endpoint.ENV, "tcp")
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    async with _daemon(theirs, _handler) as other:
+        with open(other.path) as f:
+            port = json.load(f)["port"]
+        where = control.address(str(mine))
+        with open(where.path, "w") as f:
+            json.dump({"v": 1, "port": port, "token": "ab" * 32}, f)
+        with pytest.raises(control.NoDaemon):
+            await control.call(where, "echo", {}, ev.ignore)
+        assert await control.call(other, "echo", {}, ev.ignore) == {"params": {}}
 
 
 @pytest.mark.parametrize(

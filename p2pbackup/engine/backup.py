@@ -43,7 +43,7 @@ INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
 READ_WINDOW = 4 * 1024 * 1024
 GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
-STREAM_FILE = 16 * 1024 * 1024  # larger files are sealed and sent a batch at a time
+STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time (4 at once)
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
 
 

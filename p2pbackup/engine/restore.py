@@ -29,8 +29,8 @@ from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.errors import ConfigError, IntegrityError, StorageError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
-CACHE_BYTES = 64 * 1024 * 1024
-STREAM_FILE = 16 * 1024 * 1024  # larger files are rebuilt on disk, not in memory
+CACHE_BYTES = 16 * 1024 * 1024  # eight 2 MiB packs: files are restored in pack order
+STREAM_FILE = 4 * 1024 * 1024  # larger files are rebuilt on disk, not in memory
 # One sync per batch; at most two batches in memory (one gathered, one being written).
 BATCH_FILES = 512
 BATCH_BYTES = 8 * 1024 * 1024

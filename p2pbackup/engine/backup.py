@@ -11,6 +11,7 @@ interrupted backup leaves nothing half-published.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -45,6 +46,10 @@ READ_WINDOW = 4 * 1024 * 1024
 GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
 STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time (4 at once)
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
+# A delta is made whole in memory to be hashed and sealed, with its shares: one over
+# STREAM_FILE is stored one at a time, and one over DELTA_HELD not at all (the file is
+# stored as a full text, which streams). Streaming deltas would lift this; not done yet.
+DELTA_HELD = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class Backup:
             workers=self._workers,
         )
         self._heavy = trio.Semaphore(HEAVY_FILES)
+        self._large_deltas = trio.Semaphore(1)
         self._active = 0  # file tasks not finished yet
         self._progress = trio.Event()
         self._changed = 0
@@ -413,18 +419,12 @@ class Backup:
         base = self._state.signature(item.path) if parent is not None else None
         if parent is not None and base is not None:
             plan = deltas.plan_delta(base, signature)
-            kind = choose_storage(
-                revlog, parent, signature.size, plan.encoded_size(), self._settings.chain
-            )
-            if kind is StorageKind.DELTA:
-                delta = await trio.to_thread.run_sync(
-                    _encode_delta, item.source, plan, limiter=self._workers
-                )
-                if len(delta) <= SMALL_FILE:
-                    return StorageKind.DELTA, await self._packed(delta, release), "delta"
-                rid = record_id(self._keys.record_id_key, Kind.DELTA, delta)
-                await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
-                return StorageKind.DELTA, BlobRef(rid, 0, len(delta)), "delta"
+            size = plan.encoded_size()
+            kind = choose_storage(revlog, parent, signature.size, size, self._settings.chain)
+            if kind is StorageKind.DELTA and size <= DELTA_HELD:
+                large = self._large_deltas if size > STREAM_FILE else contextlib.nullcontext()
+                async with large:
+                    return await self._store_delta(item, plan, release)
         # A full text's id is the keyed hash of its signature, which the chunking pass
         # already computed: no second hashing pass over a large file.
         rid = record_id(self._keys.record_id_key, Kind.FULL, signature.to_bytes())
@@ -436,6 +436,18 @@ class Backup:
         else:
             await self._uploader.store(Kind.FULL, rid, _file_segments(item.source, signature.size))
         return StorageKind.FULL, BlobRef(rid, 0, signature.size), "full"
+
+    async def _store_delta(
+        self, item: Found, plan: deltas.DeltaPlan, release: _Once
+    ) -> tuple[StorageKind, BlobRef, str]:
+        delta = await trio.to_thread.run_sync(
+            _encode_delta, item.source, plan, limiter=self._workers
+        )
+        if len(delta) <= SMALL_FILE:
+            return StorageKind.DELTA, await self._packed(delta, release), "delta"
+        rid = record_id(self._keys.record_id_key, Kind.DELTA, delta)
+        await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
+        return StorageKind.DELTA, BlobRef(rid, 0, len(delta)), "delta"
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:
         done, where = trio.Event(), []

@@ -70,6 +70,57 @@ async def test_second_backup_reads_only_changed_files_and_stores_deltas(grid, tm
     assert (tmp_path / "out" / "snap0" / "docs" / "big.bin").read_bytes() == big
 
 
+async def test_a_delta_too_large_to_hold_stores_the_file_whole(grid, tmp_path, monkeypatch):
+    from p2pbackup.engine import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "DELTA_HELD", 200_000)
+    src = tmp_path / "docs"
+    big = os.urandom(1_000_000)
+    _tree(src, {"big.bin": big})
+    await grid.backup(src)
+    (src / "big.bin").write_bytes(os.urandom(300_000) + big)  # a delta of about 300 KB
+    grid.events.clear()
+    await grid.backup(src)
+    assert _stored(grid, "full") == ["docs/big.bin"]
+    await grid.restore_all(tmp_path / "out")
+    assert (tmp_path / "out" / "snap1" / "docs" / "big.bin").read_bytes() == (
+        src / "big.bin"
+    ).read_bytes()
+
+
+async def test_large_deltas_are_made_one_at_a_time(grid, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from p2pbackup.engine import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "STREAM_FILE", 200_000)
+    src = tmp_path / "docs"
+    texts = {f"f{i}.bin": os.urandom(1_000_000) for i in range(3)}
+    _tree(src, texts)
+    await grid.backup(src)
+    _tree(src, {name: os.urandom(300_000) + text for name, text in texts.items()})
+    running, most, lock = [0], [0], threading.Lock()
+    real = backup_module._encode_delta
+
+    def counted(path, plan):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)  # long enough for a second one to start, if it could
+        try:
+            return real(path, plan)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(backup_module, "_encode_delta", counted)
+    grid.events.clear()
+    await grid.backup(src)
+    assert sorted(_stored(grid, "delta")) == [f"docs/f{i}.bin" for i in range(3)]
+    assert most[0] == 1
+
+
 async def test_many_small_files_are_packed_into_few_records(grid, tmp_path):
     src = tmp_path / "many"
     _tree(src, {f"d{i % 10}/f{i}": os.urandom(i % 300) for i in range(500)})

@@ -446,7 +446,12 @@ class Backup:
         if len(delta) <= SMALL_FILE:
             return StorageKind.DELTA, await self._packed(delta, release), "delta"
         rid = record_id(self._keys.record_id_key, Kind.DELTA, delta)
-        await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
+        if len(delta) > STREAM_FILE:  # held once; sealed and sent a batch at a time
+            await self._uploader.store_stream(
+                Kind.DELTA, rid, lambda: split_segments(delta), len(delta)
+            )
+        else:
+            await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
         return StorageKind.DELTA, BlobRef(rid, 0, len(delta)), "delta"
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:

@@ -37,7 +37,7 @@ async def test_a_file_the_writer_cannot_place_fails_the_restore_with_its_name(gr
     await grid.backup(src)
     blocked = tmp_path / "out" / "snap0" / "docs" / "d1" / "f004"
     blocked.mkdir(parents=True)  # a folder where the file must go
-    with pytest.raises(StorageError, match="Cannot write .*f004"):
+    with pytest.raises(StorageError, match=r"Cannot write .*f004"):
         await grid.restore_all(tmp_path / "out")
     leftovers = [n for _, _, ns in os.walk(tmp_path / "out") for n in ns if n.endswith(PARTIAL)]
     assert leftovers == []

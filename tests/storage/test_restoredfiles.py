@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_a_batch_lands_with_its_bytes_modes_and_mtimes(tmp_path):
     assert _names(tmp_path) == ["a", "empty", "run.sh"]
     for f in files:
         st = os.stat(f.target)
-        assert open(f.target, "rb").read() == f.data
+        assert Path(f.target).read_bytes() == f.data
         assert st.st_mode & 0o777 == f.mode
         assert st.st_mtime_ns == f.mtime_ns
 
@@ -56,7 +57,7 @@ def test_a_file_that_cannot_be_written_names_itself_and_leaves_nothing(tmp_path)
         RestoredFile(str(tmp_path / "missing-folder" / "second"), b"2", 0o644, MTIME),
         RestoredFile(str(tmp_path / "third"), b"3", 0o644, MTIME),
     ]
-    with pytest.raises(StorageError, match="Cannot write .*missing-folder/second"):
+    with pytest.raises(StorageError, match=r"Cannot write .*missing-folder/second"):
         write_batch(files)
     assert _names(tmp_path) == []  # the first was only a temporary: removed, not renamed
 

@@ -38,6 +38,9 @@ class Writer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
+    def __len__(self) -> int:
+        return len(self._buf)
+
     def u8(self, value: int) -> Writer:
         self._buf.append(value)
         return self
@@ -110,6 +113,14 @@ class Reader:
         chunk = bytes(self._data[self._pos : end])
         self._pos = end
         return chunk
+
+    def skip(self, size: int, field: str) -> int:
+        """Pass over ``size`` bytes without copying them; return where they start."""
+        start, end = self._pos, self._pos + size
+        if size < 0 or end > len(self._data):
+            raise self.fail(f"truncated while reading {field}")
+        self._pos = end
+        return start
 
     def u8(self, field: str) -> int:
         pos = self._pos

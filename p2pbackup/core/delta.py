@@ -45,6 +45,7 @@ INSERT = 2
 _HEADER_SIZE = len(MAGIC) + 1
 _MIN_OP_SIZE = 3  # tag + a one-byte varint + one more byte (a varint or an inserted byte)
 _MAX_SIZE = 2**48  # 256 TiB: far past any real file; a damaged header cannot claim more
+WINDOW = 1024 * 1024  # bytes read at a time when a delta is made or applied piece by piece
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ class Literal:
     """In a parsed delta: these bytes, as they were inserted."""
 
     data: bytes
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """In a located delta: ``length`` inserted bytes at ``offset`` in the delta itself."""
+
+    offset: int
+    length: int
 
 
 def _varint_size(value: int) -> int:
@@ -130,7 +139,13 @@ def plan_delta(parent: Signature, new: Signature) -> DeltaPlan:
 
 
 def encode_delta(plan: DeltaPlan, read_new: Callable[[int, int], Bytes]) -> bytes:
-    """The delta's bytes; ``read_new(offset, length)`` gives bytes of the new text.
+    """The delta's bytes; ``read_new(offset, length)`` gives bytes of the new text."""
+    return b"".join(delta_pieces(plan, read_new))
+
+
+def delta_pieces(plan: DeltaPlan, read_new: Callable[[int, int], Bytes]) -> Iterator[Bytes]:
+    """The delta's bytes a piece at a time (``plan.encoded_size()`` in all): the new text
+    is read whole chunks at a time, about WINDOW bytes, so a large delta is never held.
 
     Literal bytes are checked against the new text's chunk hashes: if the file
     changed since its signature was taken, the delta would not rebuild the
@@ -143,15 +158,34 @@ def encode_delta(plan: DeltaPlan, read_new: Callable[[int, int], Bytes]) -> byte
         if isinstance(op, Copy):
             w.u8(COPY).varint(op.base_offset).varint(op.length)
             _skip_chunks(chunks, op.length)
-        else:
-            data = memoryview(read_new(op.new_offset, op.length)).cast("B")
-            if len(data) != op.length or not _matches(data, chunks):
+            continue
+        w.u8(INSERT).varint(op.length)
+        offset, end = op.new_offset, op.new_offset + op.length
+        while offset < end:
+            length, expected = _window(chunks, end - offset)
+            data = memoryview(read_new(offset, length)).cast("B")
+            if len(data) != length or not _matches(data, iter(expected)):
                 raise SourceChangedError(
                     "The file changed while it was being backed up; back it up again once "
                     "nothing is writing to it."
                 )
-            w.u8(INSERT).varint(op.length).raw(data)
-    return w.getvalue()
+            w.raw(data)
+            offset += length
+            if len(w) >= WINDOW:
+                yield w.getvalue()
+                w = Writer()
+    yield w.getvalue()
+
+
+def _window(chunks: Iterator[tuple[int, bytes]], left: int) -> tuple[int, list[tuple[int, bytes]]]:
+    """The next whole chunks of an insert: WINDOW bytes or a little more, or what is left."""
+    taken: list[tuple[int, bytes]] = []
+    length = 0
+    while length < min(left, WINDOW):
+        chunk = next(chunks)
+        taken.append(chunk)
+        length += chunk[0]
+    return length, taken
 
 
 def _skip_chunks(chunks: Iterator[tuple[int, bytes]], length: int) -> None:
@@ -180,28 +214,38 @@ def make_delta(parent: Signature, new_data: Bytes) -> bytes:
 class Delta:
     base_size: int
     target_size: int
-    ops: tuple[Copy | Literal, ...]
+    ops: tuple[Copy | Literal | Inserted, ...]
 
 
 def parse_delta(data: Bytes) -> Delta:
     """A delta's ops, every bound checked; only ``FormatError`` comes out."""
+    return _parse(data, lambda r, length: Literal(r.raw(length, "inserted bytes")))
+
+
+def locate_delta(data: Bytes) -> Delta:
+    """``parse_delta``, but each insert is where its bytes are in ``data``, not a copy of
+    them: only the op headers are read, so a delta mapped from disk stays on disk."""
+    return _parse(data, lambda r, length: Inserted(r.skip(length, "inserted bytes"), length))
+
+
+def _parse(data: Bytes, insert: Callable[[Reader, int], Literal | Inserted]) -> Delta:
     r = Reader(data, "delta")
     r.magic(MAGIC)
     r.version(VERSION)
     base_size = r.varint("base size", _MAX_SIZE)
     target_size = r.varint("target size", _MAX_SIZE)
     count = r.varint("op count", r.remaining() // _MIN_OP_SIZE)
-    ops: list[Copy | Literal] = []
+    ops: list[Copy | Literal | Inserted] = []
     produced = 0
     for _ in range(count):
         tag = r.u8("op tag")
         if tag == COPY:
             offset = r.varint("copy offset", base_size)
             length = r.varint("copy length", base_size - offset)
-            op: Copy | Literal = Copy(offset, length)
+            op: Copy | Literal | Inserted = Copy(offset, length)
         elif tag == INSERT:
             length = r.varint("insert length", _MAX_SIZE)
-            op = Literal(r.raw(length, "inserted bytes"))
+            op = insert(r, length)
         else:
             raise r.fail(f"has an unknown op {tag} (a newer p2pbackup may be needed)")
         if length == 0:
@@ -223,27 +267,51 @@ def apply_delta(
 
     The delta is parsed and checked against ``base_size`` here, before any piece.
     """
-    parsed = parse_delta(delta)
-    if parsed.base_size != base_size:
+    view = memoryview(delta).cast("B")
+    return apply_located(
+        locate_delta(view), lambda offset, length: view[offset : offset + length],
+        read_base, base_size,
+    )  # fmt: skip
+
+
+def apply_located(
+    located: Delta,
+    read_delta: Callable[[int, int], Bytes],
+    read_base: Callable[[int, int], Bytes],
+    base_size: int,
+) -> Iterator[Bytes]:
+    """The target text of a located delta, in pieces of at most WINDOW bytes: the delta's
+    inserts are read with ``read_delta`` and the base with ``read_base``, so neither text
+    is held whole. Checked against ``base_size`` here, before any piece."""
+    if located.base_size != base_size:
         raise IntegrityError(
-            f"This delta does not apply to this base: it needs a base of {parsed.base_size} "
+            f"This delta does not apply to this base: it needs a base of {located.base_size} "
             f"bytes, the base has {base_size}."
         )
-    return _pieces(parsed, read_base)
+    return _pieces(located, read_delta, read_base)
 
 
-def _pieces(parsed: Delta, read_base: Callable[[int, int], Bytes]) -> Iterator[Bytes]:
-    for op in parsed.ops:
+def _pieces(
+    located: Delta,
+    read_delta: Callable[[int, int], Bytes],
+    read_base: Callable[[int, int], Bytes],
+) -> Iterator[Bytes]:
+    for op in located.ops:
         if isinstance(op, Literal):
             yield op.data
             continue
-        piece = read_base(op.base_offset, op.length)
-        if len(piece) != op.length:
-            raise IntegrityError(
-                f"The base text gave {len(piece)} bytes at offset {op.base_offset} where "
-                f"the delta needs {op.length}."
-            )
-        yield piece
+        inserted = isinstance(op, Inserted)
+        read, start = (read_delta, op.offset) if inserted else (read_base, op.base_offset)
+        for at in range(start, start + op.length, WINDOW):
+            length = min(WINDOW, start + op.length - at)
+            piece = read(at, length)
+            if len(piece) != length:
+                text = "delta" if inserted else "base text"
+                raise IntegrityError(
+                    f"The {text} gave {len(piece)} bytes at offset {at} where the delta "
+                    f"needs {length}."
+                )
+            yield piece
 
 
 def apply_delta_bytes(delta: Bytes, base: Bytes) -> bytes:

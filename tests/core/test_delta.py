@@ -9,14 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pbackup.core import delta as delta_module
 from p2pbackup.core.chunking import Signature, signature_of
 from p2pbackup.core.delta import (
     Copy,
     Insert,
+    Inserted,
     Literal,
     apply_delta,
     apply_delta_bytes,
+    apply_located,
+    delta_pieces,
     encode_delta,
+    locate_delta,
     make_delta,
     parse_delta,
     plan_delta,
@@ -218,6 +223,53 @@ def test_a_file_that_changed_since_its_signature_is_caught(changed):
 def test_bad_deltas_say_what_is_wrong(delta, message):
     with pytest.raises(FormatError, match=message):
         parse_delta(bytes.fromhex(delta))
+    with pytest.raises(FormatError, match=message):  # the same checks, bytes left in place
+        locate_delta(bytes.fromhex(delta))
+
+
+# --- large deltas, made and applied a window at a time ---
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([777, 4096, 65_536]),
+    st.lists(st.tuples(st.integers(0, len(FIXED)), st.binary(min_size=1, max_size=9000)),
+             max_size=5),
+)  # fmt: skip
+def test_any_window_makes_and_applies_the_same_delta(window, edits):
+    new = bytearray(FIXED)
+    for at, data in sorted(edits, reverse=True):
+        new[at:at] = data
+    new = bytes(new)
+    plan = plan_delta(FIXED_SIGNATURE, signature_of(new))
+    whole = encode_delta(plan, lambda offset, length: new[offset : offset + length])
+    old_window = delta_module.WINDOW
+    delta_module.WINDOW = window
+    try:
+        pieces = list(delta_pieces(plan, lambda offset, length: new[offset : offset + length]))
+        located = locate_delta(whole)
+        out = list(apply_located(
+            located, lambda o, n: whole[o : o + n], lambda o, n: FIXED[o : o + n], len(FIXED)
+        ))  # fmt: skip
+    finally:
+        delta_module.WINDOW = old_window
+    assert b"".join(pieces) == whole and len(whole) == plan.encoded_size()
+    assert b"".join(out) == new
+    assert max(len(p) for p in out) <= window  # neither text is read more than a window at once
+    inserts = [op for op in located.ops if isinstance(op, Inserted)]
+    literals = [op for op in parse_delta(whole).ops if isinstance(op, Literal)]
+    assert [whole[op.offset : op.offset + op.length] for op in inserts] == [
+        op.data for op in literals
+    ]
+
+
+def test_a_file_changing_under_a_streamed_delta_is_caught_in_any_window():
+    new = FIXED[:300_000] + INSERTED * 64 + FIXED[300_000:]
+    plan = plan_delta(FIXED_SIGNATURE, signature_of(new))
+    changed = new[: 300_000 + 200_000] + b"X" + new[300_000 + 200_001 :]
+    with pytest.raises(SourceChangedError):
+        for _ in delta_pieces(plan, lambda offset, length: changed[offset : offset + length]):
+            pass
 
 
 def _apply_or_refuse(delta: bytes, base: bytes) -> None:

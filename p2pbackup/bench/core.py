@@ -25,7 +25,7 @@ from p2pbackup.core.chunking import ChunkStream, Signature, SignatureBuilder, si
 from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.wordlist import WORDS
-from p2pbackup.engine.backup import READ_WINDOW, _file_segments, _read_signature
+from p2pbackup.engine.sourcefile import READ_WINDOW, file_segments, read_signature
 from p2pbackup.engine.uploader import seal_and_encode
 
 MiB = 1024 * 1024
@@ -126,12 +126,12 @@ def stage_rates(data: bytes) -> dict[str, float]:
 
 def _backup_file(path: str) -> int:
     """What a first backup does with one large file, minus the network."""
-    signature, _ = _read_signature(path, os.path.getsize(path), keep=False)
+    signature, _ = read_signature(path, os.path.getsize(path), keep=False)
     plan = delta.plan_delta(Signature((), ()), signature)  # no parent yet: all literal
     assert plan.literal_bytes == signature.size
     rid = seal.record_id(bytes(32), seal.Kind.FULL, signature.to_bytes())
     _, shares = seal_and_encode(
-        bytes(32), seal.Kind.FULL, rid, _file_segments(path, signature.size), K, N
+        bytes(32), seal.Kind.FULL, rid, file_segments(path, signature.size), K, N
     )
     return sum(len(s) for s in shares)
 

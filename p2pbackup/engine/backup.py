@@ -11,24 +11,24 @@ interrupted backup leaves nothing half-published.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
 from p2pbackup.core import delta as deltas
-from p2pbackup.core.chunking import Signature, SignatureBuilder, revision_id
+from p2pbackup.core.chunking import Signature, revision_id
 from p2pbackup.core.head import FriendEntry
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import ChainStep, Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, StorageKind
 from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
-from p2pbackup.core.seal import SEGMENT_SIZE, Kind, record_id
+from p2pbackup.core.seal import Kind, record_id
+from p2pbackup.engine import sourcefile
 from p2pbackup.engine.events import EventSink, FileDone, FileSkipped, FilesUnchanged
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
@@ -42,14 +42,8 @@ from p2pbackup.storage.store import ShareStore
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
-READ_WINDOW = 4 * 1024 * 1024
-GROWTH_WINDOW = 64 * 1024  # reads past the size a file had when it was listed
 STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time (4 at once)
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
-# A delta is made whole in memory to be hashed and sealed, with its shares: one over
-# STREAM_FILE is stored one at a time, and one over DELTA_HELD not at all (the file is
-# stored as a full text, which streams). Streaming deltas would lift this; not done yet.
-DELTA_HELD = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,43 +63,6 @@ class BackupReport:
     bytes: int = 0
     changed: int = 0
     skipped: list[FileSkipped] = field(default_factory=list)
-
-
-def _read_signature(path: str, size: int, keep: bool) -> tuple[Signature, bytes | None]:
-    """The file's signature, and its bytes if ``keep``, read to its end even if it grew
-    since it measured ``size``. A read allocates its whole window before it reads: a
-    window sized to the file, not 4 MiB per small file, is what keeps a tree of small
-    files from spending more in page faults than in reading."""
-    builder = SignatureBuilder()
-    kept: list[bytes] = []
-    window = min(READ_WINDOW, size + 1)  # the whole file, and nothing more, in one read
-    with open(path, "rb", buffering=0) as f:
-        while block := f.read(window):
-            builder.feed(block)
-            if keep:
-                kept.append(block)
-            window = min(READ_WINDOW, max(size + 1, GROWTH_WINDOW))
-    return builder.finish(), (b"".join(kept) if keep else None)
-
-
-def _file_segments(path: str, size: int) -> Iterator[bytes]:
-    """The first ``size`` bytes of a file, a segment at a time (memory stays bounded)."""
-    with open(path, "rb") as f:
-        left = size
-        while left > 0:
-            segment = f.read(min(SEGMENT_SIZE, left))
-            if not segment:
-                raise OSError(f"{path} shrank while it was being backed up")
-            left -= len(segment)
-            yield segment
-
-
-def _encode_delta(path: str, plan: deltas.DeltaPlan) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return deltas.encode_delta(plan, lambda offset, length: os.pread(fd, length, offset))
-    finally:
-        os.close(fd)
 
 
 async def _scan_batches(
@@ -159,7 +116,6 @@ class Backup:
             workers=self._workers,
         )
         self._heavy = trio.Semaphore(HEAVY_FILES)
-        self._large_deltas = trio.Semaphore(1)
         self._active = 0  # file tasks not finished yet
         self._progress = trio.Event()
         self._changed = 0
@@ -259,7 +215,7 @@ class Backup:
         files costs a note per file in the open packs, not a waiting coroutine per file.
         The file is finished when its pack is on friends."""
         try:
-            signature, data = _read_signature(item.source, item.st.st_size, True)
+            signature, data = sourcefile.read_signature(item.source, item.st.st_size, True)
         except OSError as exc:
             self._skip(item, previous, exc, sink)
             return
@@ -321,8 +277,9 @@ class Backup:
     ) -> None:
         release = _Once(self._heavy.release)
         try:
+            size = item.st.st_size
             signature, data = await trio.to_thread.run_sync(
-                _read_signature, item.source, item.st.st_size, item.st.st_size <= SMALL_FILE,
+                sourcefile.read_signature, item.source, size, size <= SMALL_FILE,
                 limiter=self._workers,
             )  # fmt: skip
             how, rev, chain = await self._store_revision(item, signature, data, previous, release)
@@ -421,37 +378,45 @@ class Backup:
             plan = deltas.plan_delta(base, signature)
             size = plan.encoded_size()
             kind = choose_storage(revlog, parent, signature.size, size, self._settings.chain)
-            if kind is StorageKind.DELTA and size <= DELTA_HELD:
-                large = self._large_deltas if size > STREAM_FILE else contextlib.nullcontext()
-                async with large:
-                    return await self._store_delta(item, plan, release)
+            if kind is StorageKind.DELTA:
+                return await self._store_delta(item, plan, release)
         # A full text's id is the keyed hash of its signature, which the chunking pass
         # already computed: no second hashing pass over a large file.
         rid = record_id(self._keys.record_id_key, Kind.FULL, signature.to_bytes())
         if signature.size > STREAM_FILE:
             await self._uploader.store_stream(
-                Kind.FULL, rid, lambda: _file_segments(item.source, signature.size),
+                Kind.FULL, rid, lambda: sourcefile.file_segments(item.source, signature.size),
                 signature.size,
             )  # fmt: skip
         else:
-            await self._uploader.store(Kind.FULL, rid, _file_segments(item.source, signature.size))
+            await self._uploader.store(
+                Kind.FULL, rid, sourcefile.file_segments(item.source, signature.size)
+            )
         return StorageKind.FULL, BlobRef(rid, 0, signature.size), "full"
 
     async def _store_delta(
         self, item: Found, plan: deltas.DeltaPlan, release: _Once
     ) -> tuple[StorageKind, BlobRef, str]:
+        size = plan.encoded_size()
+        if size > STREAM_FILE:  # never held: hashed in one pass over the file, sent in another
+            rid = await trio.to_thread.run_sync(
+                sourcefile.delta_id,
+                self._keys.record_id_key,
+                item.source,
+                plan,
+                limiter=self._workers,
+            )
+            await self._uploader.store_stream(
+                Kind.DELTA, rid, lambda: sourcefile.delta_segments(item.source, plan), size
+            )
+            return StorageKind.DELTA, BlobRef(rid, 0, size), "delta"
         delta = await trio.to_thread.run_sync(
-            _encode_delta, item.source, plan, limiter=self._workers
+            sourcefile.encode_delta, item.source, plan, limiter=self._workers
         )
         if len(delta) <= SMALL_FILE:
             return StorageKind.DELTA, await self._packed(delta, release), "delta"
         rid = record_id(self._keys.record_id_key, Kind.DELTA, delta)
-        if len(delta) > STREAM_FILE:  # held once; sealed and sent a batch at a time
-            await self._uploader.store_stream(
-                Kind.DELTA, rid, lambda: split_segments(delta), len(delta)
-            )
-        else:
-            await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
+        await self._uploader.store(Kind.DELTA, rid, split_segments(delta))
         return StorageKind.DELTA, BlobRef(rid, 0, len(delta)), "delta"
 
     async def _packed(self, blob: bytes, release: _Once) -> BlobRef:

@@ -11,6 +11,7 @@ because a pack serves many files.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
 from p2pbackup.engine import failures
 from p2pbackup.engine.fetcher import Fetcher
-from p2pbackup.errors import ConfigError, IntegrityError, StorageError
+from p2pbackup.errors import ConfigError, FormatError, IntegrityError, StorageError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
 CACHE_BYTES = 16 * 1024 * 1024  # eight 2 MiB packs: files are restored in pack order
@@ -104,9 +105,8 @@ class Restorer:
                 if step.kind is StorageKind.FULL:
                     await self._full_text(records[step.blob.record_id], step.blob, out)
                 else:
-                    delta = await self._blob(records, step.blob)
                     assert current is not None  # a chain starts with a full text
-                    await trio.to_thread.run_sync(_apply_on_disk, delta, current, out)
+                    await self._apply_delta(records, step.blob, current, out)
                     os.unlink(current)
                 current = out
             if current is None or os.path.getsize(current) != entry.size:
@@ -116,6 +116,23 @@ class Restorer:
             for number in range(len(entry.chain)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{target}.p2pbackup-partial-{number}")
+
+    async def _apply_delta(
+        self, records: Mapping[bytes, RecordDescriptor], blob: BlobRef, base: str, out: str
+    ) -> None:
+        """``out`` = the delta in ``blob`` applied to the file ``base``. A large delta goes
+        to a file of its own first, and is read from there: it is never held whole."""
+        if blob.length <= STREAM_FILE:
+            delta = await self._blob(records, blob)
+            await trio.to_thread.run_sync(_apply_on_disk, delta, base, out)
+            return
+        spooled = f"{out}.delta"
+        try:
+            await self._full_text(records[blob.record_id], blob, spooled)
+            await trio.to_thread.run_sync(_apply_spooled, spooled, base, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(spooled)
 
     async def _full_text(self, descriptor: RecordDescriptor, blob: BlobRef, out: str) -> None:
         if descriptor.length <= STREAM_FILE:  # a small record, or a pack: cached
@@ -273,6 +290,27 @@ def _apply_on_disk(delta: bytes, base_path: str, out: str) -> None:
         fd, size = base.fileno(), os.fstat(base.fileno()).st_size
         for piece in deltas.apply_delta(delta, lambda offset, n: os.pread(fd, n, offset), size):
             f.write(piece)
+
+
+def _apply_spooled(delta_path: str, base_path: str, out: str) -> None:
+    with open(delta_path, "rb") as delta, open(base_path, "rb") as base, open(out, "wb") as f:
+        located = _locate(delta.fileno())
+        dfd, bfd = delta.fileno(), base.fileno()
+        for piece in deltas.apply_located(
+            located, lambda offset, n: os.pread(dfd, n, offset),
+            lambda offset, n: os.pread(bfd, n, offset), os.fstat(bfd).st_size,
+        ):  # fmt: skip
+            f.write(piece)
+
+
+def _locate(fd: int) -> deltas.Delta:
+    """A delta's ops, read through a map of its file: only the op headers are touched."""
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+        try:
+            return deltas.locate_delta(mapped)
+        except FormatError as exc:
+            problem = str(exc)  # raised again once no view of the map is left, so it closes
+    raise FormatError(problem)
 
 
 def _finish_file(temporary: str, target: str, entry: Entry) -> None:

@@ -70,59 +70,60 @@ async def test_second_backup_reads_only_changed_files_and_stores_deltas(grid, tm
     assert (tmp_path / "out" / "snap0" / "docs" / "big.bin").read_bytes() == big
 
 
-async def test_a_delta_too_large_to_hold_stores_the_file_whole(grid, tmp_path, monkeypatch):
+async def test_a_large_delta_is_streamed_both_ways_and_never_held(grid, tmp_path, monkeypatch):
     from p2pbackup.engine import backup as backup_module
-
-    monkeypatch.setattr(backup_module, "DELTA_HELD", 200_000)
-    src = tmp_path / "docs"
-    big = os.urandom(1_000_000)
-    _tree(src, {"big.bin": big})
-    await grid.backup(src)
-    (src / "big.bin").write_bytes(os.urandom(300_000) + big)  # a delta of about 300 KB
-    grid.events.clear()
-    await grid.backup(src)
-    assert _stored(grid, "full") == ["docs/big.bin"]
-    await grid.restore_all(tmp_path / "out")
-    assert (tmp_path / "out" / "snap1" / "docs" / "big.bin").read_bytes() == (
-        src / "big.bin"
-    ).read_bytes()
-
-
-async def test_large_deltas_are_made_one_at_a_time(grid, tmp_path, monkeypatch):
-    import threading
-    import time
-
-    from p2pbackup.engine import backup as backup_module
+    from p2pbackup.engine import restore as restore_module
+    from p2pbackup.engine import sourcefile
 
     monkeypatch.setattr(backup_module, "STREAM_FILE", 200_000)
+    monkeypatch.setattr(restore_module, "STREAM_FILE", 200_000)
     src = tmp_path / "docs"
     texts = {f"f{i}.bin": os.urandom(1_000_000) for i in range(3)}
     _tree(src, texts)
     await grid.backup(src)
     _tree(src, {name: os.urandom(300_000) + text for name, text in texts.items()})
-    running, most, lock = [0], [0], threading.Lock()
-    real = backup_module._encode_delta
 
-    def counted(path, plan):
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.05)  # long enough for a second one to start, if it could
-        try:
-            return real(path, plan)
-        finally:
-            with lock:
-                running[0] -= 1
+    def held(path, plan):
+        raise AssertionError("a delta over STREAM_FILE was made whole in memory")
 
-    monkeypatch.setattr(backup_module, "_encode_delta", counted)
+    monkeypatch.setattr(sourcefile, "encode_delta", held)
     grid.events.clear()
     await grid.backup(src)
     assert sorted(_stored(grid, "delta")) == [f"docs/f{i}.bin" for i in range(3)]
-    assert most[0] == 1
-    await grid.restore_all(tmp_path / "out")  # the deltas were sent as streams: they rebuild
+    await grid.restore_all(tmp_path / "out")  # each delta is spooled to disk, applied from there
     for name in texts:
         restored = tmp_path / "out" / "snap1" / "docs" / name
         assert restored.read_bytes() == (src / name).read_bytes()
+    assert sorted(os.listdir(tmp_path / "out" / "snap1" / "docs")) == sorted(texts)
+
+
+async def test_a_file_changing_between_the_two_passes_of_its_delta_is_skipped(
+    grid, tmp_path, monkeypatch
+):
+    from p2pbackup.engine import backup as backup_module
+    from p2pbackup.engine import sourcefile
+
+    monkeypatch.setattr(backup_module, "STREAM_FILE", 200_000)
+    src = tmp_path / "docs"
+    text = os.urandom(1_000_000)
+    _tree(src, {"a.bin": text})
+    await grid.backup(src)
+    edited = os.urandom(300_000) + text
+    _tree(src, {"a.bin": edited})
+    real = sourcefile.delta_id
+
+    def then_rewrite(key, path, plan):  # the first pass sees the file; then it changes
+        rid = real(key, path, plan)
+        with open(path, "r+b") as f:
+            f.write(bytes(b ^ 0xFF for b in edited[:1000]))
+        return rid
+
+    monkeypatch.setattr(sourcefile, "delta_id", then_rewrite)
+    report = await grid.backup(src)
+    assert [s.path for s in report.skipped] == ["docs/a.bin"]
+    assert "previous version stays" in report.skipped[0].reason
+    await grid.restore_all(tmp_path / "out")
+    assert (tmp_path / "out" / "snap1" / "docs" / "a.bin").read_bytes() == text
 
 
 async def test_many_small_files_are_packed_into_few_records(grid, tmp_path):
@@ -172,16 +173,16 @@ async def test_restore_survives_a_vanished_friend_and_a_lying_one(grid, tmp_path
 async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_path, monkeypatch):
     src = tmp_path / "docs"
     _tree(src, {"ok": b"fine", "secret": b"no"})
-    from p2pbackup.engine import backup as backup_module
+    from p2pbackup.engine import sourcefile
 
-    real = backup_module._read_signature
+    real = sourcefile.read_signature
 
     def refuse(path, *rest):  # as open() does for a file without read permission
         if path.endswith("secret"):
             raise PermissionError(13, "Permission denied", path)
         return real(path, *rest)
 
-    monkeypatch.setattr(backup_module, "_read_signature", refuse)
+    monkeypatch.setattr(sourcefile, "read_signature", refuse)
     report = await grid.backup(src)
     assert [(s.path, s.reason) for s in report.skipped] == [
         ("docs/secret", "could not be read: Permission denied")
@@ -192,16 +193,16 @@ async def test_unreadable_file_is_reported_and_the_backup_completes(grid, tmp_pa
 async def test_vanished_file_is_reported_and_the_backup_completes(grid, tmp_path, monkeypatch):
     src = tmp_path / "docs"
     _tree(src, {"ok": b"fine", "gone": os.urandom(300_000)})
-    from p2pbackup.engine import backup as backup_module
+    from p2pbackup.engine import sourcefile
 
-    real = backup_module._read_signature
+    real = sourcefile.read_signature
 
     def vanish(path, *rest):
         if path.endswith("gone"):
             os.unlink(path)
         return real(path, *rest)
 
-    monkeypatch.setattr(backup_module, "_read_signature", vanish)
+    monkeypatch.setattr(sourcefile, "read_signature", vanish)
     report = await grid.backup(src)
     assert [s.path for s in report.skipped] == ["docs/gone"]
     await grid.restore_all(tmp_path / "out")
@@ -241,20 +242,20 @@ async def test_a_file_changing_between_the_two_reads_is_skipped_not_corrupted(gr
     _tree(src, {"big.bin": big, "ok": b"fine"})
     await grid.backup(src)
     (src / "big.bin").write_bytes(b"front" + big)
-    from p2pbackup.engine import backup as backup_module
+    from p2pbackup.engine import sourcefile
 
-    real = backup_module._encode_delta
+    real = sourcefile.encode_delta
 
     def rewrite_meanwhile(path, plan):  # someone writes to the file between our reads
         with open(path, "r+b") as f:
             f.write(b"FRONT")
         return real(path, plan)
 
-    backup_module._encode_delta = rewrite_meanwhile
+    sourcefile.encode_delta = rewrite_meanwhile
     try:
         report = await grid.backup(src)
     finally:
-        backup_module._encode_delta = real
+        sourcefile.encode_delta = real
     assert [s.path for s in report.skipped] == ["docs/big.bin"]
     assert "changed while" in report.skipped[0].reason
     await grid.restore_all(tmp_path / "out")  # the snapshot keeps the version it had

@@ -8,7 +8,7 @@ decoding; a bad or missing share means asking the next holder.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping
 
 import trio
@@ -144,3 +144,28 @@ class Fetcher:
         return open_record(
             self._keys.data_key, sealed, expected_record_id=descriptor.record_id, expected_kind=kind
         ).plaintext
+
+
+class RecordCache:
+    """Records fetched lately, by id, up to ``limit`` bytes of plaintext (at least the last
+    one): a pack serves many files, so a restore or a repack asks for it many times."""
+
+    def __init__(self, fetcher: Fetcher, limit: int) -> None:
+        self._fetcher = fetcher
+        self._limit = limit
+        self._records: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+
+    async def get(self, descriptor: RecordDescriptor) -> bytes:
+        rid = descriptor.record_id
+        if rid in self._records:
+            self._records.move_to_end(rid)
+            return self._records[rid]
+        # Packs hold full texts and deltas alike, so the kind is checked by the chain, not here.
+        plaintext = await self._fetcher.fetch(descriptor)
+        self._records[rid] = plaintext
+        self._bytes += len(plaintext)
+        while self._bytes > self._limit and len(self._records) > 1:
+            _, old = self._records.popitem(last=False)
+            self._bytes -= len(old)
+        return plaintext

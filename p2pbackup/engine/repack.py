@@ -26,7 +26,7 @@ from p2pbackup.core.manifest import ChainStep, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.revlog import Revlog, apply_repack, rebuild_plan, repack_plan
 from p2pbackup.core.seal import Kind, record_id
-from p2pbackup.engine.fetcher import Fetcher
+from p2pbackup.engine.fetcher import Fetcher, RecordCache
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.state import BackupState, FileState
 from p2pbackup.engine.uploader import Uploader, split_segments
@@ -34,6 +34,7 @@ from p2pbackup.errors import IntegrityError
 from p2pbackup.storage.store import ShareStore
 
 MAX_TEXT = 64 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024  # records kept while the repack runs: not every one it read
 
 
 @dataclass
@@ -43,19 +44,15 @@ class RepackReport:
 
 
 class _Texts:
-    """Revision texts rebuilt from friends, records cached while the repack runs."""
+    """Revision texts rebuilt from friends, with the records read lately cached."""
 
     def __init__(self, fetcher: Fetcher, descriptors: Mapping[bytes, RecordDescriptor]) -> None:
-        self._fetcher = fetcher
         self._descriptors = descriptors
-        self._records: dict[bytes, bytes] = {}
+        self._records = RecordCache(fetcher, CACHE_BYTES)
 
     async def blob(self, blob: BlobRef) -> bytes:
-        if blob.record_id not in self._records:
-            self._records[blob.record_id] = await self._fetcher.fetch(
-                self._descriptors[blob.record_id]
-            )
-        return self._records[blob.record_id][blob.offset : blob.offset + blob.length]
+        record = await self._records.get(self._descriptors[blob.record_id])
+        return record[blob.offset : blob.offset + blob.length]
 
     async def text(self, revlog: Revlog, rev_id: bytes) -> bytes:
         text = b""

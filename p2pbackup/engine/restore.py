@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ from p2pbackup.core.manifest import Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
 from p2pbackup.engine import failures
-from p2pbackup.engine.fetcher import Fetcher
+from p2pbackup.engine.fetcher import Fetcher, RecordCache
 from p2pbackup.errors import ConfigError, FormatError, IntegrityError, StorageError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
@@ -56,25 +55,10 @@ class Restorer:
     def __init__(self, keys: OwnerKeys, fetcher: Fetcher) -> None:
         self._keys = keys
         self._fetcher = fetcher
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-        self._cached = 0
-
-    async def _record(self, descriptor: RecordDescriptor) -> bytes:
-        rid = descriptor.record_id
-        if rid in self._cache:
-            self._cache.move_to_end(rid)
-            return self._cache[rid]
-        # Packs hold full texts and deltas alike, so the kind is checked by the chain, not here.
-        plaintext = await self._fetcher.fetch(descriptor)
-        self._cache[rid] = plaintext
-        self._cached += len(plaintext)
-        while self._cached > CACHE_BYTES and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._cached -= len(old)
-        return plaintext
+        self._records = RecordCache(fetcher, CACHE_BYTES)
 
     async def _blob(self, records: Mapping[bytes, RecordDescriptor], blob: BlobRef) -> bytes:
-        plaintext = await self._record(records[blob.record_id])
+        plaintext = await self._records.get(records[blob.record_id])
         if blob.offset + blob.length > len(plaintext):
             raise IntegrityError(
                 f"A blob points past the end of record {blob.record_id.hex()[:12]}."

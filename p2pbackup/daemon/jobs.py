@@ -143,7 +143,7 @@ async def restore(
     s.require_friends("a restore")
     snap = await s.snapshot(selector, at)
     started = time.monotonic()
-    restorer = Restorer(s.keys, s.fetcher())
+    restorer = Restorer(s.fetcher())
     if in_place:
         dest = _in_place(snap, folders_of(s.settings()))
         report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force)

@@ -123,7 +123,6 @@ class Backup:
         self._same = [0, 0]  # unchanged files and bytes not reported yet
         self._pending: dict[bytes, trio.Event] = {}  # revisions a file task is storing
         self._packing: dict[bytes, list[Finish]] = {}  # small files' revisions in a pack
-        self._report: BackupReport | None = None
 
     async def run(self, roots: Sequence[str], excludes: Sequence[str] = ()) -> BackupReport:
         skipped: list[FileSkipped] = []
@@ -291,12 +290,16 @@ class Backup:
         self._finish(item, signature, sink, how, rev, chain)
 
     def _skip(
-        self, item: Found, previous: FileState | None, exc: Exception, sink: EventSink
+        self,
+        item: Found,
+        previous: FileState | None,
+        exc: OSError | SourceChangedError,
+        sink: EventSink,
     ) -> None:
         reason = (
             exc.message
             if isinstance(exc, SourceChangedError)
-            else f"could not be read: {getattr(exc, 'strerror', None) or exc}"
+            else f"could not be read: {exc.strerror or exc}"
         )
         if previous is not None:  # the snapshot keeps the version it had
             self._entries[item.path] = previous.entry

@@ -20,7 +20,6 @@ import trio
 
 from p2pbackup.core import delta as deltas
 from p2pbackup.core import head as heads
-from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
@@ -52,8 +51,7 @@ async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> tuple[Manif
 
 
 class Restorer:
-    def __init__(self, keys: OwnerKeys, fetcher: Fetcher) -> None:
-        self._keys = keys
+    def __init__(self, fetcher: Fetcher) -> None:
         self._fetcher = fetcher
         self._records = RecordCache(fetcher, CACHE_BYTES)
 
@@ -65,9 +63,8 @@ class Restorer:
             )
         return plaintext[blob.offset : blob.offset + blob.length]
 
-    async def content(self, manifest: Manifest, entry: Entry) -> bytes:
-        """A file's bytes, rebuilt from its chain."""
-        records = {d.record_id: d for d in manifest.records}
+    async def content(self, records: Mapping[bytes, RecordDescriptor], entry: Entry) -> bytes:
+        """A file's bytes, rebuilt from its chain (``records``: the manifest's, by id)."""
         text = b""
         for step in entry.chain:
             blob = await self._blob(records, step.blob)
@@ -78,10 +75,11 @@ class Restorer:
             )
         return text
 
-    async def _write_streaming(self, manifest: Manifest, entry: Entry, target: str) -> None:
+    async def _write_streaming(
+        self, records: Mapping[bytes, RecordDescriptor], entry: Entry, target: str
+    ) -> None:
         """A large file, rebuilt through temporary files: a full text streamed from friends,
         then each delta applied against the previous text on disk. Memory stays bounded."""
-        records = {d.record_id: d for d in manifest.records}
         current: str | None = None
         try:
             for number, step in enumerate(entry.chain):
@@ -184,6 +182,7 @@ class Restorer:
         batches: _Batches,
         report: RestoreReport,
     ) -> None:
+        records = {d.record_id: d for d in manifest.records}  # once, not once per file
         made: set[str] = set()  # parent folders already made: one makedirs per folder
         for entry in chosen:
             target = target_of(entry.path)
@@ -203,9 +202,9 @@ class Restorer:
                         os.makedirs(parent, exist_ok=True)
                         made.add(parent)
                     if entry.size > STREAM_FILE:
-                        await self._write_streaming(manifest, entry, target)
+                        await self._write_streaming(records, entry, target)
                     else:
-                        data = await self.content(manifest, entry)
+                        data = await self.content(records, entry)
                         await batches.add(RestoredFile(target, data, entry.mode, entry.mtime_ns))
                     report.files += 1
                     report.bytes += entry.size

@@ -41,7 +41,7 @@ class Grid:
         """Restore every snapshot the friends' head lists, oldest first, from nothing but keys."""
         keys = keys or self.keys
         fetcher = Fetcher(keys, self.stores, self.events.append, trio.CapacityLimiter(2))
-        restorer = Restorer(keys, fetcher)
+        restorer = Restorer(fetcher)
         _, body = await read_head(keys, self.stores)
         manifests = []
         for number, ref in enumerate(sorted(body.tips, key=lambda r: r.created_at_ns)):

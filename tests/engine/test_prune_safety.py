@@ -101,8 +101,8 @@ async def _history(root: str, plan) -> None:
         for ref in gone:
             del expected[ref.snapshot_id]
         # Every kept snapshot restores exactly, from the friends alone.
-        restorer = Restorer(grid.keys, Fetcher(grid.keys, grid.stores, grid.events.append,
-                                               trio.CapacityLimiter(2)))  # fmt: skip
+        fetcher = Fetcher(grid.keys, grid.stores, grid.events.append, trio.CapacityLimiter(2))
+        restorer = Restorer(fetcher)
         for ref in kept:
             target = os.path.join(root, f"check-{number}-{ref.snapshot_id.hex()}")
             await restorer.restore(manifests[ref.snapshot_id], target)

@@ -24,11 +24,21 @@ def _small_tree(root, count: int) -> None:
 async def test_a_tree_larger_than_a_batch_comes_back_whole(grid, tmp_path, monkeypatch):
     monkeypatch.setattr(restore, "BATCH_FILES", 4)
     monkeypatch.setattr(restore, "BATCH_BYTES", 300)
+    batches: list[int] = []
+    real = restore.write_batch
+
+    def counted(files):
+        batches.append(len(files))
+        real(files)
+
+    monkeypatch.setattr(restore, "write_batch", counted)
     src = tmp_path / "docs"
     _small_tree(src, 40)
     await grid.backup(src)
     await grid.restore_all(tmp_path / "out")
     assert same_tree(str(src), str(tmp_path / "out" / "snap0" / "docs"))
+    assert sum(batches) == 40 and len(batches) >= 10  # 4 files or 300 bytes at most each
+    assert max(batches) <= 4
 
 
 async def test_a_file_the_writer_cannot_place_fails_the_restore_with_its_name(grid, tmp_path):

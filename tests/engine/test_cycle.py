@@ -209,10 +209,8 @@ async def test_vanished_file_is_reported_and_the_backup_completes(grid, tmp_path
     assert (tmp_path / "out" / "snap0" / "docs" / "ok").read_bytes() == b"fine"
 
 
-async def test_a_full_friend_makes_placement_move_on(tmp_path):
-    from tests.engine.conftest import Grid
-
-    grid = Grid(friends=5, quota=10_000_000)
+async def test_a_full_friend_makes_placement_move_on(make_grid, tmp_path):
+    grid = make_grid(friends=5, quota=10_000_000)
     src = tmp_path / "docs"
     _tree(src, {"a": os.urandom(2_000_000)})
     # friend0 said it had room, but its disk filled up: every put there is refused.
@@ -225,10 +223,8 @@ async def test_a_full_friend_makes_placement_move_on(tmp_path):
     assert _same_tree(str(src), str(tmp_path / "out" / "snap0" / "docs"))
 
 
-async def test_no_room_anywhere_is_a_clear_error(tmp_path):
-    from tests.engine.conftest import Grid
-
-    grid = Grid(friends=4, quota=100_000)
+async def test_no_room_anywhere_is_a_clear_error(make_grid, tmp_path):
+    grid = make_grid(friends=4, quota=100_000)
     src = tmp_path / "docs"
     _tree(src, {"a": os.urandom(2_000_000)})
     with pytest.raises(PlacementError, match="friend"):

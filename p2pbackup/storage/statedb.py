@@ -5,6 +5,10 @@ its shares landed, a file once every record of its chain did, the head once
 published. So a backup killed at any moment resumes where it stopped and
 sends nothing twice. Values are the core's own versioned encodings; the
 layout is in docs/format.md ("Local state").
+
+Paths are stored as the bytes of the file's name (a BLOB, not TEXT): a name
+that is not valid UTF-8 reaches Python as a str with lone surrogates
+(``surrogateescape``), which sqlite3 cannot bind as text.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from p2pbackup.core.manifest import ChainStep, Entry, EntryType
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.errors import ConfigError, FormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: paths are BLOBs (the name's bytes); 1 had TEXT paths
 CHAIN_VERSION = 1
 FLUSH_FILES = 2000  # queued file rows committed at once at the latest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,      -- snapshot path, "<folder label>/relative/path"
+    path BLOB PRIMARY KEY,      -- snapshot path, "<folder label>/relative/path", as bytes
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
@@ -34,8 +38,8 @@ CREATE TABLE IF NOT EXISTS files (
     rev_id BLOB NOT NULL,       -- empty for an empty file
     chain BLOB NOT NULL         -- how to rebuild it (encode_chain)
 );
-CREATE TABLE IF NOT EXISTS signatures (path TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS revlogs (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS signatures (path BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS revlogs (path BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     record_id BLOB PRIMARY KEY,
     descriptor BLOB NOT NULL,   -- RecordDescriptor.to_bytes()
@@ -57,6 +61,16 @@ CREATE TABLE IF NOT EXISTS garbage (  -- records to remove from friends that wer
     record_id BLOB PRIMARY KEY
 );
 """
+_PATH_TABLES = ("files", "signatures", "revlogs")
+
+
+def _key(path: str) -> bytes:
+    """A snapshot path as the bytes of the name it came from (the files tables' key)."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+def _path(key: bytes) -> str:
+    return key.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +124,28 @@ class StateDB:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ConfigError(f"{path} was made by a newer p2pbackup; upgrade to use it.")
+            if version == 1:
+                self._upgrade_from_1()
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._files: list[tuple] = []
-            self._signatures: list[tuple[str, bytes]] = []
-            self._revlogs: list[tuple[str, bytes]] = []
+            self._signatures: list[tuple[bytes, bytes]] = []
+            self._revlogs: list[tuple[bytes, bytes]] = []
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"{path} cannot be opened ({exc}); move it away to rebuild it."
             ) from exc
+
+    def _upgrade_from_1(self) -> None:
+        """Version 1 kept paths as TEXT: the same names, as their UTF-8 bytes. The tables
+        keep their declared TEXT type; a BLOB value stays a BLOB in them and compares as one."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in _PATH_TABLES:
+                self._db.execute(
+                    f"UPDATE {table} SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'"
+                )
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.flush()
@@ -137,10 +164,11 @@ class StateDB:
             # ('0' follows '/'), so each label is one range of the primary key.
             query += " WHERE " + " OR ".join(["path = ? OR (path >= ? AND path < ?)"] * len(labels))
             for label in labels:
-                args += [label, label + "/", label + "0"]
+                args += [_key(label), _key(label + "/"), _key(label + "0")]
         rows = self._db.execute(query, args)
         ids: dict[bytes, bytes] = {}
-        for path, size, mtime_ns, inode, mode, rev_id, chain in rows:
+        for key, size, mtime_ns, inode, mode, rev_id, chain in rows:
+            path = _path(key)
             entry = Entry(
                 path, EntryType.FILE, mode, mtime_ns, size, "", bytes(rev_id),
                 decode_chain(chain, ids),
@@ -158,11 +186,11 @@ class StateDB:
 
     def signature(self, path: str) -> bytes | None:
         self.flush()
-        return self._one("SELECT data FROM signatures WHERE path = ?", path)
+        return self._one("SELECT data FROM signatures WHERE path = ?", _key(path))
 
     def revlog(self, path: str) -> bytes | None:
         self.flush()
-        return self._one("SELECT data FROM revlogs WHERE path = ?", path)
+        return self._one("SELECT data FROM revlogs WHERE path = ?", _key(path))
 
     def manifest(self, snapshot_id: bytes) -> bytes | None:
         return self._one("SELECT data FROM manifests WHERE snapshot_id = ?", snapshot_id)
@@ -180,7 +208,22 @@ class StateDB:
             parsed = None  # only a cache of what friends hold: read it from them again
         return (int(seq) if seq else 0), parsed, self.meta("last_snapshot")
 
+    def friend_heads(self) -> dict[str, int]:
+        """The highest head sequence number each friend was seen holding or accepting."""
+        data = self.meta("friend_heads")
+        try:
+            seen = json.loads(data) if data else {}
+        except ValueError:
+            return {}  # a cache: rebuilt from what friends hold now
+        if not isinstance(seen, dict):
+            return {}
+        return {str(k): v for k, v in seen.items() if isinstance(v, int)}
+
     # Writing: each call is one transaction ---------------------------------------------------
+
+    def put_friend_heads(self, seen: dict[str, int]) -> None:
+        value = json.dumps(seen, sort_keys=True).encode()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("friend_heads", value))
 
     def file_done(
         self, path: str, state: FileState, signature: bytes | None, revlog: bytes | None
@@ -188,13 +231,13 @@ class StateDB:
         """Queued, and committed with the next record (or ``flush``): a transaction per small
         file would cost more than backing it up. A crash loses at most the files done since
         the last record, which the next run reads again."""
-        e = state.entry
-        self._files.append((path, state.size, state.mtime_ns, state.inode, e.mode, e.rev_id,
+        e, key = state.entry, _key(path)
+        self._files.append((key, state.size, state.mtime_ns, state.inode, e.mode, e.rev_id,
                             encode_chain(e.chain)))  # fmt: skip
         if signature is not None:
-            self._signatures.append((path, signature))
+            self._signatures.append((key, signature))
         if revlog is not None:
-            self._revlogs.append((path, revlog))
+            self._revlogs.append((key, revlog))
         if len(self._files) >= FLUSH_FILES:
             self.flush()
 
@@ -270,12 +313,13 @@ class StateDB:
         self.flush()
         with self._db:
             self._db.execute("BEGIN")
-            for table in ("files", "signatures", "revlogs"):
-                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", [(p,) for p in paths])
+            keys = [(_key(p),) for p in paths]
+            for table in _PATH_TABLES:
+                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", keys)
 
     def put_revlog(self, path: str, revlog: bytes) -> None:
         self.flush()
-        self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (path, revlog))
+        self._db.execute("INSERT OR REPLACE INTO revlogs VALUES (?, ?)", (_key(path), revlog))
 
     def put_manifest(self, snapshot_id: bytes, data: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?)", (snapshot_id, data))

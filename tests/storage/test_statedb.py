@@ -60,3 +60,61 @@ def test_a_state_from_a_newer_version_is_refused(tmp_path):
     raw.close()
     with pytest.raises(ConfigError, match="newer"):
         StateDB(path)
+
+
+NAME = "Docs/bad\udcffname.txt"  # the name b"bad\xffname.txt", as os.fsdecode gives it
+
+
+def test_a_name_that_is_not_utf8_is_kept_by_its_bytes(tmp_path):
+    path = str(tmp_path / "state.sqlite")
+    db = StateDB(path)
+    entry = Entry(NAME, EntryType.FILE, 0o644, 5, 307, "", b"\x03" * 32, CHAIN)
+    db.file_done(NAME, FileState(307, 5, 9, entry), b"sig", b"revlog")
+    db.put_revlog("Docs/\udcc3", b"other")
+    db.flush()
+    db.close()
+    import sqlite3
+
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT path FROM files").fetchall() == [(b"Docs/bad\xffname.txt",)]
+    raw.close()
+    db = StateDB(path)
+    assert dict(db.files(["Docs"])) == {NAME: FileState(307, 5, 9, entry)}
+    assert db.signature(NAME) == b"sig" and db.revlog("Docs/\udcc3") == b"other"
+    db.forget_files([NAME])
+    assert dict(db.files()) == {} and db.revlog(NAME) is None
+    db.close()
+
+
+_SCHEMA_1 = """
+CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, mode INTEGER NOT NULL, rev_id BLOB NOT NULL, chain BLOB NOT NULL);
+CREATE TABLE signatures (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE revlogs (path TEXT PRIMARY KEY, data BLOB NOT NULL);
+PRAGMA user_version=1;
+"""
+
+
+def test_a_version_1_state_with_text_paths_is_read_and_upgraded(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "state.sqlite")
+    raw = sqlite3.connect(path)
+    raw.executescript(_SCHEMA_1)
+    for name in ("Docs/é.txt", "Docs/a", "Docs0/b", "Other/c"):
+        raw.execute("INSERT INTO files VALUES (?, 3, 5, 9, 420, ?, ?)",
+                    (name, b"\x01" * 32, encode_chain(CHAIN[:1])))  # fmt: skip
+    raw.execute("INSERT INTO signatures VALUES ('Docs/é.txt', x'01')")
+    raw.commit()
+    raw.close()
+    db = StateDB(path)
+    assert sorted(dict(db.files(["Docs"]))) == ["Docs/a", "Docs/é.txt"]
+    assert db.signature("Docs/é.txt") == b"\x01"
+    db.file_done("Docs/a", dict(db.files(["Docs"]))["Docs/a"], None, None)  # replaces, no twin
+    db.flush()
+    assert len(dict(db.files())) == 4
+    db.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert raw.execute("SELECT count(*) FROM files WHERE typeof(path) != 'blob'").fetchone() == (0,)
+    raw.close()

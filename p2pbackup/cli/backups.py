@@ -19,6 +19,11 @@ from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError
 from p2pbackup.storage.profile import Profile
 
+LATEST_HELP = (
+    "'latest' (this device's newest), 'latest@DEVICE' (another device's), or the start of a "
+    "snapshot id"
+)
+
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     folders = commands.add_parser("folders", help="list, add or remove folders to back up")
@@ -46,7 +51,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     ls = commands.add_parser("ls", help="list what a snapshot holds")
     add_common(ls)
-    ls.add_argument("snapshot", help="'latest' or the start of a snapshot id")
+    ls.add_argument("snapshot", help=LATEST_HELP)
     ls.add_argument("path", nargs="?", default="")
     ls.set_defaults(
         run=lambda args: run_job(
@@ -64,7 +69,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     restore = commands.add_parser("restore", help="bring files back from a snapshot")
     add_common(restore)
-    restore.add_argument("snapshot", help="'latest' or the start of a snapshot id")
+    restore.add_argument("snapshot", help=LATEST_HELP)
     restore.add_argument("paths", nargs="*", metavar="PATH", help="only these (default: all)")
     restore.add_argument("--at", metavar="DATETIME", help="the snapshot in force at that time")
     where = restore.add_mutually_exclusive_group(required=True)
@@ -95,6 +100,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         forget.add_argument(f"--keep-{rule}", type=int, default=0, metavar="N")
     forget.add_argument("--prune", action="store_true", help="then free friends' space")
     forget.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    whose = forget.add_mutually_exclusive_group()
+    whose.add_argument(
+        "--device",
+        metavar="NAME",
+        help="forget among device NAME's snapshots (default: this device's only)",
+    )
+    whose.add_argument(
+        "--all-devices", action="store_true", help="forget among every device's snapshots"
+    )
     forget.set_defaults(run=run_forget)
 
     status = commands.add_parser("status", help="friends online, last backup, how safe it is")
@@ -108,13 +122,19 @@ def run_forget(args: argparse.Namespace) -> int:
         for rule in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
     }
     params.update(prune=args.prune, dry_run=args.dry_run)
+    params.update(device=args.device, all_devices=args.all_devices)
     return run_job(args, "forget", params, _forget_text)
 
 
 def _forget_text(data: dict) -> str:
     verb = "would forget" if data["dry_run"] else "forgot"
-    lines = [f"keep   {k['id'][:12]}  ({', '.join(k['why'])})" for k in data["kept"]]
+    lines = [
+        f"keep   {k['id'][:12]}  {k['device']}  ({', '.join(k['why'])})" for k in data["kept"]
+    ]
     lines += [f"{verb} {sid[:12]}" for sid in data["forgotten"]]
+    if data["other_devices_kept"]:
+        lines.append(f"Left alone: {data['other_devices_kept']} snapshots of other devices "
+                     "(--device NAME or --all-devices to include them).")  # fmt: skip
     if "removed_records" in data:
         lines.append(
             f"Pruned {data['removed_records']} records ({data['removed_shares']} shares)."

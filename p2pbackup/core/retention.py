@@ -9,6 +9,10 @@ the number is the position within that rule, newest first.
 
 Snapshots with equal times are ordered by id (the larger id counts as the
 newer), so a decision never depends on the order snapshots were listed in.
+
+``keep_per_group`` applies the policy to each group on its own, as restic
+groups by host and paths: a device's snapshots of one folder set never make
+another device's, or another folder set's, look old.
 """
 
 from __future__ import annotations
@@ -57,10 +61,7 @@ class RetentionDecision:
 
 def keep(policy: RetentionPolicy, snapshots: Sequence[tuple[Any, datetime]]) -> RetentionDecision:
     """Apply ``policy`` to (snapshot id, time) pairs; ids must be unique and sortable."""
-    if not any(getattr(policy, rule.name) for rule in fields(policy)):
-        raise ConfigError(
-            "This policy would forget every snapshot; give at least one --keep option."
-        )
+    _require_a_rule(policy)
     if len({sid for sid, _ in snapshots}) != len(snapshots):
         raise ValueError("snapshot ids must be unique")
     if len({when.utcoffset() is None for _, when in snapshots}) > 1:
@@ -82,3 +83,39 @@ def keep(policy: RetentionPolicy, snapshots: Sequence[tuple[Any, datetime]]) -> 
         {sid: tuple(why) for sid, why in reasons.items() if why},
         tuple(sid for sid, why in reasons.items() if not why),
     )
+
+
+def keep_per_group(
+    policy: RetentionPolicy, snapshots: Sequence[tuple[Any, Hashable, datetime]]
+) -> RetentionDecision:
+    """Apply ``policy`` to each group of (snapshot id, group, time) on its own.
+
+    ``keep`` lists every group's kept snapshots together, newest first;
+    ``forget`` likewise. Groups are any hashable value (device and folder set)."""
+    _require_a_rule(policy)
+    if len({sid for sid, _, _ in snapshots}) != len(snapshots):
+        raise ValueError("snapshot ids must be unique, across groups too")
+    if len({when.utcoffset() is None for _, _, when in snapshots}) > 1:
+        raise ValueError("snapshot times must all have a timezone, or all have none")
+    groups: dict[Hashable, list[tuple[Any, datetime]]] = {}
+    for sid, group, when in snapshots:
+        groups.setdefault(group, []).append((sid, when))
+    kept: dict[Any, tuple[str, ...]] = {}
+    forgotten: list[Any] = []
+    for members in groups.values():
+        decision = keep(policy, members)
+        kept.update(decision.keep)
+        forgotten.extend(decision.forget)
+    when = {sid: (t, sid) for sid, _, t in snapshots}
+    newest_first = sorted(kept, key=when.__getitem__, reverse=True)
+    return RetentionDecision(
+        {sid: kept[sid] for sid in newest_first},
+        tuple(sorted(forgotten, key=when.__getitem__, reverse=True)),
+    )
+
+
+def _require_a_rule(policy: RetentionPolicy) -> None:
+    if not any(getattr(policy, rule.name) for rule in fields(policy)):
+        raise ConfigError(
+            "This policy would forget every snapshot; give at least one --keep option."
+        )

@@ -117,7 +117,7 @@ async def ls(s: Session, selector: str, path: str = "") -> dict:
 
 async def diff(s: Session, old: str, new: str) -> dict:
     snaps = await s.snapshots()
-    a, b = pick(snaps, old), pick(snaps, new)
+    a, b = pick(snaps, old, device=s.device), pick(snaps, new, device=s.device)
     d = manifests.diff(a.manifest, b.manifest)
     return {
         "from": a.id,
@@ -236,17 +236,30 @@ async def forget(
     keep_yearly: int = 0,
     prune: bool = False,
     dry_run: bool = False,
+    device: str | None = None,
+    all_devices: bool = False,
 ) -> dict:
     s.require_friends("forget")
     policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                              keep_yearly)  # fmt: skip
     snaps = await s.snapshots()
-    decision = retention.keep(policy, [(snap.id, snap.time) for snap in snaps])
-    gone = [snap for snap in snaps if snap.id not in decision.keep]
-    kept = [snap for snap in snaps if snap.id in decision.keep]
+    scope = _forget_scope(snaps, s.device, device, all_devices)
+    # Per device and folder set: one device's snapshots never make another's look old.
+    decision = retention.keep_per_group(policy, [(sn.id, sn.group, sn.time) for sn in scope])
+    forgotten = set(decision.forget)
+    gone = [snap for snap in scope if snap.id in forgotten]
+    # Kept means every snapshot not forgotten, other devices' too: prune must not free
+    # what they need.
+    kept = [snap for snap in snaps if snap.id not in forgotten]
     result: dict = {
-        "kept": [{"id": snap.id, "why": list(decision.keep[snap.id])} for snap in kept],
+        "kept": [
+            {"id": snap.id, "why": list(decision.keep[snap.id]), "device": snap.device}
+            for snap in scope
+            if snap.id in decision.keep
+        ],
         "forgotten": [snap.id for snap in gone],
+        "devices": sorted({snap.device for snap in scope}),
+        "other_devices_kept": len(snaps) - len(scope),
         "dry_run": dry_run,
     }
     if dry_run:
@@ -283,6 +296,23 @@ async def forget(
         result["removed_shares"] = report.removed_shares
         result["unreachable"] = sorted(s.grid.name(k) for k in report.unreachable)
     return result
+
+
+def _forget_scope(
+    snaps: list[Snapshot], this_device: str, device: str | None, all_devices: bool
+) -> list[Snapshot]:
+    """The snapshots a forget may touch: this device's, unless told another or all."""
+    if device and all_devices:
+        raise ConfigError("Give --device NAME or --all-devices, not both.")
+    if all_devices:
+        return snaps
+    wanted = device or this_device
+    scope = [snap for snap in snaps if snap.device == wanted]
+    if device and not scope:
+        devices = ", ".join(sorted({snap.device for snap in snaps})) or "none yet"
+        raise ConfigError(f"No snapshot was made on a device called {device!r}; devices: "
+                          f"{devices}.")  # fmt: skip
+    return scope
 
 
 JOBS = {

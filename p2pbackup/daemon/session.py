@@ -18,7 +18,7 @@ from p2pbackup.core import head as heads
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Manifest
 from p2pbackup.daemon.grid import Grid, adopt_head_friends, connected, friends_from_lan
-from p2pbackup.daemon.node import Node
+from p2pbackup.daemon.node import Node, device_name
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.engine.headstore import read_head
@@ -43,6 +43,16 @@ class Snapshot:
     def time(self) -> datetime:
         return datetime.fromtimestamp(self.ref.created_at_ns / 1e9).astimezone()
 
+    @property
+    def device(self) -> str:
+        return self.manifest.device
+
+    @property
+    def group(self) -> tuple[str, tuple[str, ...]]:
+        """What retention and ``latest`` go by, as restic's host and paths: the device
+        and the set of folders it backed up."""
+        return self.manifest.device, tuple(sorted(self.manifest.roots))
+
     def summary(self) -> dict:
         return {
             "id": self.id,
@@ -50,6 +60,7 @@ class Snapshot:
             "files": self.manifest.file_count,
             "bytes": self.manifest.total_bytes,
             "device": self.manifest.device,
+            "roots": list(self.manifest.roots),
         }
 
 
@@ -65,6 +76,11 @@ class Session:
     @property
     def keys(self) -> OwnerKeys:
         return self.node.keys
+
+    @property
+    def device(self) -> str:
+        """This device's name, as its snapshots carry it."""
+        return device_name(self.node.profile)
 
     def settings(self) -> dict:
         return self.node.profile.settings()
@@ -106,7 +122,7 @@ class Session:
         return [Snapshot(ref, await self.manifest(ref)) for ref in refs]
 
     async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
-        return pick(await self.snapshots(), selector, at)
+        return pick(await self.snapshots(), selector, at, device=self.device)
 
 
 def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:
@@ -126,17 +142,29 @@ class _Reconnect(Exception):
     """The head named friends this device did not know: connect to them too."""
 
 
-def pick(snapshots: list[Snapshot], selector: str, at: datetime | None = None) -> Snapshot:
-    """``latest``, or any unique prefix of a snapshot id; ``at`` picks the one in force then."""
+def pick(
+    snapshots: list[Snapshot],
+    selector: str,
+    at: datetime | None = None,
+    *,
+    device: str | None = None,
+) -> Snapshot:
+    """``latest`` (``device``'s newest), ``latest@NAME`` (device NAME's newest), or any
+    unique prefix of a snapshot id; ``at`` picks the one in force then, on that device."""
     if not snapshots:
         raise ConfigError("There are no snapshots yet; run 'p2pbackup backup' first.")
+    name, at_sign, named = selector.partition("@")
+    if at_sign and name != "latest":
+        raise ConfigError(f"{selector!r}: only 'latest' takes @DEVICE, as in latest@laptop.")
+    if at is not None or name == "latest":
+        snapshots = _of_device(snapshots, named or device, named=bool(named))
     if at is not None:
         moment = at.astimezone() if at.tzinfo is None else at
         before = [s for s in snapshots if s.time <= moment]
         if not before:
             raise ConfigError(f"No snapshot existed yet at {moment.isoformat()}.")
         return before[-1]
-    if selector == "latest":
+    if name == "latest":
         return snapshots[-1]
     wanted = selector.lower()
     found = [s for s in snapshots if s.id.startswith(wanted)]
@@ -145,6 +173,19 @@ def pick(snapshots: list[Snapshot], selector: str, at: datetime | None = None) -
     if not found:
         raise ConfigError(f"No snapshot id starts with {selector!r}; see 'p2pbackup snapshots'.")
     raise ConfigError(f"{selector!r} starts {len(found)} snapshot ids; give more characters.")
+
+
+def _of_device(snapshots: list[Snapshot], device: str | None, named: bool) -> list[Snapshot]:
+    """The snapshots ``device`` made. A device that has made none yet (just recovered from
+    the phrase) gets everyone's, so its first restore needs no device name; a device named
+    by the user must exist."""
+    if device is None:
+        return snapshots
+    mine = [s for s in snapshots if s.device == device]
+    if mine or not named:
+        return mine or snapshots
+    devices = ", ".join(sorted({s.device for s in snapshots}))
+    raise ConfigError(f"No snapshot was made on a device called {device!r}; devices: {devices}.")
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pbackup.core.retention import RetentionPolicy, keep
+from p2pbackup.core.retention import RetentionPolicy, keep, keep_per_group
 from p2pbackup.errors import ConfigError
 
 RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
@@ -156,3 +156,42 @@ def test_each_reason_is_the_newest_of_its_bucket(counts, snaps):
             assert max(same) == (times[sid], sid)
     lasts = [sid for sid, why in decision.keep.items() if any(r.startswith("last") for r in why)]
     assert len(lasts) == min(policy.last, len(snaps))
+
+
+# Per group (device and folder set), as restic groups by host and paths.
+
+def test_each_group_keeps_its_own_newest():
+    snaps = [
+        ("l1", ("laptop", ("Documents",)), _at(2026, 5, 1)),
+        ("l2", ("laptop", ("Documents",)), _at(2026, 5, 3)),
+        ("d1", ("desktop", ("Documents",)), _at(2026, 5, 2)),
+        ("d2", ("desktop", ("Documents",)), _at(2026, 5, 4)),
+        ("p1", ("laptop", ("Photos",)), _at(2026, 4, 1)),
+    ]
+    decision = keep_per_group(RetentionPolicy(last=1), snaps)
+    # Without groups, keep-last 1 would keep d2 alone and forget laptop's newest.
+    assert decision.keep == {"d2": ("last 1",), "l2": ("last 1",), "p1": ("last 1",)}
+    assert decision.forget == ("d1", "l1")
+    assert list(keep(RetentionPolicy(last=1), [(s, t) for s, _, t in snaps]).keep) == ["d2"]
+
+
+def test_groups_check_the_policy_and_ids_even_when_empty():
+    with pytest.raises(ConfigError, match="at least one --keep"):
+        keep_per_group(RetentionPolicy(), [])
+    assert keep_per_group(RetentionPolicy(last=1), []).keep == {}
+    t = _at(2026, 5, 1)
+    with pytest.raises(ValueError, match="unique"):
+        keep_per_group(RetentionPolicy(last=1), [("a", "g1", t), ("a", "g2", t)])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**6)), max_size=30),
+       st.integers(1, 3))  # fmt: skip
+@settings(max_examples=100)
+def test_a_group_decision_is_the_one_it_would_get_alone(items, last):
+    snaps = [(i, g, _at(2026, 1, 1) + timedelta(minutes=m)) for i, (g, m) in enumerate(items)]
+    decision = keep_per_group(RetentionPolicy(last=last), snaps)
+    for group in {g for _, g, _ in snaps}:
+        alone = keep(RetentionPolicy(last=last), [(s, t) for s, g, t in snaps if g == group])
+        assert {s: w for s, w in decision.keep.items() if s in alone.keep} == alone.keep
+        assert set(alone.forget) <= set(decision.forget)
+    assert set(decision.keep) | set(decision.forget) == {s for s, _, _ in snaps}

@@ -1,0 +1,101 @@
+"""Two devices of one owner (the second recovered from the phrase): ``latest`` and
+retention go by the device and its folders, and neither device forgets the other's
+snapshots unless told to."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2pbackup.cli.demo import same_tree
+from p2pbackup.errors import ConfigError
+from tests.daemon.conftest import pair, started
+
+pytestmark = pytest.mark.trio
+
+
+def _folder(root, name: str, text: str) -> str:
+    top = root / name
+    top.mkdir(parents=True)
+    (top / f"{name.lower()}.txt").write_text(text)
+    return str(top)
+
+
+async def _two_devices(nodes, tmp_path):
+    """laptop backs up Documents twice; desktop, recovered from the same phrase, backs up
+    Music twice. Their snapshot ids, oldest first."""
+    docs = nodes.profiles["laptop"].settings()["folders"][0]
+    laptop = [(await nodes.run("laptop", "backup"))["snapshot"]]
+    with open(f"{docs}/documents.txt", "a") as f:
+        f.write("second version\n")
+    laptop.append((await nodes.run("laptop", "backup"))["snapshot"])
+    music = _folder(tmp_path, "Music", "la la la\n")
+    desktop_node = await nodes.start(
+        "desktop", secret=nodes.profiles["laptop"].secret(), folders=[music]
+    )
+    await pair(nodes.nodes["alice"], desktop_node)  # it learns the others from the head
+    desktop = [(await nodes.run("desktop", "backup"))["snapshot"]]
+    with open(f"{music}/music.txt", "a") as f:
+        f.write("and again\n")
+    desktop.append((await nodes.run("desktop", "backup"))["snapshot"])
+    return laptop, desktop
+
+
+async def test_latest_is_this_devices_and_another_is_named(tmp_path):
+    docs = _folder(tmp_path, "Documents", "first version\n")
+    async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
+                       folders=[docs]) as nodes:  # fmt: skip
+        laptop, desktop = await _two_devices(nodes, tmp_path)
+        snaps = await nodes.run("desktop", "snapshots")
+        assert [(s["id"], s["device"], s["roots"]) for s in snaps] == [
+            *((sid, "laptop", ["Documents"]) for sid in laptop),
+            *((sid, "desktop", ["Music"]) for sid in desktop),
+        ]
+        # The desktop's newest snapshot is the newest of all; the laptop backs up after it.
+        with open(f"{docs}/documents.txt", "a") as f:
+            f.write("third version\n")
+        laptop.append((await nodes.run("laptop", "backup"))["snapshot"])
+
+        mine = await nodes.run("desktop", "ls", selector="latest")
+        assert mine["snapshot"] == desktop[-1]
+        assert [e["path"] for e in mine["entries"]] == ["Music", "Music/music.txt"]
+        theirs = await nodes.run("desktop", "ls", selector="latest@laptop")
+        assert theirs["snapshot"] == laptop[-1]
+        assert (await nodes.run("laptop", "ls", selector="latest"))["snapshot"] == laptop[-1]
+        changes = await nodes.run("desktop", "diff", old=desktop[0], new="latest")
+        assert changes["to"] == desktop[-1] and changes["changed"] == ["Music/music.txt"]
+        await nodes.run("desktop", "restore", selector="latest@laptop", to=str(tmp_path / "r"))
+        assert same_tree(docs, str(tmp_path / "r" / "Documents"))
+        with pytest.raises(ConfigError, match=r"no-such.*devices: desktop, laptop"):
+            await nodes.run("desktop", "ls", selector="latest@no-such")
+        with pytest.raises(ConfigError, match="only 'latest' takes @DEVICE"):
+            await nodes.run("desktop", "ls", selector=f"{laptop[0][:8]}@laptop")
+
+
+async def test_forget_keeps_per_device_and_leaves_other_devices_alone(tmp_path):
+    docs = _folder(tmp_path, "Documents", "first version\n")
+    async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
+                       folders=[docs]) as nodes:  # fmt: skip
+        laptop, desktop = await _two_devices(nodes, tmp_path)
+        plan = await nodes.run("desktop", "forget", keep_last=1, dry_run=True)
+        assert plan["forgotten"] == [desktop[0]]
+        assert [(k["id"], k["device"]) for k in plan["kept"]] == [(desktop[1], "desktop")]
+        assert plan["other_devices_kept"] == 2
+        plan = await nodes.run("laptop", "forget", keep_last=1, dry_run=True)
+        assert plan["forgotten"] == [laptop[0]]  # not the desktop's, though they are newer
+
+        done = await nodes.run("desktop", "forget", keep_last=1, prune=True)
+        assert done["forgotten"] == [desktop[0]] and done["removed_records"] >= 1
+        left = [s["id"] for s in await nodes.run("laptop", "snapshots")]
+        assert left == [*laptop, desktop[1]]
+        # The prune freed only what the desktop's forgotten snapshot alone needed.
+        for number, sid in enumerate(laptop):
+            await nodes.run("laptop", "restore", selector=sid, to=str(tmp_path / f"l{number}"))
+        assert same_tree(docs, str(tmp_path / "l1" / "Documents"))
+
+        named = await nodes.run("desktop", "forget", keep_last=1, device="laptop")
+        assert named["forgotten"] == [laptop[0]]
+        everyone = await nodes.run("laptop", "forget", keep_last=1, all_devices=True,
+                                   dry_run=True)  # fmt: skip
+        assert everyone["forgotten"] == [] and everyone["devices"] == ["desktop", "laptop"]
+        with pytest.raises(ConfigError, match=r"nobody.*devices: desktop, laptop"):
+            await nodes.run("laptop", "forget", keep_last=1, device="nobody")

@@ -36,3 +36,11 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     """Print ``data`` as JSON with --json, else ``text`` for people."""
     print(json.dumps(data) if getattr(args, "json", False) else text)
     sys.stdout.flush()
+
+
+def caught(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` is a ``kind``, or holds one: trio delivers Ctrl-C and a closed pipe
+    inside the exception groups of its nurseries."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(kind) is not None
+    return isinstance(exc, kind)

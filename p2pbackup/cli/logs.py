@@ -1,8 +1,10 @@
 """Where a command's log goes: a rotating file per profile, and the terminal.
 
-The file gets everything from INFO up (libp2p's chatter only from WARNING),
-so a user can send it with a bug report; the terminal gets only our warnings,
-or everything with --verbose. Nothing logs secrets: keys, the phrase and
+The file gets our records from INFO up (DEBUG with --verbose) and other
+libraries' only from WARNING, so a user can send it with a bug report; the
+terminal gets only our own records: warnings, or everything with --verbose.
+A library's line (libp2p's failed dials, multiaddr's debug chatter) never
+reaches the terminal. Nothing logs secrets: keys, the phrase and
 invite codes never reach a log call (tests/cli/test_logs.py checks the file).
 """
 
@@ -39,16 +41,14 @@ def setup_logging(home: str | None, verbose: bool) -> str | None:
     terminal = logging.StreamHandler()
     terminal.setFormatter(logging.Formatter("p2pbackup: %(message)s"))
     terminal.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    if not verbose:
-        terminal.addFilter(lambda record: record.name.startswith("p2pbackup"))
+    terminal.addFilter(_ours)
     # The command prints its own error line; the log file keeps it too.
     terminal.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(terminal)
-    # libp2p reports every failed dial attempt as a warning; a friend being away is normal.
     # libp2p turns off propagation, so its records would reach Python's last-resort stderr
-    # handler: send them through ours instead.
+    # handler: send them through ours instead (where only the file takes them).
     libp2p = logging.getLogger("libp2p")
-    libp2p.setLevel(logging.DEBUG if verbose else logging.ERROR)
+    libp2p.setLevel(logging.WARNING)
     libp2p.propagate = True
     profile = Profile(home or default_home())
     if not profile.exists:
@@ -63,5 +63,10 @@ def setup_logging(home: str | None, verbose: bool) -> str | None:
         return None  # a read-only home: log to the terminal only
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler.addFilter(lambda record: _ours(record) or record.levelno >= logging.WARNING)
     root.addHandler(handler)
     return handler.baseFilename
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    return record.name == "p2pbackup" or record.name.startswith("p2pbackup.")

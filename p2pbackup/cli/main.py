@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from p2pbackup import __version__, runtime
 from p2pbackup.cli import backups, demo, friends, setup
-from p2pbackup.cli.common import add_home
+from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import one_error
 from p2pbackup.errors import P2PBackupError
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `ls | head` when ls is cut off
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     runtime.tune_malloc()
@@ -51,9 +56,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"p2pbackup: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("p2pbackup: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        # trio delivers Ctrl-C and a closed pipe inside the exception groups of its nurseries.
+        if caught(exc, KeyboardInterrupt):
+            print("p2pbackup: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        if caught(exc, BrokenPipeError):
+            _silence_stdout()
+            return BROKEN_PIPE
+        raise
+
+
+def _silence_stdout() -> None:
+    """The reader went away: drop what is still buffered, so the exit flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from p2pbackup.cli.common import emit, profile_of
+from p2pbackup.cli.common import caught, emit, profile_of
 from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
 
@@ -59,19 +59,34 @@ async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.Eve
             return await jobs.run(s, name, params)
 
 
+# Jobs that change something: a daemon carries them on when the CLI that asked goes away.
+_LASTING_JOBS = frozenset({"backup", "restore", "verify", "forget"})
+
+
 def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
     """The job's result, from the daemon of the profile or from a node run here."""
     profile = profile_of(args).require()
     sink = progress_sink()
+    in_daemon = False
 
     async def _main() -> Any:
+        nonlocal in_daemon
         try:
+            in_daemon = True
             return await control.call(control.address(profile.home), name, params, sink)
         except control.NoDaemon:
+            in_daemon = False
             return await _local(args, name, params, sink)
 
     try:
         return trio.run(_main)
+    except BaseException as exc:
+        if in_daemon and name in _LASTING_JOBS and caught(exc, KeyboardInterrupt):
+            # Until the control protocol can cancel a job, say plainly what goes on.
+            print(f"\rp2pbackup: the daemon goes on with this {name} in the background; "
+                  "`p2pbackup status` shows it, and stopping the daemon stops it.",
+                  file=sys.stderr)  # fmt: skip
+        raise
     finally:
         if sys.stderr.isatty():
             print("\r", end="", file=sys.stderr)

@@ -1,0 +1,51 @@
+"""How the real command behaves at the edges of a terminal: Ctrl-C, a closed pipe, -v."""
+
+from __future__ import annotations
+
+import signal
+
+from p2pbackup.cli.localgrid import LOOPBACK, LocalGrid
+
+
+def test_ctrl_c_stops_the_daemon_with_one_line_and_exit_130(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        daemon = grid.command("laptop", "daemon", "--listen", LOOPBACK)
+        assert "running" in daemon.stdout.readline()
+        daemon.send_signal(signal.SIGINT)
+        _, err = daemon.communicate(timeout=30)
+        assert daemon.returncode == 130
+        assert err.strip().splitlines() == ["p2pbackup: interrupted"]
+
+
+def test_ctrl_c_while_an_invite_waits_exits_130_without_a_traceback(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        invite = grid.command("laptop", "invite", "--offer", "1G", "--listen", LOOPBACK)
+        assert invite.stdout.readline().strip()  # the code: the node is up and waiting
+        invite.send_signal(signal.SIGINT)
+        _, err = invite.communicate(timeout=30)
+        assert invite.returncode == 130
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+        assert err.strip().splitlines()[-1] == "p2pbackup: interrupted"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        process = grid.command("laptop", "id")
+        process.stdout.close()  # as `p2pbackup id | head -0` does, before anything is written
+        err = process.stderr.read()
+        assert process.wait(timeout=30) == 141
+        assert err == ""
+
+
+def test_verbose_shows_our_log_but_no_library_chatter(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        process = grid.command("laptop", "-v", "friends")
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        lines = err.splitlines()
+        assert any("friends" in line for line in lines)  # our own debug/info lines
+        assert not any("CID" in line or "libp2p" in line for line in lines), err

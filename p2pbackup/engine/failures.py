@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from p2pbackup.errors import P2PBackupError
 
 
-def _leaves(error: BaseException) -> Iterator[BaseException]:
+def leaves(error: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside a group, however deep: nested nurseries wrap a failure once
+    per level, so ``group.exceptions`` may hold groups, not the errors themselves."""
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
-            yield from _leaves(inner)
+            yield from leaves(inner)
     else:
         yield error
 
@@ -27,7 +29,7 @@ def one_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if leaves and all(isinstance(e, P2PBackupError) for e in leaves):
-            raise leaves[0] from group
+        found = list(leaves(group))
+        if found and all(isinstance(e, P2PBackupError) for e in found):
+            raise found[0] from group
         raise

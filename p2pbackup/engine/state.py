@@ -39,6 +39,7 @@ class BackupState:
         self._revlogs: dict[str, Revlog] = {}
         self._challenges: dict[ShareKey, list[tuple[bytes, bytes]]] = {}  # without a db
         self._garbage: set[bytes] = set()
+        self._in_flight: set[tuple[bytes, int, str]] = set()  # without a db
         if db is not None:
             self.records = dict(db.records())
             self.head_seq, self.head, self.last_snapshot = db.head()
@@ -121,6 +122,27 @@ class BackupState:
         self.records[record_id] = record
         if self._db is not None:
             self._db.record_stored(record_id, record)
+        # Shares sent elsewhere (to a friend that failed) stay noted, for prune to remove.
+        self.landed([(record_id, i, f) for i, f in record.placement.items()])
+
+    def sending(self, record_id: bytes, placement: dict[int, str]) -> None:
+        """Note shares about to be sent, before any byte leaves: if the run stops before
+        the record is stored, prune knows what this device left on which friend."""
+        if self._db is not None:
+            self._db.sending(record_id, placement)
+        else:
+            self._in_flight.update((record_id, i, f) for i, f in placement.items())
+
+    def in_flight(self) -> set[tuple[bytes, int, str]]:
+        """(record id, share index, friend) of shares sent that no stored record holds."""
+        return self._db.in_flight() if self._db is not None else set(self._in_flight)
+
+    def landed(self, shares: list[tuple[bytes, int, str]]) -> None:
+        """These shares are accounted for: part of a stored record, or removed."""
+        if self._db is not None:
+            self._db.landed(shares)
+        else:
+            self._in_flight.difference_update(shares)
 
     def new_challenges(self, key: ShareKey, pairs: list[tuple[bytes, bytes]]) -> None:
         if self._db is not None:

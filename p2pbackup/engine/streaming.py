@@ -5,7 +5,9 @@ time in a worker thread, while the previous batch goes out to the n friends
 as ``put_part`` pieces (one batch ahead, no more). The friends reserve the
 room of the largest possible share first, and check the whole share when the
 last piece lands. A friend failing mid-way means starting the record again
-without it: shares are placed before they exist.
+without it: shares are placed before they exist. The friends that did not
+fail keep their share indexes; a share they hold whole already is answered
+"kept" and not sent again, a partial one starts over at offset 0.
 
 Download: k shares are read in ranges, a batch of erasure segments at a
 time, decoded, opened (each segment authenticated) and handed to a sink;
@@ -16,7 +18,7 @@ missing share means starting again with another holder.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import nacl.utils
@@ -25,6 +27,7 @@ import trio
 from p2pbackup.core import erasure
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.core.seal import Kind, RecordOpener, Sealer
+from p2pbackup.engine.failures import leaves
 from p2pbackup.errors import IntegrityError, PeerError, StorageError
 from p2pbackup.storage.sharepool import PROVE_PERSON_v1
 from p2pbackup.storage.store import ShareKey, ShareStore
@@ -38,6 +41,28 @@ class FriendFailed(Exception):
         super().__init__(reason)
         self.friend = friend
         self.reason = reason
+
+
+class FriendsFailed(Exception):
+    """Friends that refused or went away during one streamed upload, each with its reason.
+    One exception, not a nursery's group: the caller catches it with a plain ``except``."""
+
+    def __init__(self, failures: Sequence[FriendFailed]) -> None:
+        super().__init__("; ".join(f"{f.friend}: {f.reason}" for f in failures))
+        self.failures = tuple(failures)
+
+
+def _settle(group: BaseExceptionGroup) -> BaseException:
+    """What an upload's nested nurseries should raise: the friends that failed, or an
+    error of the record itself (its file changed, could not be read) as itself; a
+    cancellation, or several unrelated errors, as the group trio made."""
+    found = list(leaves(group))
+    if not all(isinstance(e, Exception) for e in found):
+        return group  # Cancelled, KeyboardInterrupt: trio's to carry
+    others = [e for e in found if not isinstance(e, FriendFailed)]
+    if not others:
+        return FriendsFailed([e for e in found if isinstance(e, FriendFailed)])
+    return others[0] if len(others) == 1 else group
 
 
 @dataclass
@@ -110,8 +135,9 @@ async def upload_stream(
     producer: Producer,
     workers: trio.CapacityLimiter,
 ) -> None:
-    """Send every share of the producer's record to its friend; FriendFailed on the first
-    friend that refuses or goes away."""
+    """Send every share of the producer's record to its friend. FriendsFailed names the
+    friends that refused or went away (the others are stopped); an error reading the
+    record's source comes out as itself."""
     offsets = dict.fromkeys(placed, 0)
     kept: set[int] = set()  # friends that already had the share
     rid = record_id
@@ -136,14 +162,20 @@ async def upload_stream(
             raise FriendFailed(friend, exc.message) from exc
         offsets[index] += len(piece)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_produce)
-        async with receive_batches:
-            async for batch in receive_batches:
-                async with trio.open_nursery() as senders:
-                    for index in placed:
-                        if index not in kept:
-                            senders.start_soon(_send, index, batch.pieces[index], batch.last)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_produce)
+            async with receive_batches:
+                async for batch in receive_batches:
+                    async with trio.open_nursery() as senders:
+                        for index in placed:
+                            if index not in kept:
+                                senders.start_soon(_send, index, batch.pieces[index], batch.last)
+    except BaseExceptionGroup as group:  # a failure comes wrapped once per nursery level
+        settled = _settle(group)
+        if settled is group:
+            raise
+        raise settled from group
 
 
 async def fetch_stream(

@@ -22,7 +22,7 @@ from p2pbackup.engine import streaming
 from p2pbackup.engine.events import EventSink, FriendTrouble, RecordStored
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.verify import CHALLENGES, make_challenges
-from p2pbackup.errors import PeerError, StorageError
+from p2pbackup.errors import PeerError, PlacementError, StorageError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
 
@@ -80,7 +80,7 @@ class Uploader:
         self._events = events
         self._k, self._n, self._survive = k, n, survive
         self._room = dict(room)
-        self._failed: set[str] = set()
+        self._failed: dict[str, str] = {}  # friend -> why it takes no more shares this run
         self._workers = workers
 
     async def store(
@@ -123,10 +123,13 @@ class Uploader:
         if known is not None:
             return known.descriptor
         reserve = erasure.share_size(max_sealed_length(size), self._k)
+        placed: dict[int, str] = {}  # kept across restarts by friends that did not fail
         while True:
-            placed = self._place(reserve, {})  # PlacementError once nobody is left
-            for friend in placed.values():
+            todo = self._place(reserve, placed)  # PlacementError once nobody is left
+            for friend in todo.values():
                 self._room[friend] -= reserve
+            placed.update(todo)
+            self._state.sending(record_id, placed)
             producer = streaming.Producer(
                 self._keys.data_key, kind, record_id, open_segments(), self._k, self._n,
                 CHALLENGES,
@@ -136,12 +139,14 @@ class Uploader:
                     self._stores, record_id, placed, reserve, producer, self._workers
                 )
                 break
-            except* streaming.FriendFailed as group:
-                for friend in placed.values():
-                    self._room[friend] += reserve
-                for failure in group.exceptions:
-                    self._failed.add(failure.friend)
-                    self._events(FriendTrouble(failure.friend, failure.reason))
+            except streaming.FriendsFailed as exc:
+                for failure in exc.failures:
+                    self._friend_failed(failure.friend, failure.reason)
+                # A failed friend's shares, partial or whole, do not count: placed again.
+                for index, friend in list(placed.items()):
+                    if friend in self._failed:
+                        del placed[index]
+                        self._room[friend] += reserve
         descriptor = producer.descriptor
         used = erasure.share_size(descriptor.length, self._k)
         for friend in placed.values():
@@ -154,15 +159,31 @@ class Uploader:
         )
         return descriptor
 
+    def _friend_failed(self, friend: str, reason: str) -> None:
+        """The friend takes no more shares in this run; said once, with its reason."""
+        if friend not in self._failed:
+            self._failed[friend] = reason
+            self._events(FriendTrouble(friend, reason))
+
     def _place(self, share_size: int, existing: dict[int, str]) -> dict[int, str]:
         friends = [
             placement.FriendRoom(name, free)
             for name, free in self._room.items()
             if name not in self._failed
         ]
-        wanted = placement.place(
-            self._k, self._n, share_size, friends, survive=self._survive, existing=existing
-        )
+        try:
+            wanted = placement.place(
+                self._k, self._n, share_size, friends, survive=self._survive, existing=existing
+            )
+        except PlacementError as exc:
+            if not self._failed:
+                raise
+            failed = "; ".join(  # by the names people know them by, not the engine's keys
+                f"{self._stores[key].name}: {why}" for key, why in sorted(self._failed.items())
+            )
+            raise PlacementError(
+                f"{exc.message} Friends that failed during this run: {failed}"
+            ) from exc
         return {i: f for i, f in wanted.items() if i not in existing}
 
     async def _upload(self, descriptor: RecordDescriptor, shares: list[bytes]) -> dict[int, str]:
@@ -172,6 +193,7 @@ class Uploader:
             todo = self._place(share_size, placed)
             for friend in todo.values():
                 self._room[friend] -= share_size
+            self._state.sending(descriptor.record_id, todo)
             results: dict[int, str | None] = {}
 
             async def _put(index: int, friend: str, results=results) -> None:
@@ -181,8 +203,7 @@ class Uploader:
                     )
                     results[index] = friend
                 except (PeerError, StorageError) as exc:
-                    self._failed.add(friend)
-                    self._events(FriendTrouble(friend, exc.message))
+                    self._friend_failed(friend, exc.message)
                     results[index] = None
 
             async with trio.open_nursery() as nursery:

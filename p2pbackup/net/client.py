@@ -42,6 +42,11 @@ _ERRORS: dict[int, type[P2PBackupError]] = {
 }
 
 
+def _broke(name: str, exc: Exception) -> str:
+    # libp2p often raises with no message: "broke: ." told a user nothing.
+    return f"The connection to friend {name} broke: {str(exc) or type(exc).__name__}."
+
+
 class RemoteShareStore:
     """My shares on one friend's node, reached over an open libp2p host."""
 
@@ -127,7 +132,7 @@ class RemoteShareStore:
                         waiter[1].append(message)
                         waiter[0].set()
         except (BaseLibp2pError, FormatError) as exc:
-            reason = f"The connection to friend {self.name} broke: {exc}."
+            reason = _broke(self.name, exc)
         finally:
             self._drop(stream, reason)
 
@@ -148,7 +153,7 @@ class RemoteShareStore:
         except BaseLibp2pError as exc:
             self._waiting.pop(request_id, None)
             self._drop(stream, str(exc))
-            raise PeerError(f"The connection to friend {self.name} broke: {exc}.") from exc
+            raise PeerError(_broke(self.name, exc)) from exc
         reply = slot[0]
         if reply.op is Op.ERROR:
             code, text = proto.parse_error(reply.body)

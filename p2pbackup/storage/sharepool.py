@@ -56,9 +56,10 @@ class _Upload:
 
 def _storage_error(exc: OSError) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Read by the owner (over the wire, under the friend's name) and in this node's log.
         return StorageError(
-            "This computer's disk is full: a friend's share could not be stored. "
-            "Free some space; nothing was half-written."
+            "No room: the disk is full where the share was to be kept, so it was not "
+            "stored. Free some space there; nothing was half-written."
         )
     return StorageError(f"Could not store a friend's share: {exc.strerror}.")
 

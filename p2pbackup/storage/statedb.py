@@ -60,6 +60,12 @@ CREATE INDEX IF NOT EXISTS challenges_share ON challenges (record_id, idx);
 CREATE TABLE IF NOT EXISTS garbage (  -- records to remove from friends that were away
     record_id BLOB PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS in_flight (  -- shares sent that no stored record's placement holds
+    record_id BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    friend TEXT NOT NULL,       -- friend owner id (hex), as in records.placement
+    PRIMARY KEY (record_id, idx, friend)
+);
 """
 _PATH_TABLES = ("files", "signatures", "revlogs")
 
@@ -283,6 +289,26 @@ class StateDB:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM garbage")
             self._db.executemany("INSERT INTO garbage VALUES (?)", [(r,) for r in record_ids])
+
+    def in_flight(self) -> set[tuple[bytes, int, str]]:
+        return {(bytes(r), i, f) for r, i, f in self._db.execute("SELECT * FROM in_flight")}
+
+    def sending(self, record_id: bytes, placement: dict[int, str]) -> None:
+        """Committed before the first byte of these shares leaves (prune's note of them)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO in_flight VALUES (?, ?, ?)",
+                [(record_id, i, f) for i, f in sorted(placement.items())],
+            )
+
+    def landed(self, shares: list[tuple[bytes, int, str]]) -> None:
+        """These shares are accounted for: part of a stored record, or removed."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM in_flight WHERE record_id = ? AND idx = ? AND friend = ?", shares
+            )
 
     def take_challenge(self, record_id: bytes, index: int) -> tuple[bytes, bytes] | None:
         """An unspent (nonce, answer) pair for the share, spent by taking it."""

@@ -1,21 +1,29 @@
 """Backups from the command line: folders, exclude, backup, snapshots, ls, diff, restore,
-status. Each command is a thin client of a job in ``daemon.jobs``."""
+status. Each command is a thin client of a job in ``daemon.jobs``.
+
+File names are printed through ``core.names``: escaped for people, and in --json
+with an exact ``_b64`` twin when they are not UTF-8 (docs/format.md)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import trio
 
 from p2pbackup.cli.common import add_common, emit, profile_of
-from p2pbackup.cli.runner import run_job
+from p2pbackup.cli.runner import call_job, run_job
+from p2pbackup.core import names
+from p2pbackup.core.names import shown
 from p2pbackup.core.placement import format_size, parse_size
 from p2pbackup.daemon import control
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.engine import events as ev
+from p2pbackup.engine.diskname import from_disk
 from p2pbackup.errors import ConfigError
 from p2pbackup.storage.profile import Profile
 
@@ -43,7 +51,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     backup = commands.add_parser("backup", help="back up the folders now")
     add_common(backup)
-    backup.set_defaults(run=lambda args: run_job(args, "backup", {}, _backup_text))
+    backup.set_defaults(
+        run=lambda args: _run_naming(args, "backup", {}, _backup_text, _backup_json)
+    )
 
     snaps = commands.add_parser("snapshots", help="list snapshots, oldest first")
     add_common(snaps)
@@ -53,18 +63,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_common(ls)
     ls.add_argument("snapshot", help=LATEST_HELP)
     ls.add_argument("path", nargs="?", default="")
-    ls.set_defaults(
-        run=lambda args: run_job(
-            args, "ls", {"selector": args.snapshot, "path": args.path}, _ls_text
-        )
-    )
+    ls.set_defaults(run=run_ls)
 
     diff = commands.add_parser("diff", help="what changed between two snapshots")
     add_common(diff)
     diff.add_argument("old")
     diff.add_argument("new")
     diff.set_defaults(
-        run=lambda args: run_job(args, "diff", {"old": args.old, "new": args.new}, _diff_text)
+        run=lambda args: _run_naming(
+            args, "diff", {"old": args.old, "new": args.new}, _diff_text, _diff_json
+        )
     )
 
     restore = commands.add_parser("restore", help="bring files back from a snapshot")
@@ -76,7 +84,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     where.add_argument("--to", metavar="DIR", help="restore under this folder")
     where.add_argument("--in-place", action="store_true", help="back where the files came from")
     restore.add_argument(
-        "--force", action="store_true", help="with --in-place: overwrite files newer on disk"
+        "--force", action="store_true", help="overwrite files that are newer on disk"
     )
     restore.set_defaults(run=run_restore)
 
@@ -114,6 +122,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     status = commands.add_parser("status", help="friends online, last backup, how safe it is")
     add_common(status)
     status.set_defaults(run=lambda args: run_job(args, "status", {}, _status_text))
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    params = {"selector": args.snapshot, "path": from_disk(args.path)}
+    return _run_naming(args, "ls", params, _ls_text, _ls_json)
 
 
 def run_forget(args: argparse.Namespace) -> int:
@@ -218,17 +231,30 @@ def run_restore(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--at {args.at!r} is not a date and time like 2026-11-25T14:30."
             ) from None
-    if args.force and not args.in_place:
-        raise ConfigError("--force only makes sense with --in-place.")
     params = {
         "selector": args.snapshot,
         "at": at,
-        "paths": args.paths,
+        "paths": [from_disk(p) for p in args.paths],
         "to": os.path.abspath(args.to) if args.to else None,
         "in_place": args.in_place,
         "force": args.force,
     }
-    return run_job(args, "restore", params, _restore_text)
+    return _run_naming(args, "restore", params, _restore_text, _restore_json)
+
+
+def _run_naming(
+    args: argparse.Namespace,
+    name: str,
+    params: dict,
+    text: Callable[[Any], str],
+    json_form: Callable[[Any], None],
+) -> int:
+    """``run_job`` for a result that holds file names: ``json_form`` makes them strict JSON."""
+    result = call_job(args, name, params)
+    people = text(result)
+    json_form(result)
+    emit(args, result, people)
+    return 0
 
 
 def _backup_text(data: dict) -> str:
@@ -238,8 +264,13 @@ def _backup_text(data: dict) -> str:
         f"{format_size(data['bytes_stored'])} sent in {data['records_stored']} records to "
         f"{', '.join(data['friends'])} in {data['seconds']:.1f} s."
     ]
-    lines += [f"skipped {s['path']}: {s['reason']}" for s in data["skipped"]]
+    lines += [f"skipped {shown(s['path'])}: {s['reason']}" for s in data["skipped"]]
     return "\n".join(lines)
+
+
+def _backup_json(data: dict) -> None:
+    for skipped in data["skipped"]:
+        names.to_json(skipped, "path")
 
 
 def _snapshots_text(data: list) -> str:
@@ -254,17 +285,29 @@ def _snapshots_text(data: list) -> str:
 
 def _ls_text(data: dict) -> str:
     return "\n".join(
-        f"{e['type'][0]} {e['mode']:>4} {e['size']:>12}  {e['path']}"
-        + (f" -> {e['target']}" if "target" in e else "")
+        f"{e['type'][0]} {e['mode']:>4} {e['size']:>12}  {shown(e['path'])}"
+        + (f" -> {shown(e['target'])}" if "target" in e else "")
         for e in data["entries"]
     )
 
 
+def _ls_json(data: dict) -> None:
+    for entry in data["entries"]:
+        names.to_json(entry, "path")
+        names.to_json(entry, "target")
+
+
 def _diff_text(data: dict) -> str:
-    lines = [f"+ {p}" for p in data["added"]]
-    lines += [f"- {p}" for p in data["removed"]]
-    lines += [f"M {p}" for p in data["changed"]]
-    return "\n".join(sorted(lines, key=lambda line: line[2:])) or "No differences."
+    marked = [("+", p) for p in data["added"]] + [("-", p) for p in data["removed"]]
+    marked += [("M", p) for p in data["changed"]]
+    return "\n".join(f"{m} {shown(p)}" for m, p in sorted(marked, key=lambda x: x[1])) or (
+        "No differences."
+    )
+
+
+def _diff_json(data: dict) -> None:
+    for key in ("added", "removed", "changed"):
+        names.to_json(data, key)
 
 
 def _restore_text(data: dict) -> str:
@@ -272,8 +315,12 @@ def _restore_text(data: dict) -> str:
         f"Restored {data['files']} files, {format_size(data['bytes'])} from snapshot "
         f"{data['snapshot'][:12]} in {data['seconds']:.1f} s."
     ]
-    lines += [f"kept (newer on disk; --force overwrites): {p}" for p in data["kept_newer"]]
+    lines += [f"kept (newer on disk; --force overwrites): {shown(p)}" for p in data["kept_newer"]]
     return "\n".join(lines)
+
+
+def _restore_json(data: dict) -> None:
+    names.to_json(data, "kept_newer")
 
 
 def _status_text(data: dict) -> str:

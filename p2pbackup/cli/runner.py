@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from p2pbackup.cli.common import caught, emit, profile_of
+from p2pbackup.core import names
 from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
 
@@ -28,7 +29,7 @@ def progress_sink(stream=sys.stderr) -> ev.EventSink:
         if isinstance(event, ev.InviteReady):
             print(event.code, flush=True)  # alone on the first line of stdout, for scripts
         elif isinstance(event, ev.FileSkipped):
-            print(f"\rskipped {event.path}: {event.reason}", file=stream)
+            print(f"\rskipped {names.shown(event.path)}: {event.reason}", file=stream)
         elif isinstance(event, ev.FriendTrouble):
             print(f"\rfriend {event.friend}: {event.reason}", file=stream)
         elif isinstance(event, ev.FileDone | ev.FilesUnchanged) and live:

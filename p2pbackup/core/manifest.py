@@ -136,7 +136,7 @@ class Entry:
         if not 0 <= self.size <= MAX_SIZE:
             raise ValueError(f"{where}: size {self.size} is out of range")
         if self.type is EntryType.SYMLINK:
-            if "\0" in self.target or len(_encode_name(self.target, where)) > MAX_NAME_BYTES:
+            if "\0" in self.target or len(encode_name(self.target, where)) > MAX_NAME_BYTES:
                 raise ValueError(f"{where}: the link target holds NUL or is too long")
         elif self.target:
             raise ValueError(f"{where}: only a symlink has a target")
@@ -196,7 +196,7 @@ class Manifest:
         if not _strictly_increasing(self.parents) or self.snapshot_id in self.parents:
             raise ValueError("parents must be sorted, unique, and not the snapshot itself")
         for root in self.roots:
-            if not root or "\0" in root or len(_encode_name(root, "root")) > MAX_NAME_BYTES:
+            if not root or "\0" in root or len(encode_name(root, "root")) > MAX_NAME_BYTES:
                 raise ValueError(f"root {root!r} is empty, holds NUL or is too long")
         _check_tree(self.entries)
         _check_records(self.records, self.entries)
@@ -269,7 +269,7 @@ class Manifest:
             w.raw(parent)
         w.varint(len(self.roots))
         for root in self.roots:
-            w.blob(_encode_name(root, "root"))
+            w.blob(encode_name(root, "root"))
         w.varint(len(self.records))
         for descriptor in self.records:
             descriptor.write_to(w)
@@ -277,12 +277,12 @@ class Manifest:
         w.varint(len(self.entries))
         previous = b""
         for entry in self.entries:
-            path = _encode_name(entry.path, "path")
+            path = encode_name(entry.path, "path")
             shared = _shared_prefix(previous, path)
             w.varint(shared).blob(path[shared:])
             w.u8(entry.type).varint(entry.mode).varint(zigzag(entry.mtime_ns)).varint(entry.size)
             if entry.type is EntryType.SYMLINK:
-                w.blob(_encode_name(entry.target, "target"))
+                w.blob(encode_name(entry.target, "target"))
             elif entry.chain:
                 last = len(entry.chain) - 1
                 w.raw(entry.rev_id).u8(len(entry.chain))
@@ -415,7 +415,7 @@ def _check_path(path: str) -> None:
             raise ValueError(f"path {path!r} is absolute; snapshot paths are relative")
         raise ValueError(f"path {path!r} has an empty, '.' or '..' component")
     may_be_long = len(path) > MAX_NAME_BYTES or not path.isascii()  # ASCII: bytes == chars
-    if may_be_long and len(_encode_name(path, "path")) > MAX_NAME_BYTES:
+    if may_be_long and len(encode_name(path, "path")) > MAX_NAME_BYTES:
         raise ValueError(f"path {path[:64]!r}... is longer than {MAX_NAME_BYTES} bytes")
 
 
@@ -457,8 +457,9 @@ def _count(r: Reader, field: str, min_item_size: int) -> int:
     return r.varint(field, r.remaining() // min_item_size)
 
 
-def _encode_name(name: str, what: str) -> bytes:
-    """UTF-8, with undecodable file-name bytes (surrogateescape) restored as they were."""
+def encode_name(name: str, what: str) -> bytes:
+    """UTF-8, with undecodable file-name bytes (surrogateescape) restored as they were.
+    ValueError if no file name has these bytes (the scanner skips such a name)."""
     try:
         data = name.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

@@ -64,7 +64,9 @@ class _Lines:
 
 
 def _encode(message: dict) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    # ASCII: a file name that is not UTF-8 (a lone surrogate, "\udcff") goes as an escape
+    # that Python's json reads back exactly; .encode() of it raw would fail.
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
 async def serve(where: Address, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -110,7 +112,10 @@ async def _answer(
                 line = await _Lines(stream).next()
         except trio.TooSlowError:
             raise errors.FormatError(f"No request came within {REQUEST_DEADLINE} s.") from None
-        request = json.loads(line) if line else None
+        try:
+            request = json.loads(line) if line else None
+        except ValueError as exc:  # only here: a ValueError from a job is a bug, not bad JSON
+            raise errors.FormatError(f"Not JSON: {exc}.") from None
         if not _authorized(request, token):  # first: nothing else is looked at before it
             log.warning("control: a request without the right token was refused")
             raise errors.ConfigError(REFUSED)
@@ -123,8 +128,6 @@ async def _answer(
         return {"result": await handler(job, params, sink)}
     except errors.P2PBackupError as exc:
         return {"error": _error(exc)}
-    except ValueError as exc:
-        return {"error": _error(errors.FormatError(f"Not JSON: {exc}."))}
     except Exception as exc:  # a bug must not take the daemon down; the log says where
         log.exception("control request failed")
         message = f"The daemon failed unexpectedly ({type(exc).__name__}); see its log."

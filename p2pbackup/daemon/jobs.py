@@ -26,6 +26,7 @@ from p2pbackup.daemon.node import device_name
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
+from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
@@ -149,7 +150,10 @@ async def restore(
         report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force)
     else:
         assert to is not None
-        report = await restorer.restore(snap.manifest, os.path.abspath(to), paths)
+        # The same rule as in place: what is newer on disk stays, unless --force.
+        report = await restorer.restore(
+            snap.manifest, os.path.abspath(to), paths, keep_newer=not force
+        )
     seconds = time.monotonic() - started
     return {
         "snapshot": snap.id,
@@ -171,7 +175,7 @@ def _in_place(snap: Snapshot, folders: list[str]):
 
     def _target(path: str) -> str:
         label, _, rest = path.partition("/")
-        return os.path.join(where[label], *rest.split("/")) if rest else where[label]
+        return os.path.join(where[label], *to_disk(rest).split("/")) if rest else where[label]
 
     return _target
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,7 +181,7 @@ class Backup:
                 stat.S_IMODE(st.st_mode),
                 st.st_mtime_ns,
                 0,
-                os.readlink(item.source),
+                item.target,  # read by the scanner, as the snapshot keeps it
                 b"",
                 (),
             )

@@ -6,6 +6,14 @@ mode and mtime, so a crash never leaves a half-written file under the real
 name. Small files are written in batches by a thread (``storage.restoredfiles``)
 while the next batch is fetched. Records are cached while a restore runs
 because a pack serves many files.
+
+Names are written as the bytes the snapshot keeps (``diskname.to_disk``), so a
+name that is not UTF-8 comes back byte for byte.
+
+Unless told to overwrite (``keep_newer=False``: ``--force``), a restore never
+replaces what is on disk with an older version: a file or link whose mtime is
+newer than the snapshot's is kept and listed in the report, whether the
+restore goes back in place or ``--to`` a folder (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +33,7 @@ from p2pbackup.core.manifest import Entry, EntryType, Manifest
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
 from p2pbackup.engine import failures
+from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.fetcher import Fetcher, RecordCache
 from p2pbackup.errors import ConfigError, FormatError, IntegrityError, StorageError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
@@ -154,8 +164,9 @@ class Restorer:
         keep_newer: bool = False,
     ) -> RestoreReport:
         """Write the chosen entries under ``dest`` (a folder, or a snapshot path -> disk path
-        function for in-place restores). With ``keep_newer``, a file on disk that is newer
-        than the snapshot's is left alone, and one that already matches is not rewritten."""
+        function for in-place restores). With ``keep_newer``, a file or link on disk that is
+        newer than the snapshot's is left alone (and listed in ``kept_newer``), and one that
+        already matches is not rewritten."""
         report = RestoreReport()
         target_of = dest if callable(dest) else _under(dest)
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
@@ -164,7 +175,10 @@ class Restorer:
         async with _batched_writes() as batches:
             await self._write_entries(manifest, chosen, target_of, keep_newer, batches, report)
         # Directory times last: writing files into a directory changes its mtime.
+        kept = set(report.kept_newer)
         for entry in reversed(chosen):
+            if entry.path in kept:
+                continue
             target = target_of(entry.path)
             if entry.type is EntryType.DIR:
                 os.chmod(target, entry.mode)
@@ -190,10 +204,12 @@ class Restorer:
                 if entry.type is EntryType.DIR:
                     os.makedirs(target, exist_ok=True)
                 elif entry.type is EntryType.SYMLINK:
+                    if keep_newer and _keep_on_disk(target, entry, report):
+                        continue
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     if os.path.lexists(target):
                         os.unlink(target)
-                    os.symlink(entry.target, target)
+                    os.symlink(to_disk(entry.target), target)
                 else:
                     if keep_newer and _keep_on_disk(target, entry, report):
                         continue
@@ -254,18 +270,25 @@ async def _batched_writes() -> AsyncIterator[_Batches]:
 
 
 def _under(dest: str) -> Callable[[str], str]:
-    return lambda path: os.path.join(dest, *path.split("/"))
+    return lambda path: os.path.join(dest, *to_disk(path).split("/"))
 
 
 def _keep_on_disk(target: str, entry: Entry, report: RestoreReport) -> bool:
+    """Whether to leave what is at ``target``: it is newer than the snapshot's version
+    (kept, and reported), or it already is that version (nothing to write)."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
         return False
+    if entry.type is EntryType.SYMLINK:
+        if stat.S_ISLNK(st.st_mode) and os.readlink(target) == to_disk(entry.target):
+            return True  # the same link; its mtime is set at the end
+    elif st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
+        return True
     if st.st_mtime_ns > entry.mtime_ns:
         report.kept_newer.append(entry.path)
         return True
-    return st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
+    return False
 
 
 def _apply_on_disk(delta: bytes, base_path: str, out: str) -> None:

@@ -4,6 +4,10 @@ Each folder becomes a top-level name in the snapshot (its base name, made
 unique), so ``restore --to DIR`` gives ``DIR/Documents/...``, which is what a
 person expects. Entries that vanish or cannot be listed are reported and
 skipped; the walk goes on.
+
+Snapshot paths are the bytes of the names on disk (``diskname``): a name that
+is not UTF-8 is kept as it is. One that no snapshot can hold (too long) is
+reported and skipped like an unreadable one: no name stops a backup.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from p2pbackup.core.manifest import MAX_NAME_BYTES, encode_name
+from p2pbackup.engine.diskname import from_disk
 from p2pbackup.engine.events import EventSink, FileSkipped
 
 
@@ -36,13 +42,14 @@ class Found:
     path: str  # the snapshot path: "<root label>/relative/path"
     source: str  # where it is on disk
     st: Stat
+    target: str = ""  # a symlink's target, as a snapshot keeps it
 
 
 def root_labels(roots: Sequence[str]) -> list[str]:
     """A unique top-level name per folder: its base name, then "name-2", ..."""
     labels: list[str] = []
     for root in roots:
-        base = os.path.basename(os.path.normpath(root)) or "root"
+        base = from_disk(os.path.basename(os.path.normpath(root))) or "root"
         label, n = base, 1
         while label in labels:
             n += 1
@@ -78,19 +85,24 @@ def _walk(
         events(FileSkipped(prefix, f"cannot list the folder: {exc.strerror}"))
         return
     for child in children:
-        path = f"{prefix}/{child.name}"
-        if _excluded(child.name, path, excludes):
+        name = from_disk(child.name)
+        path = f"{prefix}/{name}"
+        if _excluded(name, path, excludes):
             continue
         try:
             st = child.stat(follow_symlinks=False)
+            target = from_disk(os.readlink(child.path)) if stat.S_ISLNK(st.st_mode) else ""
         except OSError as exc:
             events(FileSkipped(path, f"vanished or unreadable: {exc.strerror}"))
             continue
-        if stat.S_ISDIR(st.st_mode):
+        problem = _unstorable(path, target)
+        if problem:
+            events(FileSkipped(path, problem))
+        elif stat.S_ISDIR(st.st_mode):
             yield Found(path, child.path, Stat.of(st))
             yield from _walk(child.path, path, excludes, events)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-            yield Found(path, child.path, Stat.of(st))
+            yield Found(path, child.path, Stat.of(st), target)
         else:
             events(
                 FileSkipped(
@@ -99,3 +111,17 @@ def _walk(
                     "and pipes are not backed up)",
                 )
             )
+
+
+def _unstorable(path: str, target: str) -> str | None:
+    """Why a snapshot cannot hold this name (or link target), or None: it almost always can."""
+    for name, what in ((path, "the path"), (target, "the link target")):
+        if name.isascii() and len(name) <= MAX_NAME_BYTES:
+            continue
+        try:
+            size = len(encode_name(name, what))
+        except ValueError as exc:
+            return f"{what} cannot be stored: {exc}"
+        if size > MAX_NAME_BYTES:
+            return f"{what} is longer than {MAX_NAME_BYTES} bytes"
+    return None

@@ -138,6 +138,38 @@ def test_small_manifest_fixed_vector():
     assert Manifest.from_bytes(data) == SMALL
 
 
+# --- fixed vector with names that are not UTF-8 (issue 9): each is its bytes, and entries
+# sort by code point of the surrogateescape'd name, which is not byte order for them ---
+BYTE_NAMES = _build(
+    [
+        _dir("D\udcff"),  # b"D\xff"
+        _empty("D\udcff/\ue000"),  # b"\xee\x80\x80": valid UTF-8, after \udcfe by code point
+        _empty("D\udcff/\U00010000"),  # b"\xf0\x90\x80\x80"
+        _empty("D\udcff/\udcfe"),  # b"\xfe"
+        _link("D\udcff/l", "../\udcc3"),  # a target that is not UTF-8 either
+    ],
+    roots=("D\udcff",),
+)
+BYTE_NAMES_HEX = (
+    "5032424d01000102030405060708090a0b0c0d0e0f008080d0e2c6bfce972f066c6170746f70"
+    "00 01 02 44ff 00 05"  # no parent, the root b"D\xff", no record, five entries
+    "00 02 44ff 02 ed03 8080d0e2c6bfce972f 00"
+    "02 02 2f6c 03 ff03 01 00 04 2e2e2fc3"
+    "03 01 fe 01 a403 00 00"
+    "03 03 ee8080 01 a403 00 00"
+    "03 04 f0908080 01 a403 00 00"
+).replace(" ", "")
+
+
+def test_names_that_are_not_utf8_fixed_vector():
+    assert BYTE_NAMES.to_bytes().hex() == BYTE_NAMES_HEX
+    parsed = Manifest.from_bytes(bytes.fromhex(BYTE_NAMES_HEX))
+    assert parsed == BYTE_NAMES and parsed.find("D\udcff/\udcfe") is not None
+    assert [e.path.encode("utf-8", "surrogateescape") for e in parsed.entries] == [
+        b"D\xff", b"D\xff/l", b"D\xff/\xfe", b"D\xff/\xee\x80\x80", b"D\xff/\xf0\x90\x80\x80",
+    ]  # fmt: skip
+
+
 # --- round trips over random trees ---
 
 _TEXT_NAME = st.text(

@@ -18,14 +18,17 @@ def add_home(parser: argparse.ArgumentParser, default: object = None) -> None:
     )
 
 
-def add_common(parser: argparse.ArgumentParser, json_output: bool = True) -> None:
+def add_common(
+    parser: argparse.ArgumentParser, json_output: bool = True,
+    json_help: str = "print one JSON document",
+) -> None:  # fmt: skip
     # SUPPRESS: given after the command it wins, given before it (global) it is kept.
     add_home(parser, default=argparse.SUPPRESS)
     parser.add_argument(
         "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="say more"
     )
     if json_output:
-        parser.add_argument("--json", action="store_true", help="print one JSON document")
+        parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def profile_of(args: argparse.Namespace) -> Profile:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 
 import trio
 
@@ -38,7 +37,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     daemon.set_defaults(run=run_daemon)
 
     inv = commands.add_parser("invite", help="make a one-time code for a friend to join with")
-    add_common(inv)
+    add_common(inv, json_help="print JSON lines: the code as soon as it exists, then the result")
     inv.add_argument(
         "--offer",
         default=DEFAULT_OFFER,
@@ -91,7 +90,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     quota.add_argument("size", help="e.g. 500M, 20G, 1T")
     quota.set_defaults(run=run_quota)
 
-    unfriend = commands.add_parser("unfriend", help="stop being friends, and drop their shares")
+    unfriend = commands.add_parser(
+        "unfriend",
+        help="stop being friends: drop their shares, and place what they held on the others",
+    )
     add_common(unfriend)
     unfriend.add_argument("friend", help="name, or the start of their node or owner id")
     unfriend.set_defaults(run=run_unfriend)
@@ -99,6 +101,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_daemon(args: argparse.Namespace) -> int:
     from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
+    from p2pbackup.daemon.node import public_addresses
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
@@ -111,6 +114,8 @@ def run_daemon(args: argparse.Namespace) -> int:
             )
             role = " and rendezvous point" if args.serve_rendezvous else ""
             print(f"p2pbackup node{role} {node.peer_id} running; Ctrl-C stops it.", flush=True)
+            for address in public_addresses(node.profile, str(node.peer_id)):
+                print(f"  friends reach it at {address}", flush=True)
 
     trio.run(_main)
     return 0
@@ -174,14 +179,27 @@ def run_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unfriend_text(data: dict) -> str:
+    lines = [
+        f"{data['name']} is no longer a friend; the {format_size(data['freed_bytes'])} you "
+        "kept for them are deleted."
+    ]
+    if not data["published"]:
+        lines.append("No other friend is online: your other devices hear of it, and what "
+                     f"{data['name']} held is placed again, once one is (run verify --repair).")
+    elif data["not_replaced"] or data["lost"]:
+        lines.append(
+            f"WARNING: {data['not_replaced']} of {data['records_checked']} records they held "
+            "could not be placed again in full on your other friends (no room, or a friend "
+            f"away); {data['at_risk']} would not survive losing another friend. Raise a "
+            "friend's quota or pair with a new one, then run 'p2pbackup verify --repair'."
+        )  # fmt: skip
+    else:
+        lines.append(f"{data['records_checked']} records they held are safe on your other "
+                     f"friends ({data['replaced']} placed again).")  # fmt: skip
+    return "\n".join(lines)
+
+
 def run_unfriend(args: argparse.Namespace) -> int:
-    catalog, pool_path = _catalog(args)
-    friend = catalog.find(args.friend)
-    catalog.remove_friend(friend.owner_id)
-    shutil.rmtree(f"{pool_path}/{friend.owner_id.hex()}", ignore_errors=True)
-    emit(
-        args,
-        {"name": friend.name, "removed": True},
-        f"{friend.name} is no longer a friend; the shares you kept for them are deleted.",
-    )
-    return 0
+    # A job, not a catalog edit: a running daemon owns the catalog and the pool's usage.
+    return run_job(args, "unfriend", {"friend": args.friend}, _unfriend_text)

@@ -109,7 +109,8 @@ class LocalGrid:
         invites, joins = [], []
         for joiner in joiners:
             invite = self.command(inviter, "invite", "--offer", offer, "--json")
-            code = invite.stdout.readline().strip()
+            line = invite.stdout.readline().strip()  # --json: the code's own JSON line
+            code = json.loads(line)["code"] if line else ""
             if not code:
                 invite.kill()
                 raise GridError(f"{inviter}: no invite code: {invite.stderr.read().strip()}")

@@ -18,10 +18,24 @@ from p2pbackup.errors import P2PBackupError
 log = logging.getLogger("p2pbackup")
 
 
+EXIT_CODES = """exit codes:
+  0    done
+  1    internal error (a bug: the log has the details)
+  2    usage or settings: a wrong option, path or value
+  3    integrity: data damaged or lost
+  4    a friend's node: unreachable, or it misbehaved
+  5    storage: the disk is full or read-only, or a file is missing
+  6    pairing: a wrong, used or expired invite code
+  130  interrupted (Ctrl-C)
+  141  the output was closed (as by `| head`)"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p2pbackup",
         description="Friends back each other up: encrypted, erasure-coded backups.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"p2pbackup {__version__}")
     add_home(parser)

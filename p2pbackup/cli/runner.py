@@ -4,6 +4,7 @@ else on a node started for the length of the command."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,19 +20,35 @@ from p2pbackup.engine import events as ev
 REDRAW = 0.1  # seconds between redraws of the progress line
 
 
-def progress_sink(stream=sys.stderr) -> ev.EventSink:
-    """Tell a person at a terminal what is happening; scripts get warnings only."""
+def progress_sink(stream=sys.stderr, json_lines: bool = False) -> ev.EventSink:
+    """Tell a person at a terminal what is happening; scripts get warnings only.
+
+    An invite's code goes to standard output as soon as it exists, alone on its line
+    (with ``json_lines``, as a JSON object of its own line, before the result's)."""
     live = stream.isatty()
     done = [0, 0]
     shown = [0.0]  # when the count was last drawn: a terminal redraw per file costs more
 
     def _sink(event: ev.Event) -> None:
         if isinstance(event, ev.InviteReady):
-            print(event.code, flush=True)  # alone on the first line of stdout, for scripts
+            if json_lines:
+                print(json.dumps(ev.to_dict(event)), flush=True)
+            else:
+                print(event.code, flush=True)  # alone on the first line of stdout, for scripts
+            print(join_help(event), file=stream, flush=True)
         elif isinstance(event, ev.FileSkipped):
             print(f"\rskipped {names.shown(event.path)}: {event.reason}", file=stream)
         elif isinstance(event, ev.FriendTrouble):
             print(f"\rfriend {event.friend}: {event.reason}", file=stream)
+        elif isinstance(event, ev.HeadRolledBack):
+            print(f"\rfriend {event.friend} went back in time: it holds head {event.seen}, "
+                  f"it held {event.known}", file=stream)  # fmt: skip
+        elif isinstance(event, ev.RecordsMissing):
+            print(f"\r{event.records} records are no longer on friends: stored again",
+                  file=stream)  # fmt: skip
+        elif isinstance(event, ev.SnapshotDamaged):
+            print(f"\rsnapshot {event.snapshot_id.hex()[:12]} is damaged: {event.reason}",
+                  file=stream)  # fmt: skip
         elif isinstance(event, ev.FileDone | ev.FilesUnchanged) and live:
             files = event.files if isinstance(event, ev.FilesUnchanged) else 1
             done[0] += files
@@ -42,6 +59,19 @@ def progress_sink(stream=sys.stderr) -> ev.EventSink:
                       flush=True)  # fmt: skip
 
     return _sink
+
+
+def join_help(invite: ev.InviteReady) -> str:
+    """What the friend types to join: the exact command, for the LAN and from elsewhere."""
+    lines = ["Give your friend the code. On the same network, they type:",
+             f"    p2pbackup join {invite.code}"]  # fmt: skip
+    if invite.rendezvous:
+        lines += ["From elsewhere, through your rendezvous point:",
+                  f"    p2pbackup join {invite.code} --rendezvous {invite.rendezvous}"]  # fmt: skip
+    for address in invite.addresses[:1]:
+        lines += ["From elsewhere, if your node can be reached directly:",
+                  f"    p2pbackup join {invite.code} --peer {address}"]  # fmt: skip
+    return "\n".join(lines)
 
 
 async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.EventSink) -> Any:
@@ -67,7 +97,7 @@ _LASTING_JOBS = frozenset({"backup", "restore", "verify", "forget"})
 def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
     """The job's result, from the daemon of the profile or from a node run here."""
     profile = profile_of(args).require()
-    sink = progress_sink()
+    sink = progress_sink(json_lines=getattr(args, "json", False))
     in_daemon = False
 
     async def _main() -> Any:

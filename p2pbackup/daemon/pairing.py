@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from p2pbackup.core.pairing import FriendCard, parse_code
-from p2pbackup.daemon.node import Node, probe_friends
+from p2pbackup.daemon.node import Node, probe_friends, public_addresses
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, PairingError, PeerError
 from p2pbackup.net import discovery, invite
@@ -32,7 +32,9 @@ async def invite_friend(node: Node, events: ev.EventSink, offer: int, minutes: f
     namespace = discovery.invite_namespace(code.nameplate)
     if point is not None:  # so a friend elsewhere finds us with the code alone
         await discovery.register(node.host, point, namespace)
-    events(ev.InviteReady(str(code)))
+    addresses = tuple(public_addresses(node.profile, node.host.get_id().to_base58()))
+    point_address = node.profile.settings().get("rendezvous", "") if point else ""
+    events(ev.InviteReady(str(code), addresses, point_address))
     try:
         card = await node.invites.wait(code)
     finally:

@@ -61,10 +61,38 @@ class ShareRejected:
 
 
 @dataclass(frozen=True)
+class HeadRolledBack:
+    """A friend holds an older head than it held or accepted before: its pool was restored
+    from an old copy (or wiped: ``seen`` 0). What it lost since is stored again."""
+
+    friend: str
+    seen: int  # the sequence number it holds now (0: no head at all)
+    known: int  # the highest this device saw it hold or accept
+
+
+@dataclass(frozen=True)
+class RecordsMissing:
+    """Records local state called stored that fewer than k shares of are held by friends:
+    local state forgets them, so the files that used them are stored again."""
+
+    records: int
+
+
+@dataclass(frozen=True)
+class SnapshotDamaged:
+    """A snapshot's manifest cannot be read back; the others are listed and restore."""
+
+    snapshot_id: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
 class InviteReady:
     """An invite code is waiting for the friend; tell it to the user now."""
 
     code: str
+    addresses: tuple[str, ...] = ()  # where the joiner can dial this node, /p2p/ included
+    rendezvous: str = ""  # the rendezvous point the code is registered at, if any
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,9 @@ Event = (
     | RecordStored
     | FriendTrouble
     | ShareRejected
+    | HeadRolledBack
+    | RecordsMissing
+    | SnapshotDamaged
     | InviteReady
     | Progress
 )

@@ -35,9 +35,10 @@ def _invite(home: str) -> tuple[subprocess.Popen, str, str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    code = inviter.stdout.readline().strip()  # printed alone, first, before anyone joins
+    ready = json.loads(inviter.stdout.readline())  # its own JSON line, before anyone joins
     address = json.loads(_run("--home", home, "id", "--json").stdout)["addresses"][0]
-    return inviter, code, address
+    assert ready["addresses"] == [address]
+    return inviter, ready["code"], address
 
 
 def test_pairing_with_the_right_code(profiles):
@@ -56,9 +57,12 @@ def test_pairing_with_the_right_code(profiles):
         LOOPBACK,
         "--json",
     )
-    out, _ = inviter.communicate(timeout=30)
+    out, err = inviter.communicate(timeout=30)
     assert inviter.returncode == 0
-    assert json.loads(out.splitlines()[-1])["name"] == "Bob"
+    assert [json.loads(line)["name"] for line in out.splitlines()] == ["Bob"]  # JSON lines
+    # The friend is told exactly what to type, on the LAN and from elsewhere.
+    assert f"p2pbackup join {code}\n" in err
+    assert f"p2pbackup join {code} --peer {address}" in err
     assert json.loads(joined.stdout)["name"] == "Ann"
     (bob_seen,) = json.loads(_run("--home", ann, "friends", "--json").stdout)
     assert (bob_seen["name"], bob_seen["i_give"], bob_seen["they_give"]) == (
@@ -94,7 +98,8 @@ def test_a_wrong_code_fails_on_both_sides(profiles):
     assert joined.returncode != 0 and "does not match" in joined.stderr
     # One line a person can read, not a traceback; with --json, the same words as JSON.
     assert joined.stderr.startswith("p2pbackup: ") and len(joined.stderr.splitlines()) == 1
-    assert inviter.returncode == 6 and err == ""
+    assert inviter.returncode == 6  # on stderr only what the friend types: the error is JSON
+    assert err.startswith("Give your friend the code.") and "p2pbackup:" not in err
     error = json.loads(out.splitlines()[-1])
     assert error["kind"] == "PairingError" and "does not match" in error["error"]
     assert json.loads(_run("--home", bob, "friends", "--json").stdout) == []

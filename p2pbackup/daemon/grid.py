@@ -9,7 +9,6 @@ never changes; names are for people and may repeat.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,12 +52,20 @@ def friend_key(friend: Friend) -> str:
 
 
 def head_friends(node: Node) -> frozenset[heads.FriendEntry]:
-    """The friend list as the head carries it, so a recovered device finds everyone."""
-    now = int(time.time())
-    return frozenset(
-        heads.FriendEntry(f.owner_id, f.name[:64], f.addresses[:16], f.node_ids[:16], now, False)
+    """The friend list as the head carries it, so a recovered device finds everyone, and
+    the friends I removed as tombstones, so no device adds them back. Each entry is dated
+    when the friendship began or ended, not when it is published: a device that has not
+    heard of an unfriend yet publishes an older entry, which the tombstone outranks."""
+    live = (
+        heads.FriendEntry(f.owner_id, f.name[:64], f.addresses[:16], f.node_ids[:16],
+                          f.added_at, False)
         for f in node.catalog.friends()
+    )  # fmt: skip
+    gone = (
+        heads.FriendEntry(owner_id, name[:64], (), (), removed_at, True)
+        for owner_id, name, removed_at in node.catalog.removed_friends()
     )
+    return frozenset((*live, *gone))
 
 
 def adopt_head_friends(node: Node, body: heads.HeadBody) -> int:
@@ -67,12 +74,31 @@ def adopt_head_friends(node: Node, body: heads.HeadBody) -> int:
     for entry in body.friends:
         if entry.removed or entry.owner_id == node.keys.owner_id:
             continue
+        removed_here = node.catalog.removed_at(entry.owner_id)
+        if removed_here is not None and removed_here >= entry.updated_at:
+            continue  # unfriended on this device; the head has not heard yet
         if node.catalog.friend(entry.owner_id) is None and entry.node_ids:
             node.catalog.add_known_friend(
-                entry.owner_id, entry.name, list(entry.node_ids), list(entry.addresses)
-            )
+                entry.owner_id, entry.name, list(entry.node_ids), list(entry.addresses),
+                entry.updated_at,
+            )  # fmt: skip
             added += 1
     return added
+
+
+def drop_removed_friends(node: Node, body: heads.HeadBody) -> list[bytes]:
+    """Friends this device still has that another device unfriended since: they go here
+    too, and so does what this node kept for them. Their owner ids."""
+    dropped = []
+    for entry in body.friends:
+        friend = node.catalog.friend(entry.owner_id)
+        if entry.removed and friend is not None and friend.added_at <= entry.updated_at:
+            node.catalog.remove_friend(entry.owner_id, entry.updated_at)
+            freed = node.pool.drop_owner(entry.owner_id)
+            log.info("%s was unfriended on another device: %d bytes of theirs freed",
+                     friend.name, freed)  # fmt: skip
+            dropped.append(entry.owner_id)
+    return dropped
 
 
 async def friends_from_lan(node: Node) -> int:

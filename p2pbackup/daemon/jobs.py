@@ -24,6 +24,7 @@ from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.node import device_name
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick
+from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.diskname import to_disk
@@ -328,6 +329,7 @@ JOBS = {
     "diff": diff,
     "restore": restore,
     "status": status,
+    "unfriend": unfriend,
 }
 
 

@@ -17,7 +17,13 @@ import trio
 from p2pbackup.core import head as heads
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Manifest
-from p2pbackup.daemon.grid import Grid, adopt_head_friends, connected, friends_from_lan
+from p2pbackup.daemon.grid import (
+    Grid,
+    adopt_head_friends,
+    connected,
+    drop_removed_friends,
+    friends_from_lan,
+)
 from p2pbackup.daemon.node import Node, device_name
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import Fetcher
@@ -102,6 +108,10 @@ class Session:
         _, body = await read_head(self.keys, self.grid.online)
         if self.state.head is not None:
             body = heads.merge(body, self.state.head)
+        for owner_id in drop_removed_friends(self.node, body):  # unfriended elsewhere
+            key = owner_id.hex()
+            self.grid.friends.pop(key, None)
+            self.grid.usage.pop(key, None)  # so no job of this session uses them
         if adopt_head_friends(self.node, body):
             raise _Reconnect
         return body

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from p2pbackup.errors import ConfigError
@@ -26,6 +28,12 @@ CREATE TABLE IF NOT EXISTS friends (
     i_give INTEGER NOT NULL,
     they_give INTEGER NOT NULL,
     added_at INTEGER NOT NULL
+);
+-- Friends I unfriended: the head carries each as a tombstone, so no device adds them back.
+CREATE TABLE IF NOT EXISTS removed_friends (
+    owner_id BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    removed_at INTEGER NOT NULL   -- unix seconds
 );
 """
 
@@ -55,27 +63,45 @@ class Catalog:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")  # autocommit otherwise (isolation_level=None)
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def add_friend(
         self, owner_id: bytes, name: str, node_id: str, addresses: list[str],
         certificate: bytes, i_give: int, they_give: int,
     ) -> None:  # fmt: skip
         known = self.friend(owner_id)
         node_ids = sorted({node_id, *(known.node_ids if known else ())})
-        self._db.execute(
-            "INSERT OR REPLACE INTO friends VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (owner_id, name, json.dumps(node_ids), json.dumps(addresses), certificate, i_give,
-             they_give, known.added_at if known else int(time.time())),
-        )  # fmt: skip
+        # Pairing again after an unfriend: the new friendship must be newer than the
+        # tombstone, or the head would keep them removed.
+        removed = self.removed_at(owner_id)
+        added_at = known.added_at if known else max(int(time.time()), (removed or 0) + 1)
+        with self._transaction():
+            self._db.execute("DELETE FROM removed_friends WHERE owner_id = ?", (owner_id,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO friends VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (owner_id, name, json.dumps(node_ids), json.dumps(addresses), certificate,
+                 i_give, they_give, added_at),
+            )  # fmt: skip
 
     def add_known_friend(
-        self, owner_id: bytes, name: str, node_ids: list[str], addresses: list[str]
-    ) -> None:
+        self, owner_id: bytes, name: str, node_ids: list[str], addresses: list[str],
+        added_at: int | None = None,
+    ) -> None:  # fmt: skip
         """A friend learnt from my own head (a recovered device): no certificate or quota yet;
-        pairing again, or their node answering, fills those in."""
+        pairing again, or their node answering, fills those in. ``added_at`` is the head
+        entry's time, so a later unfriend on another device still outranks it."""
         self._db.execute(
             "INSERT OR IGNORE INTO friends VALUES (?, ?, ?, ?, ?, 0, 0, ?)",
             (owner_id, name, json.dumps(sorted(node_ids)), json.dumps(addresses), b"",
-             int(time.time())),
+             int(time.time()) if added_at is None else added_at),
         )  # fmt: skip
 
     def _row(self, row: tuple) -> Friend:
@@ -114,8 +140,28 @@ class Catalog:
             (json.dumps(addresses), owner_id),
         )
 
-    def remove_friend(self, owner_id: bytes) -> None:
-        self._db.execute("DELETE FROM friends WHERE owner_id = ?", (owner_id,))
+    def remove_friend(self, owner_id: bytes, removed_at: int | None = None) -> None:
+        """Unfriend: the friend goes, a tombstone stays (at ``removed_at``, default now)."""
+        known = self.friend(owner_id)
+        with self._transaction():
+            self._db.execute("DELETE FROM friends WHERE owner_id = ?", (owner_id,))
+            if known is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO removed_friends VALUES (?, ?, ?)",
+                    (owner_id, known.name,
+                     int(time.time()) if removed_at is None else removed_at),
+                )  # fmt: skip
+
+    def removed_friends(self) -> list[tuple[bytes, str, int]]:
+        """Tombstones: (owner id, name, removed at)."""
+        rows = self._db.execute("SELECT owner_id, name, removed_at FROM removed_friends")
+        return [(bytes(owner_id), name, removed_at) for owner_id, name, removed_at in rows]
+
+    def removed_at(self, owner_id: bytes) -> int | None:
+        row = self._db.execute(
+            "SELECT removed_at FROM removed_friends WHERE owner_id = ?", (owner_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def quota_for(self, owner_id: bytes) -> int | None:
         """What I give this owner, or None when they are not a friend."""

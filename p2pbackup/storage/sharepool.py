@@ -22,6 +22,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -105,7 +106,10 @@ class SharePool:
         self._clean()
 
     def _clean(self) -> None:
-        """Remove writes a crash interrupted."""
+        """Remove writes a crash interrupted, and pools dropped but not yet deleted."""
+        for name in os.listdir(self._root):
+            if name.startswith(_TMP):
+                shutil.rmtree(os.path.join(self._root, name), ignore_errors=True)
         for folder, _, names in os.walk(self._root):
             for name in names:
                 if name.startswith(_TMP):
@@ -299,3 +303,19 @@ class SharePool:
 
     def owners(self) -> list[bytes]:
         return [bytes.fromhex(n) for n in os.listdir(self._root) if len(n) == 64]
+
+    def drop_owner(self, owner_id: bytes) -> int:
+        """Delete everything kept for ``owner_id`` (no longer a friend); the bytes freed.
+        The folder is renamed aside under the lock, so usage and the disk agree at once,
+        and deleted after; a leftover from a crash is deleted at the next start."""
+        folder = self._owner_dir(owner_id)
+        trash = os.path.join(self._root, f"{_TMP}dropped-{owner_id.hex()}")
+        with self._lock:
+            freed = self._used_locked(owner_id)
+            for upload in [u for u in self._uploads if u[0] == owner_id]:
+                self._uploads.pop(upload)
+            self._usage.pop(owner_id, None)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return freed

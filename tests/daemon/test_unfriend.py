@@ -53,7 +53,8 @@ async def test_unfriend_sticks_on_every_device_and_nothing_is_lost(tmp_path):
         assert done["records_checked"] >= 2 and done["replaced"] == done["records_checked"]
         assert done["not_replaced"] == done["at_risk"] == done["lost"] == 0
         assert laptop.pool.used(dave_id) == 0
-        assert not os.path.exists(os.path.join(nodes.profiles["laptop"].path("pool"), dave_id.hex()))
+        pool = nodes.profiles["laptop"].path("pool")
+        assert not os.path.exists(os.path.join(pool, dave_id.hex()))
         assert "dave" not in {f["name"] for f in await nodes.run("laptop", "friends")}
 
         # The next job on this device reads the head: dave stays gone.

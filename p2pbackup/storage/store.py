@@ -44,7 +44,9 @@ class ShareStore(Protocol):
         """The share's bytes; PeerError when it is missing or the friend is away."""
 
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
-        """The share hashed with ``nonce`` (sharepool.prove_answer): proof it is kept."""
+        """The share hashed with ``nonce`` (sharepool.prove_answer): proof it is kept.
+        PeerError when it is missing, as for ``get``; a nonce outside 16..64 bytes is
+        refused (P2PBackupError)."""
 
     async def put_part(
         self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes

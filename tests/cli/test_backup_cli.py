@@ -48,6 +48,11 @@ def test_full_cycle_through_the_daemon(grid, tmp_path):
     assert same_tree(folder, str(tmp_path / "r2" / "Documents"))
     status = grid.cli("laptop", "status")
     assert status["friends_online"] == ["alice", "carol"] and status["snapshots"] == 2
+    # Shell completion offers the daemon's snapshots and the friends' names.
+    words = grid.command("laptop", "__complete", "snapshots").communicate(timeout=60)[0]
+    assert words.split() == ["latest", "latest@laptop", first["snapshot"], second["snapshot"]]
+    words = grid.command("laptop", "__complete", "friends").communicate(timeout=60)[0]
+    assert words.split() == list(FRIENDS)
     # Every node logged, and no log holds a secret: the phrase, or the key it encodes.
     for name in ("laptop", *FRIENDS):
         logs = pathlib.Path(grid.home(name), "logs")

@@ -44,7 +44,7 @@ def test_verbose_shows_our_log_but_no_library_chatter(tmp_path):
     with LocalGrid(str(tmp_path)) as grid:
         grid.init("laptop")
         process = grid.command("laptop", "-v", "friends")
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         lines = err.splitlines()
         assert any("friends" in line for line in lines)  # our own debug/info lines

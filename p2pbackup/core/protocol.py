@@ -39,6 +39,10 @@ Bodies (requests from the owner's device, responses from the friend):
 A REMOVE is signed by the owner key over (friend node id, record id, index,
 time, nonce), so a friend cannot be made to drop shares by anyone else; the
 friend refuses a signature it has seen, and one older than ``REMOVE_WINDOW``.
+
+A ``FrameDecoder`` holds at most what its ``Limits`` allow: the serving side
+gives a peer that has not said HELLO one frame of ``HELLO_MAX`` bytes and no
+MORE (``HELLO_LIMITS``), and a friend a budget of its own (``net/service.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ MAX_RANGE = 16 << 20  # the most one GET_RANGE returns
 MAX_SHARE = 1 << 40  # a share streamed in pieces: bounded by disk, not memory
 REMOVE_WINDOW = 600  # seconds a signed remove stays valid
 REMOVE_DOMAIN = b"remove_v1"  # frozen
+HELLO_MAX = 64 << 10  # a whole HELLO frame, length field included: all a stranger is given
+CERTIFICATE_MAGIC = b"P2BC"  # what a bare certificate starts with (core/certificate.py)
 
 
 class Op(IntEnum):
@@ -127,25 +133,45 @@ def frames(message: Message, prefix: bytes = b"") -> Iterator[bytes]:
             return
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The most a ``FrameDecoder`` takes in; past any of them it raises FormatError."""
+
+    max_frame: int = MAX_FRAME  # a frame's length field
+    max_message: int = MAX_MESSAGE  # one message, all its frames
+    max_pending: int = 64  # messages begun (MORE seen) and not finished; 0: no MORE at all
+    max_held: int = MAX_MESSAGE  # bytes of all unfinished messages together
+
+
+# Before HELLO: one frame of at most HELLO_MAX bytes, whole, and nothing to reassemble.
+HELLO_LIMITS = Limits(HELLO_MAX - 4, HELLO_MAX, 0, HELLO_MAX)
+
+
 class FrameDecoder:
     """Turns received bytes into whole messages; a protocol violation is a FormatError.
 
     Frames of different requests may interleave; a message's pieces are joined
-    until its last frame. Memory is bounded by MAX_MESSAGE per request id and
-    ``max_pending`` request ids.
+    until its last frame. What it holds is bounded by ``limits`` (which the
+    caller may tighten or widen between feeds) plus the bytes of the last feed.
     """
 
-    def __init__(self, max_pending: int = 64) -> None:
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self.limits = limits
         self._buffer = bytearray()
         self._partial: dict[int, tuple[Op, list[bytes], int]] = {}
-        self._max_pending = max_pending
+        self._partial_bytes = 0
+
+    @property
+    def held(self) -> int:
+        """Bytes held now: unfinished messages and an incomplete frame."""
+        return self._partial_bytes + len(self._buffer)
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
         out: list[Message] = []
         while len(self._buffer) >= 4:
             (length,) = struct.unpack_from(">I", self._buffer)
-            if not HEADER.size - 4 <= length <= MAX_FRAME:
+            if not HEADER.size - 4 <= length <= self.limits.max_frame:
                 raise FormatError(f"storage protocol: a frame of {length} bytes is not allowed")
             if len(self._buffer) < 4 + length:
                 break
@@ -164,23 +190,60 @@ class FrameDecoder:
             op = Op(raw_op & ~MORE)
         except ValueError:
             raise FormatError(f"storage protocol: unknown message type {raw_op}") from None
+        limits = self.limits
         piece = frame[HEADER.size :]
         known_op, pieces, size = self._partial.pop(request_id, (op, [], 0))
+        self._partial_bytes -= size
         if known_op is not op:
             raise FormatError("storage protocol: a message changed type halfway")
         pieces.append(piece)
         size += len(piece)
-        if size > MAX_MESSAGE:
-            raise FormatError(f"storage protocol: a message is larger than {MAX_MESSAGE} bytes")
+        if size > limits.max_message:
+            raise FormatError(
+                f"storage protocol: a message is larger than {limits.max_message} bytes"
+            )
         if raw_op & MORE:
-            if len(self._partial) >= self._max_pending:
+            if limits.max_pending == 0:
+                raise FormatError(
+                    "storage protocol: a message in several frames is not allowed here"
+                )
+            if len(self._partial) >= limits.max_pending:
                 raise FormatError("storage protocol: too many unfinished messages")
+            if self._partial_bytes + size > limits.max_held:
+                raise FormatError(
+                    f"storage protocol: unfinished messages over {limits.max_held} bytes"
+                )
             self._partial[request_id] = (op, pieces, size)
+            self._partial_bytes += size
             return None
         return Message(op, request_id, b"".join(pieces))
 
 
 # --- bodies ---
+
+
+class OutdatedHello(FormatError):
+    """The peer sent its certificate bare, as p2pbackup did before HELLO carried a blob."""
+
+
+def hello_body(certificate: bytes) -> bytes:
+    return Writer().blob(certificate).getvalue()
+
+
+def read_hello(body: bytes) -> bytes:
+    """The certificate a HELLO carries. A bare certificate (the form nodes sent before the
+    body matched this spec) cannot be mistaken for a blob: a certificate is 143-206 bytes,
+    so a blob of one starts with a two-byte varint whose first byte is 0x8f-0xce, never
+    ``P`` (0x50)."""
+    if body.startswith(CERTIFICATE_MAGIC):
+        raise OutdatedHello(
+            "Your p2pbackup is too old for this node (its hello carries the certificate "
+            "bare); update p2pbackup to back up here."
+        )
+    r = Reader(body, "hello")
+    certificate = r.blob("certificate", HELLO_MAX)
+    r.end()
+    return certificate
 
 
 def share_key_body(record_id: bytes, index: int, rest: bytes = b"") -> bytes:

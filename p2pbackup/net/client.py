@@ -107,7 +107,18 @@ class RemoteShareStore:
             self._failures, self._retry_at = 0, 0.0
             self._stream = stream
             self._nursery.start_soon(self._read_responses, stream)
-            await self._call(Op.HELLO, self._certificate)
+            try:
+                await self._call(Op.HELLO, proto.hello_body(self._certificate))
+            except P2PBackupError as exc:
+                self._drop(stream, exc.message)
+                with trio.move_on_after(1):
+                    await stream.reset()
+                if isinstance(exc, IntegrityError):  # it could not read our certificate
+                    raise PeerError(
+                        f"Friend {self.name} runs an older p2pbackup that cannot read this "
+                        f"device's hello; ask them to update. ({exc.message})"
+                    ) from exc
+                raise
             return stream
 
     def _drop(self, stream: INetStream, reason: str) -> None:

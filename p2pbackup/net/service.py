@@ -5,12 +5,18 @@ Only a device holding a valid certificate of an owner I paired with gets in
 handshake authenticated), and it reaches only its owner's pool. Every
 request has a deadline; a peer that sends garbage or misbehaves loses its
 stream, never the node. Disk work runs in worker threads.
+
+What a peer can make the node hold is bounded (``net/bounds.py``): before
+HELLO one small frame within a few seconds, and nothing else; after it, the
+bytes of each friend's device and of all friends together, and the streams
+of each peer and of all peers still saying hello.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 import trio
@@ -23,6 +29,8 @@ from p2pbackup.core.certificate import verify_certificate
 from p2pbackup.core.codec import Reader
 from p2pbackup.core.protocol import ErrorCode, Message, Op
 from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.net import tuning
+from p2pbackup.net.bounds import FRIEND_LIMITS, HELLO_TIMEOUT, Gate, Greeting, Overload
 from p2pbackup.net.host import node_key_of
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import ShareKey
@@ -40,7 +48,8 @@ class _Refused(P2PBackupError):
 
 
 def _code(error: P2PBackupError) -> ErrorCode:
-    if isinstance(error, _Refused):
+    # An outdated HELLO is a refusal, which an old client takes for a friend away.
+    if isinstance(error, (_Refused, proto.OutdatedHello)):
         return ErrorCode.REFUSED
     if isinstance(error, FormatError):
         return ErrorCode.BAD_REQUEST
@@ -55,18 +64,24 @@ class StorageService:
     """Serves ``PROTOCOL``; ``quota(owner_id)`` is None for anyone not a friend."""
 
     def __init__(
-        self, pool: SharePool, quota: Callable[[bytes], int | None], node_key: bytes
+        self,
+        pool: SharePool,
+        quota: Callable[[bytes], int | None],
+        node_key: bytes,
+        gate: Gate | None = None,
     ) -> None:
         self._pool = pool
         self._quota = quota
         self._node_key = node_key
         self._seen_removes: dict[bytes, int] = {}  # signature -> time, to refuse replays
+        self._gate = gate or Gate()
 
     async def handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
         try:
-            await self._serve(stream, node_key_of(peer))
-        except FormatError as exc:
+            with self._gate.admit(peer) as greeting:
+                await self._serve(stream, node_key_of(peer), greeting)
+        except (FormatError, Overload) as exc:
             log.info("closing a stream from %s: %s", peer, exc.message)
         except (BaseLibp2pError, PeerError, trio.TooSlowError) as exc:
             log.debug("stream from %s ended: %s", peer, exc)
@@ -75,29 +90,65 @@ class StorageService:
         finally:
             with trio.move_on_after(1):
                 await stream.reset()
+            tuning.forget_unread(stream)
 
-    async def _serve(self, stream: INetStream, node_key: bytes) -> None:
-        decoder = proto.FrameDecoder()
-        owner: bytes | None = None
+    async def _serve(self, stream: INetStream, node_key: bytes, greeting: Greeting) -> None:
+        decoder = proto.FrameDecoder(proto.HELLO_LIMITS)
+        with trio.fail_after(HELLO_TIMEOUT):
+            messages = await self._read(stream, decoder)
+        hello = messages.popleft()
+        try:
+            if hello.op is not Op.HELLO:
+                raise _Refused("Say hello with your device certificate first.")
+            owner = self._hello(proto.read_hello(hello.body), node_key)
+        except P2PBackupError as exc:  # answered, then the stream ends: a stranger costs little
+            log.info("refused a hello from %s: %s", stream.muxed_conn.peer_id, exc.message)
+            await self._answer(stream, hello.request_id, Op.ERROR,
+                               proto.error_body(_code(exc), exc.message))  # fmt: skip
+            await stream.close()
+            return
+        greeting.greeted()
+        await self._answer(stream, hello.request_id, Op.OK, b"")
+        decoder.limits = FRIEND_LIMITS
+        account = greeting.account
         while True:
-            with trio.fail_after(IDLE_TIMEOUT):
-                data = await stream.read(READ_SIZE)
-            if not data:
-                return
-            for message in decoder.feed(data):
+            # Requests are served one at a time: what a stream holds is its unfinished
+            # messages, the whole ones read with them, and one answer.
+            queued = sum(len(m.body) for m in messages)
+            await account.hold(decoder.held + queued)
+            while messages:
+                message = messages.popleft()
+                queued -= len(message.body)
                 try:
                     with trio.fail_after(REQUEST_TIMEOUT):
-                        if message.op is Op.HELLO:
-                            owner = self._hello(message.body, node_key)
-                            op, body = Op.OK, b""
-                        elif owner is None:
-                            raise _Refused("Say hello with your device certificate first.")
-                        else:
-                            op, body = await self._request(owner, message)
+                        op, body = await self._request(owner, message)
                 except P2PBackupError as exc:
                     op, body = Op.ERROR, proto.error_body(_code(exc), exc.message)
-                for frame in proto.frames(Message(op, message.request_id, body)):
-                    await stream.write(frame)
+                request_id = message.request_id
+                del message
+                await account.hold(decoder.held + queued + len(body))
+                await self._answer(stream, request_id, op, body)
+                del body
+            with trio.fail_after(IDLE_TIMEOUT):
+                messages = await self._read(stream, decoder)
+
+    @staticmethod
+    async def _read(stream: INetStream, decoder: proto.FrameDecoder) -> deque[Message]:
+        """The next whole messages; PeerError when the stream has ended."""
+        while True:
+            # Before HELLO a read takes no more than a HELLO may be, so a stranger's
+            # bytes are refused before they pile up.
+            data = await stream.read(min(READ_SIZE, decoder.limits.max_frame + 4))
+            if not data:
+                raise PeerError("The peer closed the stream.")
+            messages = decoder.feed(data)
+            if messages:
+                return deque(messages)
+
+    @staticmethod
+    async def _answer(stream: INetStream, request_id: int, op: Op, body: bytes) -> None:
+        for frame in proto.frames(Message(op, request_id, body)):
+            await stream.write(frame)
 
     def _hello(self, certificate: bytes, node_key: bytes) -> bytes:
         cert = verify_certificate(certificate)

@@ -10,6 +10,9 @@ is a library constant or a switch the library reads; no method is replaced.
   (PY_YAMUX_RELEASE_ON_READ); bulk transfers do better granting credit in
   larger steps, which the library's hysteresis then does.
 
+``forget_unread`` drops a reset stream's unread bytes, which the library
+would keep for a minute (a bound on what a stranger can make a node hold).
+
 Both ends still speak standard Yamux over Noise: tests/net/test_tuning.py
 runs a stock py-libp2p peer in another process against a tuned one.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+from libp2p.abc import INetStream
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
 from libp2p.stream_muxer.yamux import yamux
 
@@ -32,3 +36,24 @@ def apply() -> None:
     yamux.MAX_MESSAGE_SIZE = MAX_PLAINTEXT_LENGTH
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     _applied = True
+
+
+def forget_unread(stream: INetStream) -> None:
+    """Drop what a peer sent on a stream this node has reset and will never read.
+
+    py-libp2p 0.8.1 keeps a reset stream's unread bytes for 60 s, for readers
+    that might still drain them, and keeps adding what the peer sends until the
+    reset reaches it. A peer whose streams are reset one after another (a
+    stranger sending frames too large for a HELLO) made a node hold about half
+    a MiB per stream for that minute: 100 MiB for 20 MiB sent
+    (tests/net/test_flood.py). Bytes for a stream the muxer no longer knows
+    are read and dropped. Call it after ``reset``.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(muxed, yamux.YamuxStream) or not muxed.closed:
+        return
+    conn = muxed.conn
+    if conn.streams.get(muxed.stream_id) is muxed:
+        del conn.streams[muxed.stream_id]
+        conn.stream_buffers.pop(muxed.stream_id, None)
+        conn.stream_events.pop(muxed.stream_id, None)

@@ -70,7 +70,7 @@ def test_limits_are_enforced():
         FrameDecoder().feed(struct.pack(">IBBI", 6, 9, Op.STAT, 1))
     with pytest.raises(FormatError, match="unknown message type"):
         FrameDecoder().feed(struct.pack(">IBBI", 6, 1, 99, 1))
-    decoder = FrameDecoder(max_pending=2)
+    decoder = FrameDecoder(proto.Limits(max_pending=2))
     with pytest.raises(FormatError, match="too many"):
         for request in range(3):
             decoder.feed(struct.pack(">IBBI", 7, 1, Op.PUT | proto.MORE, request) + b"x")

@@ -6,6 +6,7 @@ send ADDR SIZE: dial ADDR, send a message of SIZE bytes, print the peer's answer
 """
 
 import hashlib
+import os
 import sys
 
 import multiaddr
@@ -15,8 +16,25 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as x25519_pair
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID, Transport
+from libp2p.stream_muxer.yamux import yamux
 
 PROTOCOL = "/p2pbackup/interop/1.0.0"
+STOCK_FRAME = 64 * 1024  # yamux.MAX_MESSAGE_SIZE in libp2p 0.8.1, before any tuning
+
+
+def require_stock() -> None:
+    """Refuse to run with any of p2pbackup's tuning (net/tuning.py) leaked into this
+    process: an interop test against a tuned "stock" peer proves nothing."""
+    leaked = sorted(name for name in os.environ if name.startswith("PY_YAMUX_"))
+    if leaked:
+        sys.exit(f"not a stock peer: {', '.join(leaked)} set in its environment")
+    if "p2pbackup" in sys.modules or "p2pbackup.net.tuning" in sys.modules:
+        sys.exit("not a stock peer: p2pbackup was imported")
+    if yamux.MAX_MESSAGE_SIZE != STOCK_FRAME or not yamux._yamux_release_on_read():
+        sys.exit(
+            f"not a stock peer: Yamux frames of {yamux.MAX_MESSAGE_SIZE} bytes, "
+            f"release on read {yamux._yamux_release_on_read()}"
+        )
 
 
 async def read_exactly(stream, size: int) -> bytes:
@@ -32,6 +50,7 @@ async def read_message(stream) -> bytes:
 
 
 async def main() -> None:
+    require_stock()
     key_pair = create_new_key_pair()
     noise = Transport(key_pair, noise_privkey=x25519_pair().private_key)
     host = new_host(key_pair=key_pair, sec_opt={PROTOCOL_ID: noise})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,17 @@ SIZE = 8 << 20
 PAYLOAD = bytes(range(256)) * (SIZE // 256)
 
 
+def _stock_env() -> dict[str, str]:
+    """This process's environment without the tuning it set (tuning.apply): the stock
+    peer must run as py-libp2p does out of the box. It checks that itself, and exits."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PY_YAMUX_")}
+
+
+def _tuned_here() -> None:
+    assert yamux.MAX_MESSAGE_SIZE < 64 * 1024, "the tuning is applied in this process"
+    assert not yamux._yamux_release_on_read(), "and Yamux grants credit in large steps"
+
+
 async def _read_exactly(stream, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -36,10 +48,15 @@ async def _read_message(stream) -> bytes:
 
 async def test_tuned_sends_to_stock():
     host = build_host(NodeIdentity.from_seed(b"t" * 32))
-    assert yamux.MAX_MESSAGE_SIZE < 64 * 1024, "the tuning is applied in this process"
-    stock = subprocess.Popen([*STOCK, "serve"], stdout=subprocess.PIPE, text=True)
+    _tuned_here()
+    stock = subprocess.Popen(
+        [*STOCK, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_stock_env(),
+    )  # fmt: skip
     try:
         address = await trio.to_thread.run_sync(stock.stdout.readline)
+        if not address:
+            raise AssertionError(f"the stock peer did not start: {stock.stderr.read()[-2000:]}")
         peer = info_from_p2p_addr(multiaddr.Multiaddr(address.strip()))
         async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])):
             await host.connect(peer)
@@ -65,11 +82,13 @@ async def test_stock_sends_to_tuned():
         await stream.close()
 
     host.set_stream_handler(PROTOCOL, answer)
+    _tuned_here()
     async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])):
         address = str(host.get_addrs()[0])
+        command = [*STOCK, "send", address, str(SIZE)]
         result = await trio.to_thread.run_sync(
             lambda: subprocess.run(
-                [*STOCK, "send", address, str(SIZE)], capture_output=True, text=True, timeout=60
+                command, capture_output=True, text=True, timeout=60, env=_stock_env()
             )
         )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -24,7 +24,7 @@ from p2pbackup.daemon import control
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.diskname import from_disk
-from p2pbackup.errors import ConfigError
+from p2pbackup.errors import ConfigError, IntegrityError, PeerError
 from p2pbackup.storage.profile import Profile
 
 LATEST_HELP = (
@@ -88,7 +88,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     restore.set_defaults(run=run_restore)
 
-    verify = commands.add_parser("verify", help="check that friends still hold every share")
+    verify = commands.add_parser(
+        "verify",
+        help="check that friends still hold every share",
+        epilog=f"Exit status: 0 when every record is safe; {PeerError.exit_code} when some "
+        "record is at risk (still restorable, but it would not survive losing one more "
+        "friend: run verify --repair, or bring friends back online); "
+        f"{IntegrityError.exit_code} when some record is lost (fewer than k good shares "
+        "anywhere). Lost beats at risk.",
+    )
     add_common(verify)
     verify.add_argument(
         "--read-data", action="store_true", help="download every share and check its bytes"
@@ -96,11 +104,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--repair", action="store_true", help="rebuild missing or bad shares on other friends"
     )
-    verify.set_defaults(
-        run=lambda args: run_job(
-            args, "verify", {"read_data": args.read_data, "repair": args.repair}, _verify_text
-        )
-    )
+    verify.set_defaults(run=run_verify)
 
     forget = commands.add_parser("forget", help="drop old snapshots by a retention policy")
     add_common(forget)
@@ -157,18 +161,49 @@ def _forget_text(data: dict) -> str:
     return "\n".join(lines)
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    """The report, then an exit status a script can act on (see ``verify --help``)."""
+    data = call_job(args, "verify", {"read_data": args.read_data, "repair": args.repair})
+    emit(args, data, _verify_text(data))
+    return verify_exit_code(data)
+
+
+def verify_exit_code(data: dict) -> int:
+    if data["lost"]:
+        return IntegrityError.exit_code
+    if data["at_risk"]:
+        return PeerError.exit_code
+    return 0
+
+
+def _escaped(path: str) -> str:
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _verify_text(data: dict) -> str:
-    lines = [f"{data['records']} records checked."]
+    lines = [f"{data['records']} records checked; shares per friend:"]
+    emptied = set(data.get("emptied", ()))
     for friend, counts in data["friends"].items():
-        parts = [f"{n} {what}" for what, n in sorted(counts.items())]
-        lines.append(f"  {friend:16} {', '.join(parts)}")
+        parts = [f"{counts.get(what, 0)} {what}" for what in ("good", "damaged", "missing")]
+        if counts.get("unproven"):
+            parts.append(f"{counts['unproven']} unproven")
+        note = "  <- holds none of your shares: its pool was deleted?" if friend in emptied else ""
+        lines.append(f"  {friend:16} {', '.join(parts)}{note}")
     lines += [f"  {friend:16} unreachable" for friend in data["unreachable"]]
+    for rolled in data.get("head_rolled_back", ()):
+        lines.append(
+            f"{rolled['friend']} went back in time: it holds head {rolled['seen']}, it held "
+            f"{rolled['known']}; records it lost are stored again by --repair or a backup."
+        )
+    for sid in data.get("damaged_snapshots", ()):
+        lines.append(f"Snapshot {sid[:12]} is damaged: its manifest cannot be read.")
     if data["unproven"]:
         lines.append(f"{data['unproven']} shares have no proof left; --read-data checks them.")
     if data["repaired"]:
         lines.append(f"Repaired {data['repaired']} records.")
     if data["lost"]:
         lines.append(f"LOST: {data['lost']} records cannot be rebuilt from what friends hold.")
+        lines += [f"  lost: {_escaped(path)}" for path in data.get("lost_files", ())]
     elif data["at_risk"]:
         lines.append(f"At risk: {data['at_risk']} records would not survive losing a friend; "
                      "run verify --repair.")  # fmt: skip
@@ -277,8 +312,10 @@ def _snapshots_text(data: list) -> str:
     if not data:
         return "No snapshots yet."
     return "\n".join(
-        f"{s['id'][:12]}  {s['time']}  {s['files']:>7} files  {format_size(s['bytes']):>9}  "
-        f"{s['device']}"
+        f"{s['id'][:12]}  {s['time']}  DAMAGED: {s['damaged']}"
+        if s.get("damaged")
+        else f"{s['id'][:12]}  {s['time']}  {s['files']:>7} files  "
+        f"{format_size(s['bytes']):>9}  {s['device']}"
         for s in data
     )
 
@@ -336,6 +373,11 @@ def _status_text(data: dict) -> str:
             f"{format_size(data['protected_bytes'])}",
             "could lose       "
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
+        ]
+        + [
+            f"WARNING          {r['friend']} went back in time (holds head {r['seen']}, held "
+            f"{r['known']}): run 'p2pbackup verify --repair'"
+            for r in data.get("head_rolled_back", ())
         ]
     )
 

@@ -7,6 +7,7 @@ for requests on its control socket and for its scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.headstore import publish
+from p2pbackup.engine.holdings import store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
 from p2pbackup.engine.repack import repack
@@ -36,7 +38,7 @@ from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
 from p2pbackup.engine.uploader import Uploader
-from p2pbackup.engine.verify import Verifier
+from p2pbackup.engine.verify import RecordHealth, Verifier, VerifyReport
 from p2pbackup.errors import ConfigError
 
 
@@ -90,7 +92,16 @@ async def backup(s: Session) -> dict:
 
 
 async def snapshots(s: Session) -> list[dict]:
-    return [snap.summary() for snap in await s.snapshots()]
+    """Every snapshot, oldest first; one whose manifest cannot be read is listed as
+    damaged, with why, and the others still list and restore."""
+    listed = [(snap.ref.created_at_ns, snap.summary()) for snap in await s.snapshots()]
+    for ref, reason in s.damaged.values():
+        when = datetime.fromtimestamp(ref.created_at_ns / 1e9).astimezone()
+        listed.append((ref.created_at_ns, {
+            "id": ref.snapshot_id.hex(), "time": when.isoformat(timespec="seconds"),
+            "files": None, "bytes": None, "device": None, "damaged": reason,
+        }))  # fmt: skip
+    return [summary for _, summary in sorted(listed, key=lambda item: item[0])]
 
 
 def _entry(e: Entry) -> dict:
@@ -200,35 +211,92 @@ async def status(s: Session) -> dict:
         "snapshots": len(snaps),
         "protected_bytes": latest.total_bytes if latest else 0,
         "protected_files": latest.file_count if latest else 0,
-        "friends_that_could_disappear": min(losses) if losses else None,
+        # Local placement is a cache: after a rollback only 'verify' can tell.
+        "friends_that_could_disappear": min(losses) if losses and not s.rolled_back else None,
+        "head_rolled_back": _rolled_back(s),
     }
+
+
+def _rolled_back(s: Session) -> list[dict]:
+    return [
+        {"friend": s.grid.name(key), "seen": seen, "known": known}
+        for key, (seen, known) in sorted(s.rolled_back.items())
+    ]
 
 
 async def verify(s: Session, read_data: bool = False, repair: bool = False) -> dict:
     s.require_friends("verify")
     snaps = await s.snapshots()
     descriptors = {snap.ref.manifest.record_id: snap.ref.manifest for snap in snaps}
+    for ref, _ in s.damaged.values():  # its manifest record is checked (and repaired) too
+        descriptors[ref.manifest.record_id] = ref.manifest
     for snap in snaps:
         descriptors.update({d.record_id: d for d in snap.manifest.records})
     verifier = Verifier(s.grid.online, s.state, s.events, s.workers)
     report = await verifier.verify(descriptors.values(), read_data)
     if repair:
         await verifier.repair(report, s.grid.room())
+        await _store_lost_again(s, report, snaps)
+        s.state.rollbacks_checked()
     named = {s.grid.name(k): v for k, v in report.per_friend().items()}
     risky = report.at_risk()
     lost = [h for h in report.records.values() if h.lost]
     return {
         "records": len(report.records),
         "friends": named,
+        "emptied": [s.grid.name(k) for k in report.emptied()],
         "unreachable": sorted(s.grid.name(k) for k in report.unreachable),
         "at_risk": len(risky),
         "lost": len(lost),
+        "lost_files": sorted({p for paths in report.lost_files.values() for p in paths}),
         "repaired": report.repaired,
         "unproven": sum(len(h.unproven) for h in report.records.values()),
         "friends_that_could_disappear": min(
             (h.safe_losses for h in report.records.values()), default=None
         ),
+        "head_rolled_back": _rolled_back(s),
+        "damaged_snapshots": sorted(sid.hex() for sid in s.damaged),
     }
+
+
+async def _store_lost_again(s: Session, report: VerifyReport, snaps: list[Snapshot]) -> None:
+    """Records no k good shares of are left: stored again, same id and shares, from this
+    device's copy of a manifest or from files still on disk as the snapshots have them.
+    The rest are lost: named with their files, and forgotten locally, so the next backup
+    stores again whichever of those files are still on disk."""
+    lost = {rid: h.descriptor for rid, h in report.records.items() if h.lost}
+    if not lost:
+        return
+    room, stores = s.grid.room(), s.grid.online
+    refs = [snap.ref for snap in snaps] + [ref for ref, _ in s.damaged.values()]
+    again = await store_manifests(s.keys, stores, s.state, s.events, refs, set(lost), room,
+                                  s.workers)  # fmt: skip
+    folders = folders_of(s.settings())
+    targets = {}
+    for snap in snaps:  # only this device's snapshots came from files on this disk
+        if snap.device == s.device:
+            with contextlib.suppress(ConfigError):
+                targets[id(snap.manifest)] = _in_place(snap, folders)
+
+    def _source(manifest: manifests.Manifest, path: str) -> str | None:
+        target = targets.get(id(manifest))
+        return target(path) if target is not None else None
+
+    rest = {rid: d for rid, d in lost.items() if rid not in again}
+    found = await store_from_sources(s.keys, stores, s.state, s.events,
+                                     [snap.manifest for snap in snaps], rest, _source, room,
+                                     s.workers)  # fmt: skip
+    for rid in [*again, *found.records]:
+        placed = s.state.records[rid]
+        health = RecordHealth(placed.descriptor)
+        for index, friend in placed.placement.items():
+            health.add(health.good, index, friend)
+        report.records[rid] = health
+        report.repaired += 1
+    if found.lost:
+        await trio.to_thread.run_sync(s.state.load_files)
+        await trio.to_thread.run_sync(s.state.forget_lost, set(found.lost))
+    report.lost_files = {rid.hex(): paths for rid, paths in found.lost.items()}
 
 
 async def forget(

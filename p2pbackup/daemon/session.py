@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import trio
@@ -27,10 +27,10 @@ from p2pbackup.daemon.grid import (
 from p2pbackup.daemon.node import Node, device_name
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import Fetcher
-from p2pbackup.engine.headstore import read_head
+from p2pbackup.engine.headstore import check_heads, read_head
 from p2pbackup.engine.restore import load_manifest
 from p2pbackup.engine.state import BackupState
-from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.errors import ConfigError, IntegrityError, PeerError
 from p2pbackup.storage.statedb import StateDB
 
 DEFAULT_K, DEFAULT_N = 2, 4
@@ -78,6 +78,10 @@ class Session:
     state: BackupState
     events: ev.EventSink
     workers: trio.CapacityLimiter
+    # Friends holding an older head than they did: {friend key: (seen, known)}.
+    rolled_back: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Snapshots whose manifest cannot be read: id -> (ref, why).
+    damaged: dict[bytes, tuple[heads.SnapshotRef, str]] = field(default_factory=dict)
 
     @property
     def keys(self) -> OwnerKeys:
@@ -127,9 +131,19 @@ class Session:
         return manifest
 
     async def snapshots(self) -> list[Snapshot]:
-        """Every kept snapshot, oldest first."""
+        """Every kept snapshot whose manifest can be read, oldest first. One that cannot is
+        noted in ``damaged`` (and told as an event), not a failure of the whole list: the
+        others still restore."""
         refs = sorted((await self.head()).tips, key=lambda r: (r.created_at_ns, r.snapshot_id))
-        return [Snapshot(ref, await self.manifest(ref)) for ref in refs]
+        out = []
+        for ref in refs:
+            try:
+                out.append(Snapshot(ref, await self.manifest(ref)))
+            except (IntegrityError, PeerError) as exc:
+                if ref.snapshot_id not in self.damaged:
+                    self.events(ev.SnapshotDamaged(ref.snapshot_id, exc.message))
+                self.damaged[ref.snapshot_id] = (ref, exc.message)
+        return out
 
     async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
         return pick(await self.snapshots(), selector, at, device=self.device)
@@ -139,7 +153,7 @@ def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:
     """Events name friends as people know them; the engine knows them by owner id."""
 
     def _sink(event: ev.Event) -> None:
-        if isinstance(event, ev.FriendTrouble | ev.ShareRejected):
+        if isinstance(event, ev.FriendTrouble | ev.ShareRejected | ev.HeadRolledBack):
             event = replace(event, friend=grid.name(event.friend))
         elif isinstance(event, ev.RecordStored):
             event = replace(event, friends=tuple(grid.name(f) for f in event.friends))
@@ -215,6 +229,9 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
                     await s.head()
                 except _Reconnect:
                     continue
+                # A friend whose pool went back in time is named, and given my newer head.
+                await check_heads(s.keys, grid.online, state, s.events)
+                s.rolled_back = dict(state.rollbacks)  # until a backup or repair checked
                 yield s
                 return
     finally:

@@ -28,9 +28,16 @@ from p2pbackup.core.refs import BlobRef, StorageKind
 from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
 from p2pbackup.core.seal import Kind, record_id
 from p2pbackup.engine import sourcefile
-from p2pbackup.engine.events import EventSink, FileDone, FileSkipped, FilesUnchanged
+from p2pbackup.engine.events import (
+    EventSink,
+    FileDone,
+    FileSkipped,
+    FilesUnchanged,
+    RecordsMissing,
+)
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
+from p2pbackup.engine.holdings import missing_records, store_manifests
 from p2pbackup.engine.packer import Packer
 from p2pbackup.engine.scanner import Found, root_labels, scan
 from p2pbackup.engine.state import BackupState, FileState
@@ -103,6 +110,7 @@ class Backup:
         self._settings = settings
         self._events = events
         self._workers = trio.CapacityLimiter(2)
+        self._room = room
         self._uploader = Uploader(
             keys,
             stores,
@@ -125,6 +133,7 @@ class Backup:
 
     async def run(self, roots: Sequence[str], excludes: Sequence[str] = ()) -> BackupReport:
         skipped: list[FileSkipped] = []
+        await self._check_holdings()
 
         def _sink(event) -> None:  # any engine event
             if isinstance(event, FileSkipped):
@@ -147,7 +156,7 @@ class Backup:
                             if not stat.S_ISREG(item.st.st_mode):
                                 self._entries[item.path] = self._other_entry(item)
                                 continue
-                            previous = self._state.files.get(item.path)
+                            previous = self._known(item.path)
                             if self._unchanged(item, previous):
                                 continue
                             if item.st.st_size <= INLINE_READ:
@@ -167,10 +176,26 @@ class Backup:
             device=self._settings.device,
             friends=self._settings.friends,
         )
+        self._state.rollbacks_checked()  # what friends lost is on them again
         files = [e for e in entries if e.type is EntryType.FILE]
         return BackupReport(
             manifest, len(files), sum(e.size for e in files), self._changed, skipped
         )
+
+    async def _check_holdings(self) -> None:
+        """Local state says which records friends hold; friends say what they hold. A record
+        fewer than k shares of are held is forgotten, and the files that used it are read
+        and stored again below; a lost manifest this device has a copy of is stored again."""
+        missing = await missing_records(self._stores, self._state, self._events)
+        if not missing:
+            return
+        self._events(RecordsMissing(len(missing)))
+        await trio.to_thread.run_sync(self._state.forget_lost, missing)
+        if self._state.head is not None:
+            await store_manifests(
+                self._keys, self._stores, self._state, self._events, self._state.head.tips,
+                missing, self._room, self._workers,
+            )  # fmt: skip
 
     def _other_entry(self, item: Found) -> Entry:
         st = item.st
@@ -188,6 +213,15 @@ class Backup:
         return Entry(
             item.path, EntryType.DIR, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0, "", b"", ()
         )
+
+    def _known(self, path: str) -> FileState | None:
+        """The file as the last backup left it, if every record it needs is still stored;
+        else it is stored again from scratch (its revisions' records are gone)."""
+        previous = self._state.files.get(path)
+        if previous is not None and not self._state.chain_stored(previous.entry.chain):
+            self._state.forget_files([path])
+            return None
+        return previous
 
     def _unchanged(self, item: Found, previous: FileState | None) -> bool:
         """The file is as the last backup left it: its entry is kept without reading it."""
@@ -223,7 +257,7 @@ class Backup:
             finish("empty", b"", ())
             return
         rev = revision_id(self._keys.record_id_key, signature)
-        if rev in self._state.contents:
+        if rev in self._state.contents and self._state.chain_stored(self._state.contents[rev]):
             finish("known", rev, self._state.contents[rev])
             return
         if rev in self._packing:  # the same content is in a pack already
@@ -350,7 +384,7 @@ class Backup:
         while rev in self._pending:  # the same content is being stored for another path
             release()
             await self._pending[rev].wait()
-        if rev in self._state.contents:
+        if rev in self._state.contents and self._state.chain_stored(self._state.contents[rev]):
             return "known", rev, self._state.contents[rev]
         # A file that grew past INLINE_READ while it was read may share its content with
         # one in a pack; it is then stored again. Both copies are valid; nothing waits.

@@ -21,6 +21,7 @@ from p2pbackup.core import head as heads
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.manifest import Entry, Manifest
 from p2pbackup.core.seal import Kind, record_id
+from p2pbackup.engine.events import EventSink, HeadRolledBack
 from p2pbackup.engine.state import BackupState
 from p2pbackup.engine.uploader import Uploader, split_segments
 from p2pbackup.errors import IntegrityError, PeerError
@@ -30,27 +31,65 @@ EMPTY = heads.HeadBody(frozenset(), frozenset(), frozenset(), None)
 PUBLISH_TRIES = 3
 
 
-async def read_head(
+async def read_heads(
     keys: OwnerKeys, stores: Mapping[str, ShareStore]
-) -> tuple[int, heads.HeadBody]:
-    """The merged head of every friend that answered, and the highest sequence number."""
-    found: list[tuple[int, heads.HeadBody]] = []
+) -> dict[str, tuple[int, heads.HeadBody] | None]:
+    """Each friend's valid head (None: it holds none); friends that did not answer, or
+    hold a forged head, are left out."""
+    found: dict[str, tuple[int, heads.HeadBody] | None] = {}
 
-    async def _one(store: ShareStore) -> None:
+    async def _one(name: str, store: ShareStore) -> None:
         try:
             data = await store.get_head()
-            if data is not None:
-                found.append(heads.open_head(data, keys.owner_id, keys.head_key))
+            found[name] = (
+                None if data is None else heads.open_head(data, keys.owner_id, keys.head_key)
+            )
         except (PeerError, IntegrityError):
             pass  # an absent friend, or one holding a forged head: the others decide
 
     async with trio.open_nursery() as nursery:
-        for store in stores.values():
-            nursery.start_soon(_one, store)
+        for name, store in stores.items():
+            nursery.start_soon(_one, name, store)
+    return found
+
+
+def merged(found: Mapping[str, tuple[int, heads.HeadBody] | None]) -> tuple[int, heads.HeadBody]:
     seq, body = 0, EMPTY
-    for other_seq, other in found:
-        seq, body = max(seq, other_seq), heads.merge(body, other)
+    for one in found.values():
+        if one is not None:
+            seq, body = max(seq, one[0]), heads.merge(body, one[1])
     return seq, body
+
+
+async def read_head(
+    keys: OwnerKeys, stores: Mapping[str, ShareStore]
+) -> tuple[int, heads.HeadBody]:
+    """The merged head of every friend that answered, and the highest sequence number."""
+    return merged(await read_heads(keys, stores))
+
+
+async def check_heads(
+    keys: OwnerKeys, stores: Mapping[str, ShareStore], state: BackupState, events: EventSink
+) -> dict[str, tuple[int, int]]:
+    """Friends holding an older head than they held or accepted before, as {friend: (seen,
+    known)}, each told as a HeadRolledBack event. A friend only ever replaces a head by a
+    higher one, so a lower one means its pool went back in time (a restored copy, a wiped
+    disk: seen 0). If this device knows a newer head than some rolled-back friend holds,
+    it publishes it again (merged with what the friends hold, at a higher number), so a
+    recovered device reading any friend sees every snapshot again."""
+    found = await read_heads(keys, stores)
+    rolled: dict[str, tuple[int, int]] = {}
+    for name, one in sorted(found.items()):
+        seen, known = (one[0] if one else 0), state.friend_heads.get(name, 0)
+        if seen < known:
+            rolled[name] = (seen, known)
+            events(HeadRolledBack(name, seen, known))
+    state.saw_heads({name: one[0] for name, one in found.items() if one is not None})
+    if rolled:
+        state.rolled_back(rolled)
+    if rolled and state.head is not None and state.head_seq > min(s for s, _ in rolled.values()):
+        await publish(keys, stores, state, EMPTY)
+    return rolled
 
 
 async def _holds_as_new(keys: OwnerKeys, store: ShareStore, seq: int) -> bool:
@@ -81,12 +120,14 @@ async def publish(
         seq = max(seq, state.head_seq) + 1
         data = heads.seal_head(keys.signing_key, keys.head_key, seq, body)
         stored, raced = 0, False
+        accepted: dict[str, int] = {}  # remembered: a lower head there later is a rollback
 
-        async def _put(store: ShareStore, data=data, seq=seq) -> None:
+        async def _put(name: str, store: ShareStore, data=data, seq=seq, accepted=accepted) -> None:
             nonlocal stored, raced
             try:
                 await store.put_head(data)
                 stored += 1
+                accepted[name] = seq
             except IntegrityError:  # refused: a race only if another device's head is there
                 if await _holds_as_new(keys, store, seq):
                     raced = True
@@ -94,8 +135,9 @@ async def publish(
                 pass
 
         async with trio.open_nursery() as nursery:
-            for store in stores.values():
-                nursery.start_soon(_put, store)
+            for name, store in stores.items():
+                nursery.start_soon(_put, name, store)
+        state.saw_heads(accepted)
         if stored and not raced:
             state.published(seq, body, manifest, encoded)
             return seq

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from p2pbackup.core.chunking import Signature
 from p2pbackup.core.head import HeadBody
 from p2pbackup.core.manifest import ChainStep, Manifest
-from p2pbackup.core.revlog import Revlog
+from p2pbackup.core.revlog import Revlog, rebuild_plan
+from p2pbackup.core.revlog import prune as prune_revlog
 from p2pbackup.runtime import gc_paused
 from p2pbackup.storage.statedb import FileState, StateDB, StoredRecord
 from p2pbackup.storage.store import ShareKey
@@ -40,9 +41,17 @@ class BackupState:
         self._challenges: dict[ShareKey, list[tuple[bytes, bytes]]] = {}  # without a db
         self._garbage: set[bytes] = set()
         self._in_flight: set[tuple[bytes, int, str]] = set()  # without a db
+        self._manifests: dict[bytes, bytes] = {}  # without a db: manifests published here
+        # The highest head each friend held or accepted: a lower one later is a rollback.
+        self.friend_heads: dict[str, int] = {}
+        # Friends found rolled back, {friend: (seen, known)}, until a backup or a repair has
+        # checked what they hold: status and verify name them meanwhile.
+        self.rollbacks: dict[str, tuple[int, int]] = {}
         if db is not None:
             self.records = dict(db.records())
             self.head_seq, self.head, self.last_snapshot = db.head()
+            self.friend_heads = db.friend_heads()
+            self.rollbacks = db.rollbacks()
 
     @property
     def files(self) -> dict[str, FileState]:
@@ -181,12 +190,73 @@ class BackupState:
         if self._db is not None:
             self._db.forget_files(paths)
 
+    def saw_heads(self, seen: dict[str, int]) -> None:
+        """Friends held or accepted these head sequence numbers; only a higher one counts."""
+        higher = {f: seq for f, seq in seen.items() if seq > self.friend_heads.get(f, 0)}
+        if not higher:
+            return
+        self.friend_heads.update(higher)
+        if self._db is not None:
+            self._db.put_friend_heads(self.friend_heads)
+
+    def rolled_back(self, found: dict[str, tuple[int, int]]) -> None:
+        """Note friends found holding an older head (kept until ``rollbacks_checked``)."""
+        self.rollbacks = {**self.rollbacks, **found}
+        if self._db is not None:
+            self._db.put_rollbacks(self.rollbacks)
+
+    def rollbacks_checked(self) -> None:
+        """A backup or a repair asked friends what they hold and stored what they lost."""
+        if self.rollbacks:
+            self.rollbacks = {}
+            if self._db is not None:
+                self._db.put_rollbacks({})
+
+    def manifest_bytes(self, snapshot_id: bytes) -> bytes | None:
+        """A manifest this device published or read (they never change), or None."""
+        if self._db is not None:
+            return self._db.manifest(snapshot_id)
+        return self._manifests.get(snapshot_id)
+
+    def forget_lost(self, record_ids: set[bytes]) -> list[str]:
+        """Friends no longer hold these records: local state stops calling them stored, and
+        forgets whatever pointed at them (files, revisions, contents), so the next backup
+        reads those files again and stores them anew. The loaded files' paths forgotten."""
+        self.forget_records(sorted(record_ids & set(self.records)))
+        stale = [
+            path
+            for path, fs in self.files.items()
+            if any(step.blob.record_id in record_ids for step in fs.entry.chain)
+        ]
+        self.forget_files(stale)
+        for path in list(self.files):  # a file returning to a lost content stores it again
+            revlog = self.revlog(path)
+            intact = [
+                rev.rev_id
+                for rev in revlog
+                if not any(
+                    step.blob.record_id in record_ids for step in rebuild_plan(revlog, rev.rev_id)
+                )
+            ]
+            if len(intact) != len(revlog):
+                self.replace_revlog(path, prune_revlog(revlog, intact).revlog)
+        for rev_id, chain in list(self.contents.items()):
+            if any(step.blob.record_id in record_ids for step in chain):
+                del self.contents[rev_id]
+        return stale
+
+    def chain_stored(self, chain: tuple[ChainStep, ...]) -> bool:
+        """Every record the chain reads is stored, as far as local state knows."""
+        return all(step.blob.record_id in self.records for step in chain)
+
     def published(
         self, seq: int, body: HeadBody, manifest: Manifest | None, encoded: bytes = b""
     ) -> None:
         self.head_seq, self.head = seq, body
         if manifest is not None:
             self.last_snapshot = manifest.snapshot_id
+            if self._db is None:
+                self._manifests[manifest.snapshot_id] = encoded or manifest.to_bytes()
         if self._db is not None:
             if manifest is not None:
                 self._db.put_manifest(manifest.snapshot_id, encoded or manifest.to_bytes())

@@ -91,19 +91,39 @@ class VerifyReport:
     records: dict[bytes, RecordHealth] = field(default_factory=dict)
     repaired: int = 0
     unreachable: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # friends that answered the list
+    # Shares local state placed on a friend that answered without them: {friend: count}.
+    missing: Counter[str] = field(default_factory=Counter)
+    lost_files: dict[str, list[str]] = field(default_factory=dict)  # record hex -> paths
 
     def at_risk(self, survive: int = 1) -> list[RecordHealth]:
         return [h for h in self.records.values() if h.safe_losses < survive]
 
     def per_friend(self) -> dict[str, dict[str, int]]:
+        """Per friend that answered: good, damaged, missing and unproven shares, each
+        counted (zeros too: a friend whose pool was deleted shows 0 good, N missing)."""
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         for health in self.records.values():
-            for what, held in (("good", health.good), ("bad", health.bad),
+            for what, held in (("good", health.good), ("damaged", health.bad),
                                ("unproven", health.unproven)):  # fmt: skip
                 for friends in held.values():
                     for friend in friends:
                         counts[friend][what] += 1
-        return {friend: dict(c) for friend, c in sorted(counts.items())}
+        for friend, n in self.missing.items():
+            counts[friend]["missing"] += n
+        kinds = ("good", "damaged", "missing", "unproven")
+        return {
+            friend: {what: counts[friend][what] for what in kinds}
+            for friend in sorted(set(counts) | set(self.asked))
+        }
+
+    def emptied(self) -> list[str]:
+        """Friends that answered holding none of my shares where some were placed."""
+        return [
+            friend
+            for friend, c in self.per_friend().items()
+            if c["missing"] and not (c["good"] or c["damaged"] or c["unproven"])
+        ]
 
 
 class Verifier:
@@ -125,7 +145,13 @@ class Verifier:
     ) -> VerifyReport:
         report = VerifyReport()
         holders, report.unreachable = await list_holders(self._stores, self._events)
+        report.asked = sorted(set(self._stores) - set(report.unreachable))
         wanted = {d.record_id: d for d in descriptors}
+        for rid in wanted:  # placed there (as local state says), not listed there now
+            placed = self._state.records.get(rid)
+            for index, friend in placed.placement.items() if placed else ():
+                if friend in report.asked and friend not in holders.get(ShareKey(rid, index), ()):
+                    report.missing[friend] += 1
         done = 0
 
         async def _check(descriptor: RecordDescriptor, index: int, friend: str) -> None:

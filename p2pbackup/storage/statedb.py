@@ -231,6 +231,19 @@ class StateDB:
         value = json.dumps(seen, sort_keys=True).encode()
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("friend_heads", value))
 
+    def rollbacks(self) -> dict[str, tuple[int, int]]:
+        """Friends found holding an older head, not yet checked by a backup or a repair."""
+        data = self.meta("rollbacks")
+        try:
+            found = json.loads(data) if data else {}
+            return {str(f): (int(seen), int(known)) for f, (seen, known) in found.items()}
+        except (ValueError, TypeError, AttributeError):
+            return {}
+
+    def put_rollbacks(self, found: dict[str, tuple[int, int]]) -> None:
+        value = json.dumps({f: list(v) for f, v in found.items()}, sort_keys=True).encode()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("rollbacks", value))
+
     def file_done(
         self, path: str, state: FileState, signature: bytes | None, revlog: bytes | None
     ) -> None:

@@ -204,4 +204,4 @@ async def test_a_large_file_streams_over_libp2p_and_back(tmp_path):
         await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r"))
         assert same_tree(str(folder), str(tmp_path / "r" / "Video"))
         check = await nodes.run("laptop", "verify")  # proofs made while streaming hold
-        assert check["lost"] == 0 and check["friends"]["alice"].get("bad") is None
+        assert check["lost"] == 0 and check["friends"]["alice"]["damaged"] == 0

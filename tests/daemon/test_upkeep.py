@@ -33,7 +33,10 @@ async def test_verify_proves_possession_finds_damage_and_repairs_it(tmp_path):
         clean = await nodes.run("laptop", "verify")
         assert clean["at_risk"] == clean["lost"] == 0 and clean["records"] >= 3
         assert clean["friends_that_could_disappear"] == 2
-        assert all(c == {"good": c["good"]} for c in clean["friends"].values())
+        assert all(
+            c == {"good": c["good"], "damaged": 0, "missing": 0, "unproven": 0}
+            for c in clean["friends"].values()
+        )
 
         # Carol loses everything; Dave's disk flips a byte in every share.
         for path in _shares(nodes.profiles["carol"]):
@@ -45,8 +48,11 @@ async def test_verify_proves_possession_finds_damage_and_repairs_it(tmp_path):
                 f.seek(60)
                 f.write(bytes([byte[0] ^ 1]))
         hurt = await nodes.run("laptop", "verify")
-        assert hurt["friends"]["dave"].get("bad") == clean["records"]
-        assert "carol" not in hurt["friends"]
+        assert hurt["friends"]["dave"]["damaged"] == clean["records"]
+        # A friend whose whole pool was deleted is named, its shares counted as missing.
+        carol = hurt["friends"]["carol"]
+        assert carol["good"] == 0 and carol["missing"] == clean["friends"]["carol"]["good"]
+        assert hurt["emptied"] == ["carol"]
         assert hurt["at_risk"] == clean["records"] and hurt["lost"] == 0
         assert hurt["friends_that_could_disappear"] == 0
 
@@ -54,7 +60,7 @@ async def test_verify_proves_possession_finds_damage_and_repairs_it(tmp_path):
         assert fixed["repaired"] == clean["records"]
         again = await nodes.run("laptop", "verify", read_data=True)
         assert again["at_risk"] == 0 and again["friends_that_could_disappear"] >= 1
-        assert all("bad" not in c for c in again["friends"].values())
+        assert all(c["damaged"] == 0 for c in again["friends"].values())
         # Rebuilt shares restore too, with the two original friends away.
         await nodes.stop("alice")
         await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r"))

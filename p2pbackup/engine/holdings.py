@@ -1,0 +1,224 @@
+"""What friends actually hold, asked rather than remembered, and storing again what they lost.
+
+Local state is a cache of what friends hold, never the truth: a friend's pool can be
+restored from an old copy or wiped. So a backup first asks every friend for its list
+of my shares (one ``list`` each) and keeps calling a record stored only if at least
+``k`` of its shares are held. A share counts as held when a friend that answered
+lists it, or when local state placed it on a friend that did not answer (unknown is
+not lost: a friend away for a day must not cost a full upload). Records found
+missing are forgotten locally, with everything that pointed at them, so the normal
+path stores the files again.
+
+Some lost records can be stored again exactly, under the same id and with the same
+shares (sealing and encoding are deterministic), which makes the old snapshots that
+use them whole again: a manifest this device keeps a copy of, and a full text or a
+pack of full texts whose every file is still on disk as the snapshot has it (checked
+by the revision id of its chunks, then by the record id of the rebuilt bytes).
+Deltas need the older version they apply to, which is gone: those are reported lost.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from p2pbackup.core import head as heads
+from p2pbackup.core.chunking import Signature, revision_id
+from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.manifest import EntryType, Manifest
+from p2pbackup.core.refs import RecordDescriptor, StorageKind
+from p2pbackup.core.seal import Kind, record_id
+from p2pbackup.engine import sourcefile
+from p2pbackup.engine.events import EventSink
+from p2pbackup.engine.fetcher import list_holders
+from p2pbackup.engine.state import BackupState, StoredRecord
+from p2pbackup.engine.uploader import Uploader, split_segments
+from p2pbackup.errors import P2PBackupError, SourceChangedError
+from p2pbackup.storage.store import ShareKey, ShareStore
+
+STREAM_FILE = 4 * 1024 * 1024  # as engine/backup.py: larger full texts are sent a batch at a time
+
+
+def held_indexes(
+    holders: Mapping[ShareKey, Sequence[str]],
+    answered: set[str],
+    records: Mapping[bytes, StoredRecord],
+) -> dict[bytes, set[int]]:
+    """Per record, the share indexes held: listed by a friend that answered, or placed (as
+    local state says) on a friend that did not."""
+    listed: dict[bytes, set[int]] = defaultdict(set)
+    for key in holders:
+        listed[key.record_id].add(key.index)
+    out = {}
+    for rid, rec in records.items():
+        held = set(listed.get(rid, ()))
+        held.update(i for i, friend in rec.placement.items() if friend not in answered)
+        out[rid] = held
+    return out
+
+
+async def missing_records(
+    stores: Mapping[str, ShareStore], state: BackupState, events: EventSink
+) -> set[bytes]:
+    """Records local state calls stored of which friends hold fewer than k shares."""
+    holders, unreachable = await list_holders(stores, events)
+    answered = set(stores) - set(unreachable)
+    held = held_indexes(holders, answered, state.records)
+    return {rid for rid, rec in state.records.items() if len(held[rid]) < rec.descriptor.k}
+
+
+@dataclass
+class Resupplied:
+    records: list[bytes] = field(default_factory=list)  # stored again, same id and shares
+    lost: dict[bytes, list[str]] = field(default_factory=dict)  # record -> paths using it
+
+
+def _uploader(keys, stores, state, events, d: RecordDescriptor, room, workers) -> Uploader:
+    return Uploader(keys, stores, state, events, k=d.k, n=d.n, survive=1, room=room,
+                    workers=workers)  # fmt: skip
+
+
+async def store_manifests(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    events: EventSink,
+    refs: Iterable[heads.SnapshotRef],
+    lost: set[bytes],
+    room: Mapping[str, int],
+    workers: trio.CapacityLimiter,
+) -> list[bytes]:
+    """Store again the lost manifests this device keeps a copy of; the record ids stored."""
+    done = []
+    for ref in refs:
+        d = ref.manifest
+        data = state.manifest_bytes(ref.snapshot_id) if d.record_id in lost else None
+        if data is None or record_id(keys.record_id_key, Kind.MANIFEST, data) != d.record_id:
+            continue
+        state.forget_records([d.record_id])
+        up = _uploader(keys, stores, state, events, d, room, workers)
+        if await up.store(Kind.MANIFEST, d.record_id, split_segments(data)) == d:
+            done.append(d.record_id)
+    return done
+
+
+async def store_from_sources(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    events: EventSink,
+    manifests: Sequence[Manifest],
+    lost: Mapping[bytes, RecordDescriptor],
+    source_of: Callable[[Manifest, str], str | None],
+    room: Mapping[str, int],
+    workers: trio.CapacityLimiter,
+) -> Resupplied:
+    """Store again each lost record that the files on disk rebuild exactly; the rest are
+    reported with the snapshot paths that used them."""
+    out = Resupplied()
+    uses: dict[bytes, list[tuple[Manifest, str, StorageKind, bytes, int, int]]] = defaultdict(list)
+    files_of: dict[bytes, list[tuple[Manifest, str]]] = defaultdict(list)  # revision -> files
+    for manifest in manifests:
+        for entry in manifest.entries:
+            if entry.type is not EntryType.FILE:
+                continue
+            files_of[entry.rev_id].append((manifest, entry.path))
+            for step in entry.chain:
+                if step.blob.record_id in lost:
+                    uses[step.blob.record_id].append((manifest, entry.path, step.kind,
+                        step.rev_id, step.blob.offset, step.blob.length))  # fmt: skip
+    # Where each revision's bytes are on disk now: a file whose snapshot entry is that
+    # revision, if the file still hashes to it.
+    sources: dict[bytes, str] = {}
+    checked: dict[str, bytes | None] = {}
+
+    def _revision_on_disk(path: str) -> bytes | None:
+        if path not in checked:
+            try:
+                checked[path] = revision_id(keys.record_id_key, _signature(path))
+            except (OSError, SourceChangedError):
+                checked[path] = None
+        return checked[path]
+
+    for rid, descriptor in lost.items():
+        pieces: dict[tuple[int, int], bytes] = {}  # (offset, length) -> revision
+        rebuildable = bool(uses.get(rid))
+        for _, _, kind, rev, offset, length in uses.get(rid, ()):
+            rebuildable &= kind is StorageKind.FULL
+            pieces[(offset, length)] = rev
+        if rebuildable:
+            for rev in set(pieces.values()) - set(sources):
+                for manifest, snapshot_path in files_of.get(rev, ()):
+                    path = source_of(manifest, snapshot_path)
+                    if path is not None and rev == await trio.to_thread.run_sync(
+                        _revision_on_disk, path
+                    ):
+                        sources[rev] = path
+                        break
+            rebuildable = all(rev in sources for rev in pieces.values())
+        try:
+            if rebuildable and await _store_again(
+                keys, stores, state, events, descriptor, pieces, sources, room, workers
+            ):
+                out.records.append(rid)
+                continue
+        except P2PBackupError:
+            pass  # a file changed while read, or no friend took it: lost, said below
+        out.lost[rid] = sorted({path for _, path, *_ in uses.get(rid, ())})
+    return out
+
+
+async def _store_again(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    events: EventSink,
+    d: RecordDescriptor,
+    pieces: dict[tuple[int, int], bytes],
+    sources: dict[bytes, str],
+    room: Mapping[str, int],
+    workers: trio.CapacityLimiter,
+) -> bool:
+    """The record rebuilt from files, checked by its id, then stored: True if its shares
+    are again the ones the snapshots name."""
+    up = _uploader(keys, stores, state, events, d, room, workers)
+    state.forget_records([d.record_id])
+    ((offset, length), rev), *rest = sorted(pieces.items())
+    if not rest and offset == 0:  # a full text of its own, keyed by its signature
+        path = sources[rev]
+        signature = await trio.to_thread.run_sync(_signature, path)
+        if record_id(keys.record_id_key, Kind.FULL, signature.to_bytes()) == d.record_id:
+            if length > STREAM_FILE:
+                got = await up.store_stream(
+                    Kind.FULL, d.record_id, lambda: sourcefile.file_segments(path, length), length
+                )
+            else:
+                got = await up.store(Kind.FULL, d.record_id, sourcefile.file_segments(path, length))
+            return got == d
+    data = await trio.to_thread.run_sync(_pack, pieces, sources)
+    if data is None or record_id(keys.record_id_key, Kind.PACK, data) != d.record_id:
+        return False
+    return await up.store(Kind.PACK, d.record_id, split_segments(data)) == d
+
+
+def _signature(path: str) -> Signature:
+    return sourcefile.read_signature(path, os.stat(path).st_size, False)[0]
+
+
+def _pack(pieces: dict[tuple[int, int], bytes], sources: dict[bytes, str]) -> bytes | None:
+    """A pack's blobs back to back from their files; None at a gap (a blob no snapshot
+    names) or a file of another length."""
+    data = bytearray()
+    for (offset, length), rev in sorted(pieces.items()):
+        if offset != len(data):
+            return None
+        with open(sources[rev], "rb") as f:
+            blob = f.read(length + 1)
+        if len(blob) != length:
+            return None
+        data += blob
+    return bytes(data)

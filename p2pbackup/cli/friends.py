@@ -138,7 +138,7 @@ def run_join(args: argparse.Namespace) -> int:
     if args.peer:
         from p2pbackup.net import discovery  # libp2p: only when needed
 
-        discovery.rendezvous_peer(args.peer)
+        discovery.rendezvous_peer(args.peer, flag="--peer")
     params = {"code": args.code, "offer": parse_size(args.offer), "peer": args.peer}
     return run_job(args, "join", params, _paired_text)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from p2pbackup.cli.common import add_common, emit, profile_of
 from p2pbackup.core.keys import new_secret, owner_fingerprint
 from p2pbackup.core.phrase import phrase_to_secret, secret_to_phrase
+from p2pbackup.errors import ConfigError
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -61,9 +63,12 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_id(args: argparse.Namespace) -> int:
-    from p2pbackup.daemon.node import identity_of, public_addresses
+    from p2pbackup.daemon.node import choose_listen_port, identity_of, public_addresses
 
     profile = profile_of(args).require()
+    # When a node holds the profile (ConfigError), its port is known already.
+    with contextlib.suppress(ConfigError), profile.lock():
+        choose_listen_port(profile)
     keys, identity, _ = identity_of(profile)
     node_id = identity.peer_id.to_base58()
     data = {
@@ -72,6 +77,6 @@ def run_id(args: argparse.Namespace) -> int:
         "addresses": public_addresses(profile, node_id),
     }
     lines = [f"node   {node_id}", f"owner  {keys.owner_id.hex()}"]
-    lines += [f"       {a}" for a in data["addresses"]] or ["(not started yet: no address)"]
+    lines += [f"addr   {a}" for a in data["addresses"]]
     emit(args, data, "\n".join(lines))
     return 0

@@ -199,6 +199,19 @@ async def running_node(
             catalog.close()
 
 
+def choose_listen_port(profile: Profile) -> None:
+    """Pick the port a node that never ran will listen on, and remember it, so that
+    ``id`` can give a friend the address before the first start. (A port taken by the
+    time the node starts fails that start, as a remembered port always could.)"""
+    wanted = profile.settings().get("listen") or [DEFAULT_LISTEN]
+    if not any(a.endswith("/tcp/0") for a in wanted):
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    profile.update_settings(listen=_with_ports(wanted, [f"/ip4/0.0.0.0/tcp/{port}"]))
+
+
 def _with_ports(wanted: list[str], actual: list[str]) -> list[str]:
     """Replace port 0 by the port the host got, so friends find us at the same place."""
     ports = [a.rsplit("/tcp/", 1)[1] for a in actual if "/tcp/" in a]

@@ -49,7 +49,9 @@ async def join_friend(
 ) -> dict:
     parsed = parse_code(code)
     candidates = (
-        [discovery.rendezvous_peer(peer)] if peer else await _inviters(node, parsed.nameplate)
+        [discovery.rendezvous_peer(peer, flag="--peer")]
+        if peer
+        else await _inviters(node, parsed.nameplate)
     )
     for candidate in candidates:
         try:

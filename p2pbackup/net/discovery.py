@@ -52,12 +52,14 @@ def serve(host: IHost) -> RendezvousService:
     return RendezvousService(host)
 
 
-def rendezvous_peer(address: str) -> PeerInfo:
+def rendezvous_peer(address: str, flag: str = "--rendezvous") -> PeerInfo:
+    """The node at ``address``, given by the user with ``flag`` (named in the error)."""
     try:
         return info_from_p2p_addr(Multiaddr(address))
     except Exception as exc:  # multiaddr and peer-id parsing raise assorted errors
         raise ConfigError(
-            f"{address!r} is not a rendezvous address ending in /p2p/<node id>."
+            f"{flag} {address!r} is not a node's address: it looks like "
+            "/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... ('p2pbackup id' prints it on that node)."
         ) from exc
 
 

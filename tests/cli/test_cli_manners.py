@@ -49,3 +49,18 @@ def test_verbose_shows_our_log_but_no_library_chatter(tmp_path):
         lines = err.splitlines()
         assert any("friends" in line for line in lines)  # our own debug/info lines
         assert not any("CID" in line or "libp2p" in line for line in lines), err
+
+
+def test_id_gives_the_address_before_the_first_start_and_the_daemon_keeps_it(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        addresses = grid.cli("laptop", "id")["addresses"]
+        assert addresses and all("/tcp/0/" not in a and "/p2p/12D3KooW" in a for a in addresses)
+        daemon = grid.command("laptop", "daemon")  # listening everywhere, as by default
+        try:
+            assert "running" in daemon.stdout.readline()
+            printed = {daemon.stdout.readline().split()[-1] for _ in addresses}
+            assert printed == set(addresses)  # where the daemon says friends reach it
+        finally:
+            daemon.send_signal(signal.SIGINT)
+            daemon.communicate(timeout=30)

@@ -115,6 +115,10 @@ def test_bad_input_gets_clear_errors(profiles, tmp_path):
         "--home", ann, "join", "not-a-code", "--peer", "/ip4/127.0.0.1/tcp/1", check=False
     )
     assert bad_code.returncode != 0 and "invite code" in bad_code.stderr
+    bad_peer = _run("--home", ann, "join", "1-abandon-ability-able", "--peer", "garbage",
+                    check=False)  # fmt: skip
+    assert bad_peer.returncode == 2 and bad_peer.stderr.startswith("p2pbackup: --peer 'garbage'")
+    assert "rendezvous" not in bad_peer.stderr
     unknown = _run("--home", ann, "quota", "Zed", "1G", check=False)
     assert unknown.returncode != 0 and "No friend matches" in unknown.stderr
     bad_size = _run("--home", ann, "invite", "--offer", "lots", check=False)

@@ -39,7 +39,7 @@ from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
 from p2pbackup.engine.uploader import Uploader
 from p2pbackup.engine.verify import RecordHealth, Verifier, VerifyReport
-from p2pbackup.errors import ConfigError
+from p2pbackup.errors import ConfigError, IntegrityError
 
 
 def folders_of(settings: dict) -> list[str]:
@@ -316,6 +316,8 @@ async def forget(
     policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                              keep_yearly)  # fmt: skip
     snaps = await s.snapshots()
+    if prune:
+        _refuse_blind_prune(snaps, await s.head())
     scope = _forget_scope(snaps, s.device, device, all_devices)
     # Per device and folder set: one device's snapshots never make another's look old.
     decision = retention.keep_per_group(policy, [(sn.id, sn.group, sn.time) for sn in scope])
@@ -369,6 +371,18 @@ async def forget(
         result["removed_shares"] = report.removed_shares
         result["unreachable"] = sorted(s.grid.name(k) for k in report.unreachable)
     return result
+
+
+def _refuse_blind_prune(snaps: list[Snapshot], body: heads.HeadBody) -> None:
+    """A snapshot whose manifest cannot be read needs records no one can name: a prune
+    now would free them. Refused before anything is forgotten."""
+    listed = {snap.ref.snapshot_id for snap in snaps}
+    unreadable = sum(1 for tip in body.tips if tip.snapshot_id not in listed)
+    if unreadable:
+        raise IntegrityError(
+            f"{unreadable} snapshot(s) cannot be read from friends, so a prune cannot tell "
+            "what they need. Run 'p2pbackup verify --repair' (or forget without --prune)."
+        )
 
 
 def _forget_scope(

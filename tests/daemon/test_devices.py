@@ -4,10 +4,13 @@ snapshots unless told to."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from p2pbackup.cli.demo import same_tree
-from p2pbackup.errors import ConfigError
+from p2pbackup.errors import ConfigError, P2PBackupError
+from p2pbackup.storage.statedb import StateDB
 from tests.daemon.conftest import pair, started
 
 pytestmark = pytest.mark.trio
@@ -99,3 +102,26 @@ async def test_forget_keeps_per_device_and_leaves_other_devices_alone(tmp_path):
         assert everyone["forgotten"] == [] and everyone["devices"] == ["desktop", "laptop"]
         with pytest.raises(ConfigError, match=r"nobody.*devices: desktop, laptop"):
             await nodes.run("laptop", "forget", keep_last=1, device="nobody")
+
+
+async def test_forget_prune_is_refused_while_a_snapshot_cannot_be_read(tmp_path):
+    docs = _folder(tmp_path, "Documents", "first version\n")
+    async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
+                       folders=[docs]) as nodes:  # fmt: skip
+        laptop, _ = await _two_devices(nodes, tmp_path)
+        db = StateDB(nodes.profiles["laptop"].path("state.sqlite"))
+        _, body, _ = db.head()
+        db.close()
+        newest = next(t for t in body.tips if t.snapshot_id.hex() == laptop[-1])
+        rid = newest.manifest.record_id.hex()
+        for name in ("alice", "bob", "carol"):  # its manifest is gone from every friend
+            for folder, _, files in os.walk(nodes.profiles[name].path("pool")):
+                for share in files:
+                    if share.startswith(rid):
+                        os.unlink(os.path.join(folder, share))
+        # The desktop (no manifest cached) cannot read it: a prune could not tell what
+        # that snapshot needs, so nothing is forgotten or freed.
+        with pytest.raises(P2PBackupError):
+            await nodes.run("desktop", "forget", keep_last=1, device="laptop", prune=True)
+        assert [s["id"] for s in await nodes.run("laptop", "snapshots")][:2] == laptop
+        await nodes.run("laptop", "restore", selector=laptop[0], to=str(tmp_path / "r"))

@@ -14,7 +14,7 @@ import trio
 
 from p2pbackup.daemon import control, endpoint
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
 from p2pbackup.storage.profile import Profile
 
 pytestmark = pytest.mark.trio
@@ -230,3 +230,23 @@ async def test_a_malformed_control_file_means_no_daemon(tmp_path, monkeypatch, c
         f.write(content)
     with pytest.raises(control.NoDaemon):
         await control.call(where, "status", {}, ev.ignore)
+
+
+async def test_a_name_that_is_not_utf8_crosses_the_socket_exactly(tmp_path, transport):
+    """A lone surrogate (the byte 0xff of a file name) in an event or a result cannot break
+    the JSON line; a ValueError in a job is the bug it is, not 'Not JSON'."""
+    name = b"Docs/bad\xffname.txt".decode("utf-8", "surrogateescape")
+
+    async def _names(job: str, params: dict, sink):
+        if job == "encode":  # what sqlite3 raised for such a name before (issue 9)
+            name.encode("utf-8")
+        sink(ev.FileSkipped(params["path"], "a reason"))
+        return {"paths": [params["path"]]}
+
+    async with _daemon(tmp_path, _names) as where:
+        seen: list = []
+        assert await control.call(where, "echo", {"path": name}, seen.append) == {"paths": [name]}
+        assert seen == [ev.FileSkipped(name, "a reason")]
+        with pytest.raises(P2PBackupError, match="failed unexpectedly") as caught:
+            await control.call(where, "encode", {"path": name}, ev.ignore)
+        assert "JSON" not in str(caught.value)

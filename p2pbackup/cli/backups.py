@@ -7,7 +7,6 @@ with an exact ``_b64`` twin when they are not UTF-8 (docs/format.md)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -236,10 +235,14 @@ def run_folders(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tell_daemon(profile: Profile, name: str, params: dict) -> None:
-    """Settings live in the profile; a running daemon is told at once, so it acts on them."""
-    with contextlib.suppress(control.NoDaemon):
+def _tell_daemon(profile: Profile, name: str, params: dict) -> bool:
+    """Settings live in the profile; a running daemon is told at once, so it acts on them.
+    Whether one was."""
+    try:
         trio.run(control.call, control.address(profile.home), name, params, ev.ignore)
+    except control.NoDaemon:
+        return False
+    return True
 
 
 def run_exclude(args: argparse.Namespace) -> int:
@@ -373,6 +376,7 @@ def _status_text(data: dict) -> str:
             f"{format_size(data['protected_bytes'])}",
             "could lose       "
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
+            f"schedule         {_status_schedule(data)}",
         ]
         + [
             f"WARNING          {r['friend']} went back in time (holds head {r['seen']}, held "
@@ -380,6 +384,22 @@ def _status_text(data: dict) -> str:
             for r in data.get("head_rolled_back", ())
         ]
     )
+
+
+def _status_schedule(data: dict) -> str:
+    """The daemon's schedule (``schedule`` in its status), or the profile's when no daemon
+    answered: then nothing runs on schedule."""
+    schedule = data.get("schedule")
+    if schedule is None:
+        return "no daemon runs: nothing runs on schedule ('p2pbackup daemon' starts one)"
+    if schedule["paused"]:
+        return "paused ('p2pbackup resume')"
+    if not schedule["interval"]:
+        return "off"
+    text = f"every {_duration(schedule['interval'])}"
+    if schedule.get("next_run"):
+        text += f", next at {datetime.fromtimestamp(schedule['next_run']).strftime('%H:%M')}"
+    return text
 
 
 def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
@@ -392,14 +412,19 @@ def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
         sub.set_defaults(run=lambda args, name=name: run_schedule(args, name, {}))
     schedule = commands.add_parser("schedule", help="how often the daemon backs up")
     add_common(schedule)
-    schedule.add_argument("interval", help="e.g. 30m, 1h, 1d, or 'off'")
+    schedule.add_argument(
+        "interval", nargs="?", help="e.g. 30m, 1h, 1d, or 'off' (none: show the schedule)"
+    )
     limit = commands.add_parser("limit", help="cap upload bandwidth (all friends together)")
     add_common(limit)
     limit.add_argument("rate", help="per second, e.g. 500K, 2M; or 'off'")
     limit.set_defaults(run=run_limit)
     schedule.set_defaults(
-        run=lambda args: run_schedule(args, "schedule", {"interval": parse_interval(args.interval)})
-    )
+        run=lambda args: run_schedule(
+            args, "schedule",
+            {} if args.interval is None else {"interval": parse_interval(args.interval)},
+        )
+    )  # fmt: skip
 
 
 def run_limit(args: argparse.Namespace) -> int:
@@ -425,16 +450,32 @@ def parse_interval(text: str) -> float:
 def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
     """Kept in the profile, so it holds without a daemon; a running daemon is told at once."""
     profile = profile_of(args).require()
-    if name == "schedule":
+    if name == "schedule" and "interval" in params:
         profile.update_settings(schedule=params["interval"])
-    else:
+    elif name != "schedule":
         profile.update_settings(paused=name == "pause")
-    _tell_daemon(profile, name, params)
     settings = profile.settings()
     data = {
         "interval": settings.get("schedule", DEFAULT_INTERVAL),
         "paused": settings.get("paused", False),
+        "daemon": _tell_daemon(profile, name, params),
     }
-    every = "never" if not data["interval"] else f"every {data['interval'] / 60:g} min"
-    emit(args, data, f"Scheduled backups: {every}{', paused' if data['paused'] else ''}.")
+    emit(args, data, _schedule_text(data))
     return 0
+
+
+def _schedule_text(schedule: dict) -> str:
+    interval = schedule["interval"]
+    text = f"Scheduled backups: {'never' if not interval else 'every ' + _duration(interval)}"
+    text += ", paused." if schedule["paused"] else "."
+    if interval and not schedule["daemon"]:
+        text += ("\nNo daemon runs for this profile, so nothing runs on schedule until "
+                 "'p2pbackup daemon' (or the app) does.")  # fmt: skip
+    return text
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"

@@ -194,7 +194,8 @@ def _in_place(snap: Snapshot, folders: list[str]):
 
 async def status(s: Session) -> dict:
     settings = s.settings()
-    snaps = sorted(s.state.head.tips, key=lambda r: r.created_at_ns) if s.state.head else []
+    # The friends' head merged with mine: a recovered device knows no snapshot of its own.
+    snaps = sorted((await s.head()).tips, key=lambda r: r.created_at_ns)
     latest = await s.manifest(snaps[-1]) if snaps else None
     needed = latest.record_ids() if latest else frozenset()
     losses = [

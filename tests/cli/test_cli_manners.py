@@ -64,3 +64,20 @@ def test_id_gives_the_address_before_the_first_start_and_the_daemon_keeps_it(tmp
         finally:
             daemon.send_signal(signal.SIGINT)
             daemon.communicate(timeout=30)
+
+
+def test_schedule_shows_itself_and_says_when_nothing_will_run_it(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        shown = grid.command("laptop", "schedule").communicate(timeout=60)[0]
+        assert shown.startswith("Scheduled backups: every 1 h.")  # the default, unchanged
+        assert "No daemon runs" in shown
+        assert grid.cli("laptop", "schedule", "30m") == {
+            "interval": 1800.0, "paused": False, "daemon": False
+        }
+        grid.cli("laptop", "pause")
+        grid.start("laptop")
+        told = grid.cli("laptop", "resume")
+        assert told["daemon"] is True and told["paused"] is False
+        status = grid.command("laptop", "status").communicate(timeout=60)[0]
+        assert "schedule         every 30 min, next at " in status

@@ -85,6 +85,8 @@ async def test_a_new_device_recovers_from_the_phrase_and_one_friend(tmp_path):
         new = await nodes.start("new-laptop", secret=secret)
         assert new.catalog.friends() == []
         await pair(nodes.nodes["alice"], new)
+        status = await nodes.run("new-laptop", "status")  # the friends' head, not its own
+        assert status["snapshots"] == 1 and status["protected_files"] == 33
         report = await nodes.run("new-laptop", "restore", selector="latest", to=str(tmp_path / "r"))
         assert same_tree(folder, str(tmp_path / "r" / "Documents"))
         assert report["files"] == 33

@@ -57,8 +57,9 @@ def setup_logging(home: str | None, verbose: bool) -> str | None:
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            os.path.join(folder, "p2pbackup.log"), maxBytes=LOG_BYTES, backupCount=LOG_FILES
-        )
+            os.path.join(folder, "p2pbackup.log"), maxBytes=LOG_BYTES, backupCount=LOG_FILES,
+            encoding="utf-8", errors="backslashreplace",  # a file name that is not UTF-8
+        )  # fmt: skip
     except OSError:
         return None  # a read-only home: log to the terminal only
     handler.setFormatter(logging.Formatter(FORMAT))

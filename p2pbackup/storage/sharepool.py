@@ -5,7 +5,8 @@ Layout under the pool folder::
     <owner id hex>/
         head                      the owner's latest signed head
         shares/<id[:2]>/<id>.<i>  share i of record <id> (hex), as received
-        .tmp-*                    a write in progress; removed at start-up
+        .tmp-*                    a write in progress; removed at start-up, and while
+                                  running once abandoned (see ``reclaim_temporaries``)
 
 Every write goes to a temporary file, is fsynced, renamed into place and the
 folder fsynced, so a node killed at any moment restarts with either the whole
@@ -44,6 +45,8 @@ def prove_answer(nonce: bytes, share: bytes) -> bytes:
 
 
 UPLOAD_IDLE = 600.0  # seconds before an abandoned upload gives its room back
+STALE_TEMP = 24 * 3600.0  # seconds before a temporary file no upload owns is deleted
+SWEEP_EVERY = 3600.0  # seconds between two looks for such files, made by some request
 
 
 @dataclass
@@ -104,6 +107,7 @@ class SharePool:
         self._uploads: dict[tuple[bytes, ShareKey], _Upload] = {}
         os.makedirs(root, exist_ok=True)
         self._clean()
+        self._next_sweep = time.monotonic() + SWEEP_EVERY
 
     def _clean(self) -> None:
         """Remove writes a crash interrupted, and pools dropped but not yet deleted."""
@@ -134,7 +138,9 @@ class SharePool:
         return self._usage[owner_id]
 
     def used(self, owner_id: bytes) -> int:
+        self._sweep_if_due()
         with self._lock:
+            self._expire_uploads()  # an owner asking its room is not told of abandoned ones
             return self._used_locked(owner_id)
 
     def put(self, owner_id: bytes, key: ShareKey, share: bytes) -> None:
@@ -146,7 +152,9 @@ class SharePool:
         if os.path.exists(path):
             return  # shares are content-addressed by (record, index): same bytes
         quota = self._quota(owner_id)
+        self._sweep_if_due()
         with self._lock:  # reserve the room first, so concurrent puts cannot overshoot
+            self._expire_uploads()
             used = self._used_locked(owner_id)
             if used + len(share) > quota:
                 raise StorageError(
@@ -171,6 +179,8 @@ class SharePool:
         if os.path.exists(os.path.join(folder, name)):
             return False
         upload = (owner_id, key)
+        if offset == 0:
+            self._sweep_if_due()
         with self._lock:
             self._expire_uploads()
             pending = self._uploads.get(upload)
@@ -232,6 +242,36 @@ class SharePool:
         now = time.monotonic()
         for upload in [u for u, p in self._uploads.items() if now - p.touched > UPLOAD_IDLE]:
             self._drop_upload(upload)
+
+    def reclaim_temporaries(self) -> int:
+        """Delete temporary files that no upload in progress owns and that are older than
+        STALE_TEMP: left by a write that died without the node (a worker thread killed, a
+        disk error while cleaning up). A write in progress is seconds old, so the age keeps
+        it safe; uploads in progress are known by path. The number of files deleted."""
+        with self._lock:
+            live = {pending.path for pending in self._uploads.values()}
+        cutoff = time.time() - STALE_TEMP
+        deleted = 0
+        for folder, _, names in os.walk(self._root):
+            for name in names:
+                path = os.path.join(folder, name)
+                if not name.startswith(_TMP) or path in live:
+                    continue
+                with contextlib.suppress(OSError):  # gone already, or not ours to judge
+                    if os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        deleted += 1
+        return deleted
+
+    def _sweep_if_due(self) -> None:
+        """At most once per SWEEP_EVERY, on whichever request comes: the walk costs what
+        the start-up one does, so it is not made per request."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_EVERY
+        self.reclaim_temporaries()
 
     def get_range(self, owner_id: bytes, key: ShareKey, offset: int, length: int) -> bytes:
         folder, name = self._share_path(owner_id, key)

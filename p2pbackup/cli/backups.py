@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import trio
 
-from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.cli.common import STARTED, add_common, emit, plural, profile_of
 from p2pbackup.cli.runner import call_job, run_job
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
@@ -62,7 +63,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_common(ls)
     ls.add_argument("snapshot", help=LATEST_HELP)
     ls.add_argument("path", nargs="?", default="")
-    ls.set_defaults(run=run_ls)
+    ls.set_defaults(run=run_ls, more_paths="path")
 
     diff = commands.add_parser("diff", help="what changed between two snapshots")
     add_common(diff)
@@ -85,7 +86,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     restore.add_argument(
         "--force", action="store_true", help="overwrite files that are newer on disk"
     )
-    restore.set_defaults(run=run_restore)
+    restore.set_defaults(run=run_restore, more_paths="paths")
 
     verify = commands.add_parser(
         "verify",
@@ -289,6 +290,8 @@ def _run_naming(
 ) -> int:
     """``run_job`` for a result that holds file names: ``json_form`` makes them strict JSON."""
     result = call_job(args, name, params)
+    if isinstance(result, dict) and "seconds" in result:
+        result["seconds"] = round(time.monotonic() - STARTED, 3)  # the wait, start to answer
     people = text(result)
     json_form(result)
     emit(args, result, people)
@@ -297,10 +300,11 @@ def _run_naming(
 
 def _backup_text(data: dict) -> str:
     lines = [
-        f"Snapshot {data['snapshot'][:12]}: {data['files']} files, "
+        f"Snapshot {data['snapshot'][:12]}: {plural(data['files'], 'file')}, "
         f"{format_size(data['bytes'])}; {data['changed']} changed, "
-        f"{format_size(data['bytes_stored'])} sent in {data['records_stored']} records to "
-        f"{', '.join(data['friends'])} in {data['seconds']:.1f} s."
+        f"{format_size(data['bytes_stored'])} sent in "
+        f"{plural(data['records_stored'], 'record')} to {', '.join(data['friends'])} in "
+        f"{data['seconds']:.1f} s."
     ]
     lines += [f"skipped {shown(s['path'])}: {s['reason']}" for s in data["skipped"]]
     return "\n".join(lines)
@@ -317,7 +321,7 @@ def _snapshots_text(data: list) -> str:
     return "\n".join(
         f"{s['id'][:12]}  {s['time']}  DAMAGED: {s['damaged']}"
         if s.get("damaged")
-        else f"{s['id'][:12]}  {s['time']}  {s['files']:>7} files  "
+        else f"{s['id'][:12]}  {s['time']}  {plural(s['files'], 'file'):>13}  "
         f"{format_size(s['bytes']):>9}  {s['device']}"
         for s in data
     )
@@ -352,7 +356,7 @@ def _diff_json(data: dict) -> None:
 
 def _restore_text(data: dict) -> str:
     lines = [
-        f"Restored {data['files']} files, {format_size(data['bytes'])} from snapshot "
+        f"Restored {plural(data['files'], 'file')}, {format_size(data['bytes'])} from snapshot "
         f"{data['snapshot'][:12]} in {data['seconds']:.1f} s."
     ]
     lines += [f"kept (newer on disk; --force overwrites): {shown(p)}" for p in data["kept_newer"]]

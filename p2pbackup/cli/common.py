@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from p2pbackup.storage.profile import Profile, default_home
+
+# Imported first thing by the command: what it reports as its time is what the user waited.
+STARTED = time.monotonic()
 
 
 def add_home(parser: argparse.ArgumentParser, default: object = None) -> None:
@@ -47,3 +51,8 @@ def caught(exc: BaseException, kind: type[BaseException]) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.subgroup(kind) is not None
     return isinstance(exc, kind)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

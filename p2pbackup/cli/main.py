@@ -56,8 +56,28 @@ INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `ls | head` when ls is cut off
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; options and paths may come in any order, as README shows them
+    (``restore latest --to DIR Documents/notes``): paths that argparse could not place
+    after an option go to the command's ``more_paths`` list, if it takes one."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    takes = getattr(args, "more_paths", None)
+    given = getattr(args, takes, None) if takes else None
+    if takes and not any(word.startswith("-") for word in extra):
+        if isinstance(given, list):
+            setattr(args, takes, [*given, *extra])
+            return args
+        if not given and len(extra) == 1:  # a command that takes one path
+            setattr(args, takes, extra[0])
+            return args
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     runtime.tune_malloc()
     setup_logging(args.home, args.verbose)
     log.info("p2pbackup %s: %s", __version__, args.command)

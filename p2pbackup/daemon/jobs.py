@@ -28,7 +28,7 @@ from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pi
 from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
-from p2pbackup.engine.diskname import to_disk
+from p2pbackup.engine.diskname import from_disk, to_disk
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.holdings import store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
@@ -117,9 +117,25 @@ def _entry(e: Entry) -> dict:
     return out
 
 
+def _in_snapshot(path: str, folders: list[str]) -> str:
+    """A path as snapshots name it. An absolute path inside a folder this device backs up
+    becomes the folder's name and the rest: /home/ann/Documents/notes -> Documents/notes."""
+    if not os.path.isabs(to_disk(path)):
+        return path
+    for label, folder in zip(root_labels(folders), folders, strict=True):
+        root = from_disk(os.path.normpath(folder))
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return label + path[len(root.rstrip("/")):].rstrip("/")
+    example = root_labels(folders)[0] if folders else "Documents"
+    raise ConfigError(
+        f"{path} is not in a folder this device backs up. Paths in a snapshot start with "
+        f"the folder's name, as in {example}/notes.txt: 'p2pbackup ls latest' lists them."
+    )
+
+
 async def ls(s: Session, selector: str, path: str = "") -> dict:
     snap = await s.snapshot(selector)
-    path = path.strip("/")
+    path = _in_snapshot(path, folders_of(s.settings())).strip("/")
     entries = snap.manifest.walk(path)
     if path and not entries and snap.manifest.find(path) is None:
         raise ConfigError(f"{path} is not in snapshot {snap.id[:12]}.")
@@ -154,6 +170,8 @@ async def restore(
     if (to is None) == (not in_place):
         raise ConfigError("Say where to restore: --to DIR, or --in-place.")
     s.require_friends("a restore")
+    folders = folders_of(s.settings())
+    paths = [_in_snapshot(path, folders) for path in paths]
     snap = await s.snapshot(selector, at)
     started = time.monotonic()
     restorer = Restorer(s.fetcher())

@@ -46,6 +46,18 @@ def test_full_cycle_through_the_daemon(grid, tmp_path):
     grid.cli("laptop", "restore", "latest", "--to", str(tmp_path / "r2"))
     assert same_tree(str(tmp_path / "expected-1"), str(tmp_path / "r1"))
     assert same_tree(folder, str(tmp_path / "r2" / "Documents"))
+    # Options and paths mix, and a path on disk names the file in the snapshot.
+    process = grid.command("laptop", "restore", "latest", "--to", str(tmp_path / "r3"),
+                           os.path.join(folder, "notes", "todo.txt"), "Documents/photo.raw")
+    out, err = process.communicate(timeout=60)  # fmt: skip
+    assert process.returncode == 0, err
+    assert out.startswith("Restored 2 files, ")
+    assert sorted(p.name for p in (tmp_path / "r3" / "Documents").rglob("*.*")) == [
+        "photo.raw", "todo.txt"
+    ]
+    outside = grid.command("laptop", "ls", "latest", str(tmp_path))
+    _, err = outside.communicate(timeout=60)
+    assert outside.returncode == 2 and "start with the folder's name" in err
     status = grid.cli("laptop", "status")
     assert status["friends_online"] == ["alice", "carol"] and status["snapshots"] == 2
     # Shell completion offers the daemon's snapshots and the friends' names.

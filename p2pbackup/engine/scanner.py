@@ -60,6 +60,7 @@ def root_labels(roots: Sequence[str]) -> list[str]:
 
 def scan(roots: Sequence[str], excludes: Sequence[str], events: EventSink) -> Iterator[Found]:
     """Every directory, file and symlink under the roots, parents before children."""
+    excludes = [from_disk(p) for p in excludes]  # typed as the OS gave them: match as names are
     for label, root in zip(root_labels(roots), roots, strict=True):
         try:
             st = os.stat(root)

@@ -97,8 +97,11 @@ _ASCII_LOCALE_SCRIPT = textwrap.dedent(
         os.makedirs(os.path.join(top, b"Caf\\xc3\\xa9"))
         with open(os.path.join(top, b"Caf\\xc3\\xa9", b"na\\xc3\\xafve\\xff.txt"), "wb") as f:
             f.write(b"data")
+        with open(os.path.join(top, b"Caf\\xc3\\xa9", b"skip-\\xc3\\xa9.tmp"), "wb") as f:
+            f.write(b"excluded")
         grid = Grid()
-        report = await grid.backup(os.fsdecode(os.path.join(top, b"Caf\\xc3\\xa9")))
+        folder = os.fsdecode(os.path.join(top, b"Caf\\xc3\\xa9"))
+        report = await grid.backup(folder, excludes=[os.fsdecode(b"*\\xc3\\xa9.tmp")])
         print(sorted(e.path for e in report.manifest.entries))
         await grid.restore_all(__import__("pathlib").Path(os.fsdecode(top)) / "out")
         print(os.listdir(os.path.join(top, b"out", b"snap0", b"Caf\\xc3\\xa9")))
@@ -110,7 +113,8 @@ _ASCII_LOCALE_SCRIPT = textwrap.dedent(
 
 def test_names_keep_their_bytes_under_an_ascii_locale(tmp_path):
     """With LC_ALL=C and no UTF-8 mode Python decodes names as ASCII ("é" arrives as two
-    escaped bytes); the snapshot still holds the UTF-8 name, and restore writes its bytes."""
+    escaped bytes); the snapshot still holds the UTF-8 name, an exclude pattern typed there
+    still matches, and restore writes the name's bytes."""
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
     done = subprocess.run(
         [sys.executable, "-c", _ASCII_LOCALE_SCRIPT, str(tmp_path)],

@@ -158,6 +158,10 @@ def _forget_text(data: dict) -> str:
             + (f" Away, pruned later: {', '.join(data['unreachable'])}." if data["unreachable"]
                else "")
         )  # fmt: skip
+    if data.get("unknown_shares"):
+        held = ", ".join(f"{n} on {f}" for f, n in sorted(data["unknown_shares"].items()))
+        lines.append(f"Kept shares this device never sent ({held}): another device's backup "
+                     "may be using them.")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -389,6 +389,7 @@ async def forget(
         result["removed_records"] = len(report.removed_records)
         result["removed_shares"] = report.removed_shares
         result["unreachable"] = sorted(s.grid.name(k) for k in report.unreachable)
+        result["unknown_shares"] = {s.grid.name(k): n for k, n in report.unknown_shares.items()}
     return result
 
 

@@ -202,7 +202,7 @@ async def fetch_stream(
         friend = chosen[index]
         try:
             data = await stores[friend].get_range(ShareKey(d.record_id, index), offset, length)
-        except PeerError as exc:
+        except (PeerError, StorageError, IntegrityError) as exc:  # its disk, or its answer
             raise FriendFailed(friend, exc.message) from exc
         if len(data) != length:
             raise FriendFailed(friend, "returned a share shorter than the record needs")

@@ -16,7 +16,7 @@ import pytest
 from p2pbackup.cli.demo import same_tree
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import STREAM_FILE
-from p2pbackup.errors import PeerError, PlacementError
+from p2pbackup.errors import PeerError, PlacementError, StorageError
 from p2pbackup.storage import sharepool
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import ShareKey
@@ -218,3 +218,29 @@ async def test_a_large_file_shrinking_mid_stream_is_skipped_not_the_backup(tmp_p
     assert "shrank" in report.skipped[0].reason
     assert [e.path for e in report.manifest.entries if e.size] == ["src/small.txt"]
     assert not [e for e in grid.events if isinstance(e, ev.FriendTrouble)]
+
+
+class _BadDisk:
+    """A friend whose disk fails reading: its node answers GET_RANGE with a storage error."""
+
+    def __init__(self, store) -> None:
+        self.store, self.name = store, store.name
+
+    def __getattr__(self, op):
+        return getattr(self.store, op)
+
+    async def get_range(self, key, offset, length):
+        raise StorageError("Could not read a friend's share: Input/output error.")
+
+
+async def test_a_friend_failing_to_read_during_a_streamed_restore_is_passed_over(tmp_path):
+    grid = Grid()
+    src = _source(tmp_path)
+    await grid.backup(src)
+    grid.stores["friend0"] = _BadDisk(grid.stores["friend0"])
+    await grid.restore_all(tmp_path / "restored")
+    assert same_tree(str(src), str(tmp_path / "restored" / "snap0" / "src"))
+    assert any(
+        isinstance(e, ev.FriendTrouble) and e.friend == "friend0" and "Input/output" in e.reason
+        for e in grid.events
+    )

@@ -143,15 +143,18 @@ class _PoolAsStore:
         return call
 
 
-class _FullDisk:
-    """``open`` for the pool module: its files take ``room`` bytes, then ENOSPC."""
+class FullDisk:
+    """``open`` for the pool module: files written under ``under`` (anywhere: None) take
+    ``room`` bytes between them, then ENOSPC."""
 
-    def __init__(self, room: int) -> None:
-        self.room = room
+    def __init__(self, room: int, under: str | None = None) -> None:
+        self.room, self.under = room, under
 
     def __call__(self, path, mode="r", *args, **kwargs):
         f = builtins.open(path, mode, *args, **kwargs)  # noqa: SIM115 (the caller closes it)
         if "a" not in mode and "w" not in mode:
+            return f
+        if self.under is not None and not str(path).startswith(self.under):
             return f
         disk, write = self, f.write
 
@@ -172,7 +175,7 @@ async def test_a_friend_whose_disk_fills_is_left_out_with_no_room_as_the_reason(
     grid = Grid()
     pool = SharePool(str(tmp_path / "pool"), lambda owner: 1 << 30)
     grid.stores["friend2"] = _PoolAsStore("friend2", pool, grid.keys.owner_id)
-    monkeypatch.setattr(sharepool, "open", _FullDisk(room), raising=False)
+    monkeypatch.setattr(sharepool, "open", FullDisk(room), raising=False)
     src = _source(tmp_path)
     report = await grid.backup(src)
     monkeypatch.undo()

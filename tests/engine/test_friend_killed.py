@@ -23,7 +23,9 @@ from p2pbackup.engine.state import BackupState
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL, StorageService
+from p2pbackup.storage import sharepool
 from p2pbackup.storage.sharepool import SharePool
+from tests.engine.test_friend_failure import FullDisk
 from tests.net.conftest import LOOPBACK, OWNER
 
 pytestmark = pytest.mark.trio
@@ -66,15 +68,12 @@ class _Node:
         return info_from_p2p_addr(self.host.get_addrs()[0])
 
 
-async def test_a_friend_killed_mid_stream(tmp_path):
+async def _backup_and_restore(tmp_path, nodes: dict[str, _Node], failing: str) -> str:
+    """Back up a large file to ``nodes`` over libp2p, restore it without ``failing``; the
+    reason the owner was given for ``failing``."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(random.Random(3).randbytes(STREAM_FILE + 5_000_000))
-    nodes = {
-        f"friend{i}": _Node(str(tmp_path / f"pool{i}"), bytes([65 + i]) * 32,
-                            kill_after=2 if i == 1 else None)
-        for i in range(4)
-    }  # fmt: skip
     identity = NodeIdentity.from_seed(b"d" * 32)
     host = build_host(identity)
     cert = issue_certificate(OWNER, identity.node_key, "laptop", 1_764_000_000)
@@ -95,15 +94,13 @@ async def test_a_friend_killed_mid_stream(tmp_path):
         with trio.fail_after(60):
             report = await backup.run([str(src)])
         assert report.files == 1
-        assert nodes["friend1"].scope.cancel_called  # it really died mid-stream
-        assert nodes["friend1"].pieces == 2
         (trouble,) = [e for e in events if isinstance(e, ev.FriendTrouble)]
-        assert trouble.friend == "friend1" and "friend1" in trouble.reason
+        assert trouble.friend == failing and failing in trouble.reason
         assert not trouble.reason.endswith(": .")  # a reason, not an empty exception
         for record in state.records.values():
-            assert "friend1" not in record.placement.values()
+            assert failing not in record.placement.values()
 
-        del stores["friend1"]  # restore from the three left, from nothing but the keys
+        del stores[failing]  # restore from the three left, from nothing but the keys
         fetcher = Fetcher(OWNER, stores, events.append, trio.CapacityLimiter(2))
         _, body = await read_head(OWNER, stores)
         (ref,) = body.tips
@@ -111,3 +108,30 @@ async def test_a_friend_killed_mid_stream(tmp_path):
         await Restorer(fetcher).restore(manifest, str(tmp_path / "restored"))
         assert same_tree(str(src), str(tmp_path / "restored" / "src"))
         nursery.cancel_scope.cancel()
+    return trouble.reason
+
+
+def _nodes(tmp_path, kill: str | None = None) -> dict[str, _Node]:
+    return {
+        f"friend{i}": _Node(str(tmp_path / f"pool{i}"), bytes([65 + i]) * 32,
+                            kill_after=2 if f"friend{i}" == kill else None)
+        for i in range(4)
+    }  # fmt: skip
+
+
+async def test_a_friend_killed_mid_stream(tmp_path):
+    nodes = _nodes(tmp_path, kill="friend1")
+    await _backup_and_restore(tmp_path, nodes, "friend1")
+    assert nodes["friend1"].scope.cancel_called  # it really died mid-stream
+    assert nodes["friend1"].pieces == 2
+
+
+async def test_a_friend_whose_disk_fills_mid_stream(tmp_path, monkeypatch):
+    nodes = _nodes(tmp_path)
+    # friend2's disk takes the first piece of its share (2 MiB), then is full.
+    monkeypatch.setattr(sharepool, "open", FullDisk(3 << 20, str(tmp_path / "pool2")),
+                        raising=False)  # fmt: skip
+    reason = await _backup_and_restore(tmp_path, nodes, "friend2")
+    assert reason.startswith("Friend friend2: No room") and "disk is full" in reason
+    assert nodes["friend2"].pieces == 2  # the first piece was stored, the second failed
+    assert nodes["friend2"].pool.used(OWNER.owner_id) == 0  # nothing half-written is kept

@@ -12,6 +12,7 @@ for by a device certificate signed with the owner key.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,20 +23,24 @@ import multiaddr
 import nacl.utils
 import trio
 from libp2p import new_host
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
+from libp2p.rcmgr import Direction
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2pbackup.errors import ConfigError, PeerError
 from p2pbackup.net import tuning
 
+log = logging.getLogger(__name__)
+
 SEED_SIZE = 32
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
+STRANGER_CONNECTIONS = 32  # inbound connections of peers not (yet) known as friends' devices
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,76 @@ def expand_unspecified(
     return out
 
 
-def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
+class StrangerCap(INotifee):
+    """Keeps at most ``limit`` inbound connections of strangers open, closing the oldest,
+    so strangers cannot make the node hold buffers for thousands of connections.
+
+    A stranger is a peer none of whose storage streams has passed HELLO (``vouch``);
+    connections the node dialled itself are not counted. The oldest goes, not the
+    newest, so a friend's new device is never locked out: it has until ``limit`` more
+    strangers arrive to say HELLO, which takes a round trip.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._friends: set[ID] = set()
+        self._strangers: dict[INetConn, None] = {}  # oldest first
+
+    @property
+    def strangers(self) -> int:
+        return len(self._strangers)
+
+    def trust(self, conn: INetConn) -> None:
+        peer = conn.muxed_conn.peer_id
+        self._friends.add(peer)
+        for known in [c for c in self._strangers if c.muxed_conn.peer_id == peer]:
+            del self._strangers[known]
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer = conn.muxed_conn.peer_id
+        if getattr(conn, "direction", None) != Direction.INBOUND or peer in self._friends:
+            return
+        self._strangers[conn] = None
+        if len(self._strangers) > self.limit:
+            oldest = next(iter(self._strangers))
+            del self._strangers[oldest]
+            log.info("closing a connection from %s: %d strangers are connected",
+                     oldest.muxed_conn.peer_id, self.limit)  # fmt: skip
+            await oldest.close()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._strangers.pop(conn, None)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def listen(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        pass
+
+
+def vouch(stream: INetStream) -> None:
+    """This stream's peer is a friend's device: its connections are not a stranger's."""
+    conn = getattr(stream, "swarm_conn", None)
+    for notifee in getattr(getattr(conn, "swarm", None), "notifees", ()):
+        if isinstance(notifee, StrangerCap):
+            notifee.trust(conn)
+
+
+def build_host(
+    identity: NodeIdentity, mdns: bool = False, strangers: int | None = STRANGER_CONNECTIONS
+) -> IHost:
     """A host that speaks Noise only (never plaintext) over TCP, with Yamux.
 
     With ``mdns`` it announces itself on the local network and hears others
-    (``discovery.LanPeers`` collects them).
+    (``discovery.LanPeers`` collects them). At most ``strangers`` inbound
+    connections of peers not known as friends' devices stay open (None: any
+    number, for a rendezvous point, whose users are all strangers).
     """
     tuning.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
@@ -128,6 +198,8 @@ def build_host(identity: NodeIdentity, mdns: bool = False) -> IHost:
     # The auto-connector dials every peer in the peerstore to keep 100+ connections open,
     # a public-swarm habit; a backup node talks to its friends when it has work for them.
     host.get_network().auto_connector.maybe_connect = _never_auto_connect
+    if strangers is not None:
+        host.get_network().register_notifee(StrangerCap(strangers))
     # Listening on 0.0.0.0, the library would announce 0.0.0.0 (mDNS reads these raw
     # listen addresses, friend cards and identify the advertised ones): say which
     # interfaces instead, so a friend on another machine can dial them.

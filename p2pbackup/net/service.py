@@ -31,7 +31,7 @@ from p2pbackup.core.protocol import ErrorCode, Message, Op
 from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
 from p2pbackup.net import tuning
 from p2pbackup.net.bounds import FRIEND_LIMITS, HELLO_TIMEOUT, Gate, Greeting, Overload
-from p2pbackup.net.host import node_key_of
+from p2pbackup.net.host import node_key_of, vouch
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import ShareKey
 
@@ -94,8 +94,12 @@ class StorageService:
 
     async def _serve(self, stream: INetStream, node_key: bytes, greeting: Greeting) -> None:
         decoder = proto.FrameDecoder(proto.HELLO_LIMITS)
+        messages: deque[Message] = deque()
         with trio.fail_after(HELLO_TIMEOUT):
-            messages = await self._read(stream, decoder)
+            while not messages:
+                # A read takes no more than a HELLO may be: a stranger's bytes are refused
+                # before they pile up.
+                messages.extend(decoder.feed(await self._read(stream, proto.HELLO_MAX)))
         hello = messages.popleft()
         try:
             if hello.op is not Op.HELLO:
@@ -108,6 +112,7 @@ class StorageService:
             await stream.close()
             return
         greeting.greeted()
+        vouch(stream)
         await self._answer(stream, hello.request_id, Op.OK, b"")
         decoder.limits = FRIEND_LIMITS
         account = greeting.account
@@ -130,20 +135,14 @@ class StorageService:
                 await self._answer(stream, request_id, op, body)
                 del body
             with trio.fail_after(IDLE_TIMEOUT):
-                messages = await self._read(stream, decoder)
+                messages.extend(decoder.feed(await self._read(stream, READ_SIZE)))
 
     @staticmethod
-    async def _read(stream: INetStream, decoder: proto.FrameDecoder) -> deque[Message]:
-        """The next whole messages; PeerError when the stream has ended."""
-        while True:
-            # Before HELLO a read takes no more than a HELLO may be, so a stranger's
-            # bytes are refused before they pile up.
-            data = await stream.read(min(READ_SIZE, decoder.limits.max_frame + 4))
-            if not data:
-                raise PeerError("The peer closed the stream.")
-            messages = decoder.feed(data)
-            if messages:
-                return deque(messages)
+    async def _read(stream: INetStream, size: int) -> bytes:
+        data = await stream.read(size)
+        if not data:
+            raise PeerError("The peer closed the stream.")
+        return data
 
     @staticmethod
     async def _answer(stream: INetStream, request_id: int, op: Op, body: bytes) -> None:

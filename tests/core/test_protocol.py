@@ -115,3 +115,63 @@ def test_part_and_range_vectors():
         proto.read_range(Reader(proto.range_body(b"\x02" * 32, 1, 0, proto.MAX_RANGE + 1), "t"))
     with pytest.raises(FormatError):
         proto.read_part(Reader(b"\x01" * 32 + b"\x03\x00\x00\x02", "t"))  # last flag 2
+
+
+# --- HELLO and what a decoder holds ---
+
+# The device certificate of docs/format.md's vector, in a HELLO of request id 1.
+HELLO_VECTOR = (
+    "0000009c0101" + "00000001"  # length 156, version 1, HELLO, request id 1
+    "9401"  # the certificate's length, 148, as a varint: the blob docs/format.md names
+    "5032424301"
+    "032e7e811682bfa282d93f5c1dc2352a8f273a544e1f6395b5ed10f42962b781"
+    "6465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f80818283"
+    "0000000069248100"
+    "066c6170746f70"
+    "afb5f26fe2f78e45e7dd360a0978b8237931652b6b51d03ad5a3bccdd1a87732"
+    "b7efd5dd079090c183257588e14a0244f3c47b0009ab5d95e3903237e4ae3608"
+)
+
+
+def test_hello_vector():
+    from p2pbackup.core.certificate import issue_certificate
+
+    cert = issue_certificate(OWNER, bytes(range(0x64, 0x84)), "laptop", 1_764_000_000)
+    assert _wire(Message(Op.HELLO, 1, proto.hello_body(cert))).hex() == HELLO_VECTOR
+    (hello,) = FrameDecoder(proto.HELLO_LIMITS).feed(bytes.fromhex(HELLO_VECTOR))
+    assert proto.read_hello(hello.body) == cert
+
+
+def test_a_bare_certificate_is_an_outdated_hello_and_garbage_is_refused():
+    from p2pbackup.core.certificate import issue_certificate
+
+    cert = issue_certificate(OWNER, bytes(range(0x64, 0x84)), "laptop", 1_764_000_000)
+    with pytest.raises(proto.OutdatedHello, match="update p2pbackup"):
+        proto.read_hello(cert)
+    with pytest.raises(FormatError):
+        proto.read_hello(proto.hello_body(cert) + b"x")
+
+
+def test_before_hello_one_frame_of_64_kib_and_no_more():
+    hello = proto.HELLO_LIMITS
+    limit = struct.pack(">IBBI", proto.HELLO_MAX - 4, 1, Op.HELLO, 1)
+    assert FrameDecoder(hello).feed(limit + bytes(proto.HELLO_MAX - 10))[0].op is Op.HELLO
+    with pytest.raises(FormatError, match="frame of"):  # refused on its length, unread
+        FrameDecoder(hello).feed(struct.pack(">IBBI", proto.HELLO_MAX - 3, 1, Op.HELLO, 1))
+    with pytest.raises(FormatError, match="several frames"):
+        FrameDecoder(hello).feed(struct.pack(">IBBI", 7, 1, Op.PUT | proto.MORE, 1) + b"x")
+
+
+def test_unfinished_messages_are_bounded_in_bytes_and_held_counts_them():
+    piece = bytes(proto.MAX_FRAME - 6)
+    decoder = FrameDecoder(proto.Limits(max_held=3 * len(piece)))
+    for request in range(3):
+        decoder.feed(struct.pack(">IBBI", len(piece) + 6, 1, Op.PUT | proto.MORE, request))
+        decoder.feed(piece)
+    assert decoder.held == 3 * len(piece)
+    with pytest.raises(FormatError, match="unfinished messages over"):
+        decoder.feed(struct.pack(">IBBI", len(piece) + 6, 1, Op.PUT | proto.MORE, 9) + piece)
+    decoder = FrameDecoder()
+    decoder.feed(struct.pack(">IBBI", 7, 1, Op.PUT | proto.MORE, 1) + b"x")
+    assert decoder.feed(struct.pack(">IBBI", 7, 1, Op.PUT, 1) + b"y")[0].body == b"xy"
+    assert decoder.held == 0

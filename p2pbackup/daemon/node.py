@@ -29,6 +29,7 @@ from p2pbackup.net import discovery, invite, relay
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import (
     DEFAULT_LISTEN,
+    STRANGER_CONNECTIONS,
     NodeIdentity,
     build_host,
     expand_unspecified,
@@ -166,7 +167,9 @@ async def running_node(
         try:
             pool = SharePool(profile.path("pool"), lambda owner: catalog.quota_for(owner) or 0)
             mdns = os.environ.get(MDNS_ENV, "1") != "0"
-            host = build_host(identity, mdns=mdns)
+            # A rendezvous point serves strangers by design: their connections are not capped.
+            strangers = None if serve_rendezvous else STRANGER_CONNECTIONS
+            host = build_host(identity, mdns=mdns, strangers=strangers)
             # Listen before the host starts: mDNS reports what it hears at once.
             lan = stack.enter_context(discovery.LanPeers(host)) if mdns else None
             service = StorageService(pool, catalog.quota_for, identity.node_key)

@@ -129,10 +129,12 @@ class BackupState:
 
     def record_stored(self, record_id: bytes, record: StoredRecord) -> None:
         self.records[record_id] = record
+        # The shares where the record is placed leave ``in_flight`` with it (in the same
+        # transaction); shares sent elsewhere (to a friend that failed) stay, for prune.
         if self._db is not None:
             self._db.record_stored(record_id, record)
-        # Shares sent elsewhere (to a friend that failed) stay noted, for prune to remove.
-        self.landed([(record_id, i, f) for i, f in record.placement.items()])
+        else:
+            self._in_flight -= {(record_id, i, f) for i, f in record.placement.items()}
 
     def sending(self, record_id: bytes, placement: dict[int, str]) -> None:
         """Note shares about to be sent, before any byte leaves: if the run stops before

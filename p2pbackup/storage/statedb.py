@@ -284,6 +284,11 @@ class StateDB:
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                 (record_id, record.descriptor.to_bytes(), placement),
             )
+            # The shares where the record is placed are accounted for; others sent stay.
+            self._db.executemany(
+                "DELETE FROM in_flight WHERE record_id = ? AND idx = ? AND friend = ?",
+                [(record_id, i, f) for i, f in record.placement.items()],
+            )
             self._write_pending()
 
     def add_challenges(

@@ -53,6 +53,10 @@ class PairingError(P2PBackupError):
     exit_code = 6
 
 
+class InviteNotHere(PairingError):
+    """That invite code is unknown on that node, used up or expired."""
+
+
 class ConfigError(P2PBackupError):
     """The settings or the input given are not usable."""
 

@@ -7,10 +7,15 @@ keys, which key confirmation catches, so an attacker gets exactly one guess
 per code and a man in the middle learns nothing. Then each side sends its
 signed friend card encrypted under the agreed key.
 
-Pure: messages in, messages out (SPAKE2 draws its own randomness). The net
-layer moves the messages; see ``net/invite.py``.
+One small state machine per side (``Inviter``, ``Joiner``), after
+magic-wormhole: events in (``start``, ``received`` for a data frame,
+``peer_failed`` for an error frame, ``broke`` when the stream fails), a list
+of actions out (``Send`` a frame, then ``Paired`` or ``Failed``). Pure: no
+I/O, and the randomness is a parameter. ``net/invite.py`` only moves frames.
+Each machine also checks that the friend card's device certificate names the
+node key of the peer it was made for, so a card relayed from elsewhere fails.
 
-Messages, in order::
+Messages, in order (each a DATA frame; see ``FrameKind`` for the others)::
 
     joiner  -> inviter   nameplate (net layer), then SPAKE2 message (33 bytes)
     inviter -> joiner    SPAKE2 message, inviter confirmation (32 bytes)
@@ -29,8 +34,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 
 import nacl.utils
 from nacl.bindings import (
@@ -46,7 +53,7 @@ from p2pbackup.core.codec import Reader, Writer
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.phrase import check_word
 from p2pbackup.core.wordlist import WORDS
-from p2pbackup.errors import FormatError, IntegrityError, PairingError
+from p2pbackup.errors import FormatError, IntegrityError, InviteNotHere, PairingError
 
 CODE_WORDS = 3
 MAX_NAMEPLATE = 999
@@ -145,66 +152,318 @@ class Role(Enum):
     JOINER = "joiner"
 
 
-class Pairing:
-    """One side of a pairing. Feed it the peer's messages; it returns what to send.
+# -- Frames -------------------------------------------------------------------------------
+# Each message on the pairing stream: kind u8 | length u16 | payload. The kinds and their
+# bytes are frozen (docs/format.md, "Pairing"); the net layer only reads and writes frames.
 
-    Any failure is a PairingError; after a failure the object is spent, and the
-    inviter must burn the code (one guess per code).
+FRAME_HEADER = struct.Struct(">BH")
+_MAX_TEXT = 1000  # bytes of an error's text put on the wire
+
+
+class FrameKind(IntEnum):
+    DATA = 1  # the next protocol message
+    ERROR = 2  # the sender stops; payload: UTF-8 text for the user
+    NOT_HERE = 3  # the inviter holds no pending invite by that nameplate; nothing was used up
+
+
+def frame(kind: FrameKind, payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(kind, len(payload)) + payload
+
+
+# -- Events out ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Put this frame on the stream."""
+
+    kind: FrameKind
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Done: this is the friend's card (its device is the node at the other end)."""
+
+    card: FriendCard
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Done, without a friend. After this the machine ignores every event."""
+
+    error: PairingError
+
+
+Action = Send | Paired | Failed
+
+
+@dataclass(frozen=True)
+class Invite:
+    """What the inviter's node gives its machine for a nameplate it holds."""
+
+    code: InviteCode
+    card: bytes
+
+
+class _State(Enum):
+    NEW = "new"
+    NAMEPLATE = "waiting for the nameplate"
+    PAKE = "waiting for the SPAKE2 message"
+    CONFIRM = "waiting for the key confirmation"
+    CARD = "waiting for the friend card"
+    DONE = "done"
+
+
+_PAKE_SIZE = 33
+_CONFIRM_SIZE = 32
+_NAMEPLATE_SIZE = 2
+_NONCE_SIZE = 24
+
+MISMATCH = (
+    "The invite code does not match: it was mistyped, or someone else tried to "
+    "use it. The code is now used up; ask your friend for a new one."
+)
+NOT_HERE = "That invite code is unknown here, used up or expired."
+
+
+def _other(role: Role) -> Role:
+    return Role.JOINER if role is Role.INVITER else Role.INVITER
+
+
+def _printable(text: str) -> str:
+    # A peer's words reach a terminal: no control characters, bounded length.
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]
+
+
+class _Side:
+    """What both sides share: the SPAKE2 run, the confirmations and the sealed cards.
+
+    Events in (``start``, ``received``, ``peer_failed``, ``broke``), a list of
+    actions out. Pure: the randomness comes from ``random`` (SPAKE2's scalar,
+    the card nonce), so a test can replay a pairing byte for byte.
     """
 
-    def __init__(self, role: Role, code: InviteCode, my_card: bytes) -> None:
-        self._role = role
-        self._code = code
-        self._card = my_card
-        self._pake = SPAKE2_Symmetric(
-            code.password, idSymmetric=PAKE_ID_v1 + b"%d" % code.nameplate
-        )
-        self._key: bytes | None = None
+    role: Role
+    _peer_name: str
 
-    def start(self) -> bytes:
-        """Our SPAKE2 message."""
+    def __init__(self, peer_node_key: bytes, random: Callable[[int], bytes]) -> None:
+        self._peer_node_key = peer_node_key
+        self._random = random
+        self._state = _State.NEW
+        self._pake: SPAKE2_Symmetric | None = None
+        self._key = b""
+        self._card = b""
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE
+
+    def peer_failed(self, kind: int, text: str) -> list[Action]:
+        """The peer sent an error frame (``kind`` is not DATA): it stopped."""
+        if self.done:
+            return []
+        self._state = _State.DONE
+        if kind == FrameKind.NOT_HERE:
+            return [Failed(InviteNotHere(NOT_HERE))]
+        if kind == FrameKind.ERROR:
+            return [Failed(PairingError(f"{self._peer_name} stopped pairing: {_printable(text)}"))]
+        return [
+            Failed(PairingError(f"{self._peer_name} sent something that is not part of pairing."))
+        ]
+
+    def broke(self, reason: str) -> list[Action]:
+        """The stream failed or timed out before the pairing was done."""
+        if self.done:
+            return []
+        self._state = _State.DONE
+        return [
+            Failed(PairingError(f"The pairing connection broke: {reason or 'no reason given'}."))
+        ]
+
+    def _fail(self, message: str) -> list[Action]:
+        """Stop, and tell the peer why (so its user sees it too)."""
+        self._state = _State.DONE
+        return [Send(FrameKind.ERROR, message.encode()[:_MAX_TEXT]), Failed(PairingError(message))]
+
+    def _begin(self, code: InviteCode, card: bytes) -> bytes:
+        self._card = card
+        self._pake = SPAKE2_Symmetric(
+            code.password,
+            idSymmetric=PAKE_ID_v1 + b"%d" % code.nameplate,
+            entropy_f=self._random,
+        )
         return self._pake.start()
 
+    def _finish_pake(self, message: bytes) -> bool:
+        if self._pake is None or len(message) != _PAKE_SIZE:
+            return False
+        try:
+            self._key = self._pake.finish(message)
+        except Exception:  # spake2 raises assorted types (even AssertionError) on bad input
+            return False
+        return True
+
     def _confirmation(self, who: Role) -> bytes:
-        assert self._key is not None
         return hashlib.blake2b(
             who.value.encode(), key=self._key, digest_size=32, person=_CONFIRM_PERSON
         ).digest()
 
-    def receive_pake(self, message: bytes) -> bytes:
-        """Take the peer's SPAKE2 message; returns our confirmation."""
-        try:
-            self._key = self._pake.finish(message)
-        except Exception as exc:  # spake2 raises assorted types (even AssertionError) on bad input
-            raise PairingError("The friend's pairing message is malformed.") from exc
-        return self._confirmation(self._role)
-
-    def check_confirmation(self, confirmation: bytes) -> None:
-        """Raise PairingError unless the peer derived the same key (typed the same code)."""
-        other = Role.JOINER if self._role is Role.INVITER else Role.INVITER
-        if self._key is None or not hmac.compare_digest(confirmation, self._confirmation(other)):
-            raise PairingError(
-                "The invite code does not match: it was mistyped, or someone else tried to "
-                "use it. The code is now used up; ask your friend for a new one."
-            )
+    def _confirmed(self, confirmation: bytes) -> bool:
+        return hmac.compare_digest(confirmation, self._confirmation(_other(self.role)))
 
     def _card_key(self) -> bytes:
-        assert self._key is not None
         return hashlib.blake2b(self._key, digest_size=32, person=_CARD_KEY_PERSON).digest()
 
-    def sealed_card(self) -> bytes:
-        nonce = nacl.utils.random(24)
-        ad = self._role.value.encode()
+    def _sealed_card(self) -> bytes:
+        nonce = self._random(_NONCE_SIZE)
         return nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(
-            self._card, ad, nonce, self._card_key()
+            self._card, self.role.value.encode(), nonce, self._card_key()
         )
 
-    def open_card(self, sealed: bytes) -> FriendCard:
-        other = Role.JOINER if self._role is Role.INVITER else Role.INVITER
+    def _open_card(self, sealed: bytes) -> FriendCard | str:
+        """The friend's card, or why it is refused."""
         try:
-            card = crypto_aead_xchacha20poly1305_ietf_decrypt(
-                sealed[24:], other.value.encode(), sealed[:24], self._card_key()
+            card = read_card(
+                crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    sealed[_NONCE_SIZE:],
+                    _other(self.role).value.encode(),
+                    sealed[:_NONCE_SIZE],
+                    self._card_key(),
+                )
             )
-            return read_card(card)
         except (CryptoError, ValueError, IntegrityError, FormatError) as exc:
-            raise PairingError(f"The friend's card could not be read: {exc}") from exc
+            return f"The friend's card could not be read: {exc}"
+        if card.certificate.node_key != self._peer_node_key:
+            # A card relayed from elsewhere: it must be the connected node's own.
+            return "The friend card is for another device than the one connected."
+        return card
+
+    def _malformed(self) -> list[Action]:
+        return self._fail(
+            f"The other node's pairing message is malformed or out of turn "
+            f"(this side was {self._state.value})."
+        )
+
+
+class Inviter(_Side):
+    """The inviter's side, from the joiner's first message to the cards swapped.
+
+    ``claim(nameplate)`` looks the invite up on this node and marks it used (one
+    attempt per code, right or wrong); None if no invite by that nameplate is pending.
+    """
+
+    role = Role.INVITER
+    _peer_name = "The joiner"
+
+    def __init__(
+        self,
+        claim: Callable[[int], Invite | None],
+        peer_node_key: bytes,
+        random: Callable[[int], bytes] = nacl.utils.random,
+    ) -> None:
+        super().__init__(peer_node_key, random)
+        self._claim = claim
+        self._pake_message = b""
+
+    def start(self) -> list[Action]:
+        """The joiner speaks first."""
+        if self._state is _State.NEW:
+            self._state = _State.NAMEPLATE
+        return []
+
+    def received(self, message: bytes) -> list[Action]:
+        """The joiner's next data frame."""
+        if self._state is _State.NAMEPLATE:
+            if len(message) != _NAMEPLATE_SIZE:
+                return self._malformed()
+            invite = self._claim(int.from_bytes(message, "big"))
+            if invite is None:
+                self._state = _State.DONE
+                return [
+                    Send(FrameKind.NOT_HERE, NOT_HERE.encode()),
+                    Failed(InviteNotHere(NOT_HERE)),
+                ]
+            self._pake_message = self._begin(invite.code, invite.card)
+            self._state = _State.PAKE
+            return []
+        if self._state is _State.PAKE:
+            if not self._finish_pake(message):
+                return self._malformed()
+            self._state = _State.CONFIRM
+            return [
+                Send(FrameKind.DATA, self._pake_message),
+                Send(FrameKind.DATA, self._confirmation(self.role)),
+            ]
+        if self._state is _State.CONFIRM:
+            if len(message) != _CONFIRM_SIZE:
+                return self._malformed()
+            if not self._confirmed(message):
+                return self._fail(MISMATCH)
+            self._state = _State.CARD
+            return []
+        if self._state is _State.CARD:
+            card = self._open_card(message)
+            if isinstance(card, str):
+                return self._fail(card)
+            self._state = _State.DONE
+            return [Send(FrameKind.DATA, self._sealed_card()), Paired(card)]
+        if self._state is _State.NEW:
+            return self._malformed()
+        return []  # done: what follows is ignored
+
+
+class Joiner(_Side):
+    """The joiner's side: names the nameplate, runs SPAKE2, checks the inviter's
+    confirmation before sending its own (a wrong code goes no further)."""
+
+    role = Role.JOINER
+    _peer_name = "The inviting node"
+
+    def __init__(
+        self,
+        code: InviteCode,
+        my_card: bytes,
+        peer_node_key: bytes,
+        random: Callable[[int], bytes] = nacl.utils.random,
+    ) -> None:
+        super().__init__(peer_node_key, random)
+        self._code = code
+        self._my_card = my_card
+
+    def start(self) -> list[Action]:
+        if self._state is not _State.NEW:
+            return []
+        pake = self._begin(self._code, self._my_card)
+        self._state = _State.PAKE
+        return [
+            Send(FrameKind.DATA, self._code.nameplate.to_bytes(_NAMEPLATE_SIZE, "big")),
+            Send(FrameKind.DATA, pake),
+        ]
+
+    def received(self, message: bytes) -> list[Action]:
+        """The inviter's next data frame."""
+        if self._state is _State.PAKE:
+            if not self._finish_pake(message):
+                return self._malformed()
+            self._state = _State.CONFIRM
+            return []
+        if self._state is _State.CONFIRM:
+            if len(message) != _CONFIRM_SIZE:
+                return self._malformed()
+            if not self._confirmed(message):
+                return self._fail(MISMATCH)
+            self._state = _State.CARD
+            return [
+                Send(FrameKind.DATA, self._confirmation(self.role)),
+                Send(FrameKind.DATA, self._sealed_card()),
+            ]
+        if self._state is _State.CARD:
+            card = self._open_card(message)
+            if isinstance(card, str):
+                return self._fail(card)
+            self._state = _State.DONE
+            return [Paired(card)]
+        if self._state is _State.NEW:
+            return self._malformed()
+        return []

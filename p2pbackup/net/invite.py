@@ -1,18 +1,17 @@
 """Pairing over a libp2p stream (``/p2pbackup/pair/1.0.0``).
 
 The inviter's node keeps its pending invites by nameplate. A joiner opens a
-stream, names the nameplate and runs the PAKE (``core/pairing.py``). Any
-attempt burns the code, right or wrong: one guess per code. Each side also
-checks that the friend card's device certificate names the very node key the
-Noise handshake authenticated, so a card cannot be relayed from elsewhere.
-
-Each message on the stream: kind u8 (1 data, 2 error) | length u16 | bytes.
+stream, names the nameplate and runs the PAKE. The protocol itself is the
+pair of state machines in ``core/pairing.py``; this module only moves their
+frames (``kind u8 | length u16 | payload``): read one, feed it, perform the
+actions. Any attempt burns the code, right or wrong: one guess per code. A
+node holding no invite by that nameplate answers NOT_HERE and uses nothing up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import struct
 import time
 from dataclasses import dataclass, field
 
@@ -22,20 +21,40 @@ from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.peerinfo import PeerInfo
 
-from p2pbackup.core.pairing import DEFAULT_VALIDITY, FriendCard, InviteCode, Pairing, Role, new_code
-from p2pbackup.errors import P2PBackupError, PairingError, PeerError
+from p2pbackup.core.pairing import (
+    DEFAULT_VALIDITY,
+    FRAME_HEADER,
+    Action,
+    Failed,
+    FrameKind,
+    FriendCard,
+    Invite,
+    InviteCode,
+    Inviter,
+    Joiner,
+    Paired,
+    Send,
+    frame,
+    new_code,
+)
+from p2pbackup.errors import PairingError, PeerError
 from p2pbackup.net.host import node_key_of
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = TProtocol("/p2pbackup/pair/1.0.0")
 STEP_TIMEOUT = 30
-_HEADER = struct.Struct(">BH")
-_DATA, _ERROR = 1, 2
 
 
-async def _send(stream: INetStream, payload: bytes, kind: int = _DATA) -> None:
-    await stream.write(_HEADER.pack(kind, len(payload)) + payload)
+class _HungUp(Exception):
+    """The stream ended in the middle of a frame."""
+
+
+def _reason(exc: Exception) -> str:
+    # libp2p often raises with no message, and a timeout has none: name the case.
+    if isinstance(exc, trio.TooSlowError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 async def _read_exactly(stream: INetStream, size: int) -> bytes:
@@ -43,26 +62,55 @@ async def _read_exactly(stream: INetStream, size: int) -> bytes:
     while len(data) < size:
         piece = await stream.read(size - len(data))
         if not piece:
-            raise PairingError("The friend's node hung up during pairing.")
+            raise _HungUp
         data += piece
     return data
 
 
-async def _receive(stream: INetStream) -> bytes:
+async def _receive(stream: INetStream) -> tuple[int, bytes]:
     with trio.fail_after(STEP_TIMEOUT):
-        kind, length = _HEADER.unpack(await _read_exactly(stream, _HEADER.size))
-        payload = await _read_exactly(stream, length)
-    if kind == _ERROR:
-        raise PairingError(payload.decode("utf-8", "replace"))
-    if kind != _DATA:
-        raise PairingError("The friend's node sent something that is not part of pairing.")
-    return payload
+        kind, length = FRAME_HEADER.unpack(await _read_exactly(stream, FRAME_HEADER.size))
+        return kind, await _read_exactly(stream, length)
 
 
-def _check_node(card: FriendCard, stream: INetStream) -> FriendCard:
-    if card.certificate.node_key != node_key_of(stream.muxed_conn.peer_id):
-        raise PairingError("The friend card is for another device than the one connected.")
-    return card
+async def _perform(stream: INetStream, actions: list[Action]) -> FriendCard | None:
+    """Do what the machine asked: the friend's card once paired, PairingError on failure."""
+    for action in actions:
+        if isinstance(action, Send):
+            if action.kind is FrameKind.DATA:
+                with trio.fail_after(STEP_TIMEOUT):
+                    await stream.write(frame(action.kind, action.payload))
+            else:  # telling the peer why we stop is a courtesy: it must not hold us up
+                with trio.move_on_after(2), contextlib.suppress(BaseLibp2pError):
+                    await stream.write(frame(action.kind, action.payload))
+        elif isinstance(action, Paired):
+            return action.card
+        elif isinstance(action, Failed):
+            raise action.error
+    return None
+
+
+async def _run(stream: INetStream, machine: Inviter | Joiner) -> FriendCard:
+    """Move frames between ``stream`` and ``machine`` until it has paired or failed."""
+    actions = machine.start()
+    while True:
+        try:
+            card = await _perform(stream, actions)
+            if card is not None:
+                return card
+            if machine.done:  # every way to "done" ends in Paired or Failed, performed above
+                raise PairingError("Pairing stopped without a result.")
+            kind, payload = await _receive(stream)
+        except _HungUp:
+            actions = machine.broke("the other node hung up")
+            continue
+        except (BaseLibp2pError, trio.TooSlowError) as exc:
+            actions = machine.broke(_reason(exc))
+            continue
+        if kind == FrameKind.DATA:
+            actions = machine.received(payload)
+        else:
+            actions = machine.peer_failed(kind, payload.decode("utf-8", "replace"))
 
 
 @dataclass
@@ -102,72 +150,62 @@ class Invites:
             raise pending.result
         return pending.result
 
+    def _claim(self, nameplate: int) -> _Pending | None:
+        """The pending invite by that nameplate, marked used; None if there is none."""
+        found = self._pending.get(nameplate)
+        if found is None or found.used or time.monotonic() > found.expires_at:
+            return None
+        found.used = True  # one attempt per code, right or wrong
+        return found
+
     async def handle(self, stream: INetStream) -> None:
-        pending: _Pending | None = None
+        claimed: list[_Pending] = []
+
+        def claim(nameplate: int) -> Invite | None:
+            pending = self._claim(nameplate)
+            if pending is None:
+                return None
+            claimed.append(pending)
+            return Invite(pending.code, pending.card)
+
+        result: FriendCard | PairingError = PairingError("Pairing was interrupted.")
         try:
-            nameplate = int.from_bytes(await _receive(stream), "big")
-            found = self._pending.get(nameplate)
-            if found is None or found.used or time.monotonic() > found.expires_at:
-                raise PairingError("That invite code is unknown here, used up or expired.")
-            pending = found
-            pending.used = True
-            side = Pairing(Role.INVITER, pending.code, pending.card)
-            joiner_pake = await _receive(stream)
-            await _send(stream, side.start())
-            await _send(stream, side.receive_pake(joiner_pake))
-            side.check_confirmation(await _receive(stream))
-            card = _check_node(side.open_card(await _receive(stream)), stream)
-            await _send(stream, side.sealed_card())
-            pending.result = card
-        except P2PBackupError as exc:
-            if pending is not None:
-                pending.result = exc if isinstance(exc, PairingError) else PairingError(exc.message)
-            await _try_send_error(stream, exc.message)
-        except (BaseLibp2pError, trio.TooSlowError) as exc:
-            if pending is not None:
-                pending.result = PairingError(f"The pairing connection broke: {exc}")
+            machine = Inviter(claim, node_key_of(stream.muxed_conn.peer_id))
+            result = await _run(stream, machine)
+        except PairingError as exc:
+            result = exc
+        except PeerError as exc:  # a peer id with no Ed25519 key: not one of our nodes
+            result = PairingError(exc.message)
         except Exception as exc:  # an exception escaping a handler stops the whole host
             log.exception("unexpected error while pairing")
-            if pending is not None:
-                pending.result = PairingError(f"Pairing failed unexpectedly: {exc}")
+            result = PairingError(f"Pairing failed unexpectedly: {exc}")
         finally:
-            if pending is not None:
+            for pending in claimed:  # the inviter waiting on this code learns how it went
+                pending.result = result
                 pending.done.set()
             with trio.move_on_after(1):
                 await stream.close()
 
 
-async def _try_send_error(stream: INetStream, message: str) -> None:
-    try:
-        with trio.move_on_after(2):
-            await _send(stream, message.encode()[:1000], _ERROR)
-    except BaseLibp2pError:
-        pass
-
-
 async def join(host: IHost, inviter: PeerInfo, code: InviteCode, my_card: bytes) -> FriendCard:
-    """The joiner's side: pair with the node that made ``code``."""
+    """The joiner's side: pair with the node at ``inviter``, which should hold ``code``.
+
+    PeerError if that node cannot be reached; InviteNotHere if it holds no invite by
+    that nameplate (nothing is used up); PairingError for any other failure.
+    """
+    # libp2p refuses to dial a peer for a while after a failed dial (its negative cache);
+    # a join the user retries at once must dial again. (net/client.py does the same.)
+    host.get_network().unblock_peer(inviter.peer_id)
     try:
         with trio.fail_after(STEP_TIMEOUT):
             await host.connect(inviter)
             stream = await host.new_stream(inviter.peer_id, [PROTOCOL])
     except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
-        raise PeerError(f"Your friend's node cannot be reached: {exc or 'timeout'}.") from exc
-    side = Pairing(Role.JOINER, code, my_card)
+        raise PeerError(f"Your friend's node cannot be reached: {_reason(exc)}.") from exc
     try:
-        await _send(stream, code.nameplate.to_bytes(2, "big"))
-        await _send(stream, side.start())
-        inviter_pake = await _receive(stream)
-        confirmation = side.receive_pake(inviter_pake)
-        side.check_confirmation(await _receive(stream))
-        await _send(stream, confirmation)
-        await _send(stream, side.sealed_card())
-        return _check_node(side.open_card(await _receive(stream)), stream)
-    except PairingError as exc:
-        await _try_send_error(stream, "The joiner gave up: " + exc.message)
-        raise
-    except (BaseLibp2pError, trio.TooSlowError) as exc:
-        raise PairingError(f"The pairing connection broke: {exc or 'timeout'}.") from exc
+        return await _run(stream, Joiner(code, my_card, node_key_of(stream.muxed_conn.peer_id)))
+    except PeerError as exc:  # its peer id carries no Ed25519 key: not one of our nodes
+        raise PairingError(exc.message) from exc
     finally:
         with trio.move_on_after(1):
             await stream.close()

@@ -125,7 +125,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     status = commands.add_parser("status", help="friends online, last backup, how safe it is")
     add_common(status)
-    status.set_defaults(run=lambda args: run_job(args, "status", {}, _status_text))
+    status.set_defaults(
+        run=lambda args: _run_naming(
+            args, "status", {}, _status_text, lambda data: names.to_json(data, "folders")
+        )
+    )
 
 
 def run_ls(args: argparse.Namespace) -> int:
@@ -217,7 +221,7 @@ def _verify_text(data: dict) -> str:
 
 
 def _folders_text(data: dict) -> str:
-    return "\n".join(data["folders"]) or "No folders yet: 'p2pbackup folders add PATH'."
+    return "\n".join(map(shown, data["folders"])) or "No folders yet: 'p2pbackup folders add PATH'."
 
 
 def run_folders(args: argparse.Namespace) -> int:
@@ -236,7 +240,10 @@ def run_folders(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
         profile.update_settings(folders=folders)
         _tell_daemon(profile, "folders", {})  # its scheduler looks again
-    emit(args, {"folders": folders}, _folders_text({"folders": folders}))
+    data = {"folders": folders}
+    text = _folders_text(data)
+    names.to_json(data, "folders")
+    emit(args, data, text)
     return 0
 
 
@@ -377,7 +384,7 @@ def _status_text(data: dict) -> str:
         [
             f"friends online   {len(data['friends_online'])} of {data['friends']}"
             + (f" ({', '.join(data['friends_online'])})" if data["friends_online"] else ""),
-            f"folders          {', '.join(data['folders']) or 'none'}",
+            f"folders          {', '.join(map(shown, data['folders'])) or 'none'}",
             f"last backup      {data['last_backup'] or 'never'}",
             f"snapshots        {data['snapshots']}",
             f"protected        {data['protected_files']} files, "

@@ -75,3 +75,15 @@ def test_a_name_that_is_not_utf8_through_the_cli(grid, tmp_path, daemon):
     with open(os.path.join(os.fsencode(tmp_path), b"one", BAD), "rb") as f:
         assert f.read() == b"bytes of a bad name\n"
     assert os.listdir(os.fsencode(tmp_path / "one" / "Docs")) == [b"bad\xffname.txt"]
+
+
+def test_a_folder_whose_name_is_not_utf8_is_listed_escaped(tmp_path):
+    folder = os.path.join(os.fsencode(tmp_path), b"M\xfcsic")  # Latin-1, as an old disk has it
+    os.mkdir(folder)
+    with LocalGrid(str(tmp_path / "nodes")) as grid:
+        grid.init("laptop")
+        added = grid.cli("laptop", "folders", "add", os.fsdecode(folder))
+        assert [base64.b64decode(b) for b in added["folders_b64"]] == [folder]
+        assert added["folders"] == [os.fsdecode(folder).replace("\udcfc", "\\xfc")]
+        assert _run(grid, "folders").decode().strip().endswith("/M\\xfcsic")
+        assert "/M\\xfcsic" in _run(grid, "status").decode()

@@ -89,7 +89,7 @@ async def prune(
 
     holders, report.unreachable = await list_holders(stores, events)
     # Friends not even in ``stores`` (away when the job began) may hold some too.
-    report.unreachable += sorted(_friends_named(state, sent) - set(stores))
+    report.unreachable += sorted(_friends_named(state, sent, ours) - set(stores))
     reachable = set(stores) - set(report.unreachable)
     strays, settled = _strays(sent, state, ours, holders, reachable)
 
@@ -117,11 +117,11 @@ async def prune(
     return report
 
 
-def _friends_named(state: BackupState, sent: set[Sent]) -> set[str]:
-    """Every friend this device placed or sent a share on."""
+def _friends_named(state: BackupState, sent: set[Sent], ours: set[bytes]) -> set[str]:
+    """Every friend this device sent a share on that prune would remove."""
     named = {friend for _, _, friend in sent}
-    for record in state.records.values():
-        named.update(record.placement.values())
+    for rid in ours & set(state.records):
+        named.update(state.records[rid].placement.values())
     return named
 
 

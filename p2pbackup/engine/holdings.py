@@ -20,7 +20,7 @@ Deltas need the older version they apply to, which is gone: those are reported l
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,22 +43,24 @@ from p2pbackup.storage.store import ShareKey, ShareStore
 STREAM_FILE = 4 * 1024 * 1024  # as engine/backup.py: larger full texts are sent a batch at a time
 
 
-def held_indexes(
+def missing_from(
     holders: Mapping[ShareKey, Sequence[str]],
     answered: set[str],
     records: Mapping[bytes, StoredRecord],
-) -> dict[bytes, set[int]]:
-    """Per record, the share indexes held: listed by a friend that answered, or placed (as
-    local state says) on a friend that did not."""
-    listed: dict[bytes, set[int]] = defaultdict(set)
-    for key in holders:
-        listed[key.record_id].add(key.index)
-    out = {}
+) -> set[bytes]:
+    """The records fewer than k shares of are held: listed by a friend that answered, or
+    placed (as local state says) on a friend that did not."""
+    listed = Counter(key.record_id for key in holders)  # distinct indexes listed, per record
+    missing = set()
     for rid, rec in records.items():
-        held = set(listed.get(rid, ()))
+        k = rec.descriptor.k
+        if listed.get(rid, 0) >= k:
+            continue  # the common case, decided without looking at the placement
+        held = {i for i in range(rec.descriptor.n) if ShareKey(rid, i) in holders}
         held.update(i for i, friend in rec.placement.items() if friend not in answered)
-        out[rid] = held
-    return out
+        if len(held) < k:
+            missing.add(rid)
+    return missing
 
 
 async def missing_records(
@@ -67,8 +69,7 @@ async def missing_records(
     """Records local state calls stored of which friends hold fewer than k shares."""
     holders, unreachable = await list_holders(stores, events)
     answered = set(stores) - set(unreachable)
-    held = held_indexes(holders, answered, state.records)
-    return {rid for rid, rec in state.records.items() if len(held[rid]) < rec.descriptor.k}
+    return missing_from(holders, answered, state.records)
 
 
 @dataclass

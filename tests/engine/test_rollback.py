@@ -18,6 +18,7 @@ from p2pbackup.engine.restore import Restorer, load_manifest
 from p2pbackup.engine.state import BackupState
 from p2pbackup.engine.verify import Verifier
 from p2pbackup.errors import IntegrityError
+from p2pbackup.storage.statedb import StateDB
 from p2pbackup.storage.store import ShareKey
 
 pytestmark = pytest.mark.trio
@@ -70,6 +71,7 @@ async def test_a_rollback_is_named_and_the_next_backup_stores_everything_again(g
     seen: list[ev.Event] = []
     rolled = await check_heads(grid.keys, grid.stores, grid.state, seen.append)
     assert rolled == {name: (1, 3) for name in grid.stores}
+    assert grid.state.rollbacks == rolled  # named by status and verify until checked
     named = sorted(e.friend for e in seen if isinstance(e, ev.HeadRolledBack))
     assert named == sorted(grid.stores)
     # This device's newer head is published again, above what every friend held.
@@ -79,6 +81,7 @@ async def test_a_rollback_is_named_and_the_next_backup_stores_everything_again(g
 
     grid.events.clear()
     fourth = await grid.backup(src)
+    assert grid.state.rollbacks == {}  # the backup asked friends and stored what they lost
     missing = [e for e in grid.events if isinstance(e, ev.RecordsMissing)]
     assert missing and missing[0].records > 0
     assert fourth.changed == 2  # notes.txt and big.bin: their records were gone
@@ -138,3 +141,21 @@ async def test_a_fresh_state_remembers_no_heads_so_sees_no_rollback(tmp_path):
     state.saw_heads({"a": 3})
     state.saw_heads({"a": 1})  # only higher numbers count
     assert state.friend_heads == {"a": 3}
+
+
+async def test_what_state_sqlite_keeps_of_friends_heads_is_pinned(tmp_path):
+    """The two meta rows (docs/format.md, local state): fixed bytes, read back; a value this
+    version cannot read is an empty cache, not an error."""
+    db = StateDB(str(tmp_path / "state.sqlite"))
+    state = BackupState(db)
+    state.saw_heads({"ab" * 32: 3})
+    state.rolled_back({"ab" * 32: (1, 3)})
+    assert db.meta("friend_heads") == b'{"' + b"ab" * 32 + b'": 3}'
+    assert db.meta("rollbacks") == b'{"' + b"ab" * 32 + b'": [1, 3]}'
+    assert BackupState(db).rollbacks == {"ab" * 32: (1, 3)}
+    state.rollbacks_checked()
+    assert db.meta("rollbacks") == b"{}" and BackupState(db).rollbacks == {}
+    db.put_friend_heads({})
+    db._db.execute("UPDATE meta SET value = ? WHERE key = 'friend_heads'", (b"[1, 2]",))
+    assert db.friend_heads() == {}
+    db.close()

@@ -20,7 +20,7 @@ from p2pbackup.core import head as heads
 from p2pbackup.core import manifest as manifests
 from p2pbackup.core import retention
 from p2pbackup.core.manifest import Entry, EntryType
-from p2pbackup.core.placement import friends_needed, tolerable_losses
+from p2pbackup.core.placement import tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.node import device_name

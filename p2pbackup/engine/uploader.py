@@ -129,7 +129,7 @@ class Uploader:
             for friend in todo.values():
                 self._room[friend] -= reserve
             placed.update(todo)
-            self._state.sending(record_id, placed)
+            self._state.sending(record_id, todo)  # committed before a byte of them leaves
             producer = streaming.Producer(
                 self._keys.data_key, kind, record_id, open_segments(), self._k, self._n,
                 CHALLENGES,

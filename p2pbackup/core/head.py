@@ -22,10 +22,12 @@ Body (inside the ciphertext; ``zigzag`` maps signed to unsigned varints:
 0, -1, 1 ... -> 0, 1, 2 ...)::
 
     4       magic b"P2HB"
-    1       version = 1
+    1       version = 2 (1 is still read)
     varint  tip count, then per snapshot, snapshot ids strictly increasing:
               16 snapshot id | varint generation | zigzag created_at_ns
               | RecordDescriptor of its manifest (see refs.py)
+              version 2 only: | device name (UTF-8, <= 256 bytes)
+              | blob folder-set id (0 bytes: unknown, or 16: ``folder_set_id``)
     varint  forgotten count, then 16-byte snapshot ids, strictly increasing
     varint  friend count, then per friend, owner ids strictly increasing:
               32 owner id | blob name (UTF-8, <= 256 bytes)
@@ -34,6 +36,11 @@ Body (inside the ciphertext; ``zigzag`` maps signed to unsigned varints:
               | varint updated_at (unix seconds) | u8 removed (0 or 1)
     u8      1 if a catalog backup follows, else 0
               zigzag created_at_ns | RecordDescriptor
+
+Version 2 adds each snapshot's device and folder set, what retention and
+``latest`` group by, so a snapshot whose manifest cannot be read can still be
+grouped. A version 1 tip reads as an unknown device and folder set (its
+manifest has them).
 
 Merging. Two devices may publish at once; each friend then holds one of the
 two heads. ``merge`` joins them: tips are the union (per snapshot id the
@@ -47,6 +54,7 @@ idempotent: no order of merges loses anything.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -62,16 +70,20 @@ from nacl.signing import SigningKey
 
 from p2pbackup.core import signing
 from p2pbackup.core.codec import Reader, Writer, unzigzag, zigzag
+from p2pbackup.core.manifest import encode_name
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.errors import IntegrityError
 
 MAGIC = b"P2BH"
 VERSION = 1
 BODY_MAGIC = b"P2HB"
-BODY_VERSION = 1
+BODY_VERSION = 2
+READ_BODY_VERSIONS = (1, 2)
 
 # Frozen signing domain: changing it invalidates every head ever published.
 HEAD_SIGNING_DOMAIN_v1 = b"head_v1"
+# Frozen: changing it splits every device's snapshots into new retention groups.
+FOLDER_SET_PERSON_v1 = b"p2pb-folders_v1"
 
 OWNER_ID_SIZE = 32
 SNAPSHOT_ID_SIZE = 16
@@ -86,6 +98,8 @@ MAX_FRIEND_NAME = 256
 MAX_LIST = 64
 MAX_ADDRESS = 1024
 MAX_NODE_ID = 256
+MAX_DEVICE = 256
+FOLDER_SET_ID_SIZE = 16
 
 # The fewest bytes a tip and a friend take, so a count read from garbage is
 # bounded by what is left and cannot make the parser allocate.
@@ -94,33 +108,52 @@ _MIN_TIP = SNAPSHOT_ID_SIZE + 2 + _MIN_DESCRIPTOR
 _MIN_FRIEND = OWNER_ID_SIZE + 5
 
 
+def folder_set_id(roots: Iterable[str]) -> bytes:
+    """16 bytes naming a set of folder labels (a manifest's roots), whatever their order."""
+    h = hashlib.blake2b(digest_size=FOLDER_SET_ID_SIZE, person=FOLDER_SET_PERSON_v1)
+    for root in sorted({encode_name(root, "root") for root in roots}):
+        h.update(len(root).to_bytes(4, "big") + root)
+    return h.digest()
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotRef:
-    """A snapshot in the head: its id, which rewrite of it, and where its manifest is."""
+    """A snapshot in the head: its id, which rewrite of it, where its manifest is, and
+    (version 2) the device and folder set it belongs to; "" and b"" when unknown."""
 
     snapshot_id: bytes
     generation: int
     created_at_ns: int
     manifest: RecordDescriptor
+    device: str = ""
+    folder_set: bytes = b""
 
     def __post_init__(self) -> None:
         if len(self.snapshot_id) != SNAPSHOT_ID_SIZE:
             raise ValueError("a snapshot id is 16 bytes")
         if not 0 <= self.generation <= MAX_GENERATION or not _fits_int64(self.created_at_ns):
             raise ValueError("snapshot generation or creation time out of range")
+        if len(self.device.encode("utf-8")) > MAX_DEVICE:
+            raise ValueError(f"a device name is at most {MAX_DEVICE} bytes")
+        if len(self.folder_set) not in (0, FOLDER_SET_ID_SIZE):
+            raise ValueError("a folder-set id is 16 bytes, or none")
 
     def write_to(self, w: Writer) -> None:
         w.raw(self.snapshot_id).varint(self.generation).varint(zigzag(self.created_at_ns))
         self.manifest.write_to(w)
+        w.text(self.device).blob(self.folder_set)
 
     @classmethod
-    def read_from(cls, r: Reader) -> SnapshotRef:
-        return cls(
-            r.raw(SNAPSHOT_ID_SIZE, "snapshot id"),
-            r.varint("generation", MAX_GENERATION),
-            _read_int64(r, "snapshot time"),
-            RecordDescriptor.read_from(r),
-        )
+    def read_from(cls, r: Reader, version: int = BODY_VERSION) -> SnapshotRef:
+        snapshot_id = r.raw(SNAPSHOT_ID_SIZE, "snapshot id")
+        generation = r.varint("generation", MAX_GENERATION)
+        created_at_ns = _read_int64(r, "snapshot time")
+        manifest = RecordDescriptor.read_from(r)
+        if version == 1:
+            return cls(snapshot_id, generation, created_at_ns, manifest)
+        device = r.text("device name", MAX_DEVICE)
+        folder_set = r.blob("folder-set id", FOLDER_SET_ID_SIZE)
+        return cls(snapshot_id, generation, created_at_ns, manifest, device, folder_set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +262,15 @@ class HeadBody:
     @classmethod
     def _read(cls, r: Reader) -> HeadBody:
         r.magic(BODY_MAGIC)
-        r.version(BODY_VERSION)
-        tips = [SnapshotRef.read_from(r) for _ in range(_count(r, "tip count", _MIN_TIP))]
+        version = r.u8("version")
+        if version not in READ_BODY_VERSIONS:
+            raise r.fail(
+                f"format version {version} is not supported (this program reads versions "
+                f"{', '.join(map(str, READ_BODY_VERSIONS))}); a newer p2pbackup may be needed"
+            )
+        tips = [
+            SnapshotRef.read_from(r, version) for _ in range(_count(r, "tip count", _MIN_TIP))
+        ]
         _check_increasing(r, [t.snapshot_id for t in tips], "snapshots")
         forgotten = [
             r.raw(SNAPSHOT_ID_SIZE, "forgotten id")
@@ -265,7 +305,8 @@ def merge(a: HeadBody, b: HeadBody) -> HeadBody:
     tips = _best_per(
         (t for t in a.tips | b.tips if t.snapshot_id not in forgotten),
         lambda t: t.snapshot_id,
-        lambda t: (t.generation, t.manifest.to_bytes(), t.created_at_ns),
+        lambda t: (t.generation, t.manifest.to_bytes(), t.created_at_ns, t.device,
+                   t.folder_set),  # a known device and folder set win over a version 1 tip
     )
     friends = _best_per(a.friends | b.friends, lambda f: f.owner_id, _friend_order)
     catalogs = [c for c in (a.catalog, b.catalog) if c is not None]

@@ -24,7 +24,7 @@ from p2pbackup.core.placement import tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.node import device_name
-from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick
+from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick, ref_time
 from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
@@ -335,33 +335,45 @@ async def forget(
     policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                              keep_yearly)  # fmt: skip
     snaps = await s.snapshots()
-    if prune:
-        _refuse_blind_prune(snaps, await s.head())
-    scope = _forget_scope(snaps, s.device, device, all_devices)
-    # Per device and folder set: one device's snapshots never make another's look old.
-    decision = retention.keep_per_group(policy, [(sn.id, sn.group, sn.time) for sn in scope])
+    listed = {snap.ref.snapshot_id for snap in snaps}
+    unreadable = [t for t in (await s.head()).tips if t.snapshot_id not in listed]
+    wanted = _forget_device(snaps, unreadable, s.device, device, all_devices)
+    # Retention per device and folder set: one device's snapshots never make another's look
+    # old. A snapshot whose manifest cannot be read goes by what the head says of it (head
+    # version 2); one it says nothing of is never forgotten by a policy.
+    members = [(sn.id, sn.group, sn.time, sn.device) for sn in snaps]
+    members += [(t.snapshot_id.hex(), (t.device, t.folder_set), ref_time(t), t.device)
+                for t in unreadable if t.device]  # fmt: skip
+    members = sorted(
+        (m for m in members if wanted is None or m[3] == wanted), key=lambda m: (m[2], m[0])
+    )
+    decision = retention.keep_per_group(policy, [m[:3] for m in members])
     forgotten = set(decision.forget)
-    gone = [snap for snap in scope if snap.id in forgotten]
+    if prune:
+        _refuse_blind_prune(unreadable, forgotten)
+    gone = [snap for snap in snaps if snap.id in forgotten]
     # Kept means every snapshot not forgotten, other devices' too: prune must not free
     # what they need.
     kept = [snap for snap in snaps if snap.id not in forgotten]
+    blind = {t.snapshot_id.hex() for t in unreadable}
     result: dict = {
         "kept": [
-            {"id": snap.id, "why": list(decision.keep[snap.id]), "device": snap.device}
-            for snap in scope
-            if snap.id in decision.keep
+            {"id": sid, "why": list(decision.keep[sid]), "device": dev}
+            | ({"unreadable": True} if sid in blind else {})
+            for sid, _, _, dev in members
+            if sid in decision.keep
         ],
-        "forgotten": [snap.id for snap in gone],
-        "devices": sorted({snap.device for snap in scope}),
-        "other_devices_kept": len(snaps) - len(scope),
+        "forgotten": [sid for sid, _, _, _ in members if sid in forgotten],
+        "devices": sorted({dev for _, _, _, dev in members}),
+        "other_devices_kept": len(snaps) + len(unreadable) - len(members),
         "dry_run": dry_run,
     }
     if dry_run:
         return result
-    if gone:
+    if forgotten:
         change = heads.HeadBody(
-            frozenset(), frozenset(snap.ref.snapshot_id for snap in gone), head_friends(s.node),
-            None,
+            frozenset(), frozenset(bytes.fromhex(sid) for sid in forgotten),
+            head_friends(s.node), None,
         )  # fmt: skip
         await publish(s.keys, s.grid.online, s.state, change)
     if prune:
@@ -393,33 +405,32 @@ async def forget(
     return result
 
 
-def _refuse_blind_prune(snaps: list[Snapshot], body: heads.HeadBody) -> None:
-    """A snapshot whose manifest cannot be read needs records no one can name: a prune
-    now would free them. Refused before anything is forgotten."""
-    listed = {snap.ref.snapshot_id for snap in snaps}
-    unreadable = sum(1 for tip in body.tips if tip.snapshot_id not in listed)
-    if unreadable:
+def _refuse_blind_prune(unreadable: list[heads.SnapshotRef], forgotten: set[str]) -> None:
+    """A kept snapshot whose manifest cannot be read needs records no one can name: a
+    prune now would free them. Refused before anything is forgotten."""
+    blind = sum(1 for t in unreadable if t.snapshot_id.hex() not in forgotten)
+    if blind:
         raise IntegrityError(
-            f"{unreadable} snapshot(s) cannot be read from friends, so a prune cannot tell "
-            "what they need. Run 'p2pbackup verify --repair' (or forget without --prune)."
+            f"{blind} snapshot(s) cannot be read from friends, so a prune cannot tell what "
+            "they need. Run 'p2pbackup verify --repair' (or forget without --prune)."
         )
 
 
-def _forget_scope(
-    snaps: list[Snapshot], this_device: str, device: str | None, all_devices: bool
-) -> list[Snapshot]:
-    """The snapshots a forget may touch: this device's, unless told another or all."""
+def _forget_device(
+    snaps: list[Snapshot], unreadable: list[heads.SnapshotRef], this_device: str,
+    device: str | None, all_devices: bool,
+) -> str | None:  # fmt: skip
+    """Whose snapshots a forget may touch: this device's, unless told another; None: all."""
     if device and all_devices:
         raise ConfigError("Give --device NAME or --all-devices, not both.")
     if all_devices:
-        return snaps
-    wanted = device or this_device
-    scope = [snap for snap in snaps if snap.device == wanted]
-    if device and not scope:
-        devices = ", ".join(sorted({snap.device for snap in snaps})) or "none yet"
+        return None
+    known = {snap.device for snap in snaps} | {t.device for t in unreadable if t.device}
+    if device and device not in known:
+        devices = ", ".join(sorted(known)) or "none yet"
         raise ConfigError(f"No snapshot was made on a device called {device!r}; devices: "
                           f"{devices}.")  # fmt: skip
-    return scope
+    return device or this_device
 
 
 JOBS = {

@@ -149,8 +149,9 @@ async def repack(
         rid = record_id(keys.record_id_key, Kind.MANIFEST, data)
         descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
         new_ref = heads.SnapshotRef(
-            manifest.snapshot_id, ref.generation + 1, ref.created_at_ns, descriptor
-        )
+            manifest.snapshot_id, ref.generation + 1, ref.created_at_ns, descriptor,
+            manifest.device, heads.folder_set_id(manifest.roots),
+        )  # fmt: skip
         tips.add(new_ref)
         out.append((new_ref, rewritten))
         report.snapshots += 1

@@ -18,6 +18,7 @@ from p2pbackup.core.head import (
     HeadBody,
     SignedHead,
     SnapshotRef,
+    folder_set_id,
     merge,
     open_head,
     seal_head,
@@ -41,8 +42,13 @@ def _descriptor(label: str) -> RecordDescriptor:
     return RecordDescriptor(_id(f"record {label}"), 1, 1, 100, (_id(f"share {label}"),))
 
 
-def _snapshot(label: str, generation: int = 0, manifest: str = "m") -> SnapshotRef:
-    return SnapshotRef(_id(label, 16), generation, 1_700_000_000_000_000_000, _descriptor(manifest))
+def _snapshot(
+    label: str, generation: int = 0, manifest: str = "m", device: str = "", folders=None
+) -> SnapshotRef:
+    return SnapshotRef(
+        _id(label, 16), generation, 1_700_000_000_000_000_000, _descriptor(manifest), device,
+        folder_set_id(folders) if folders is not None else b"",
+    )  # fmt: skip
 
 
 def _friend(label: str, updated_at: int = 1, removed: bool = False) -> FriendEntry:
@@ -56,32 +62,73 @@ def _friend(label: str, updated_at: int = 1, removed: bool = False) -> FriendEnt
     )
 
 
-BODY = HeadBody(
+BODY_V1 = HeadBody(
     frozenset({_snapshot("monday"), _snapshot("tuesday", generation=1)}),
     frozenset({_id("sunday", 16)}),
     frozenset({_friend("ann")}),
     CatalogRef(1_700_000_000_000_000_000, _descriptor("catalog")),
 )
+BODY = HeadBody(  # version 2: one snapshot of a known device and folder set, one unknown
+    frozenset(
+        {
+            _snapshot("monday", device="laptop", folders=["Documents", "Photos"]),
+            _snapshot("tuesday", generation=1),
+        }
+    ),
+    BODY_V1.forgotten,
+    BODY_V1.friends,
+    BODY_V1.catalog,
+)
 
 
 # --- fixed vectors: fail if the layout, the signing domain or the encryption changes ---
-BODY_DIGEST = "0c911d0eb20109b244a961fa9ff0c35cdfb7efb84ec9c5ee5b2b5b2cd41bd96f"
+BODY_DIGEST = "85419ef48e4720fe2bf1a49d78213080742318704f298978fd338caca7f549d0"
 SEALED_HEADER_HEX = (
     "5032424801"  # magic, version
     "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"  # owner id
     "0000000000000007"  # seq
-    "9a03"  # 24 + 370 + 16 = 410 bytes follow: nonce, ciphertext, tag
+    "b403"  # 24 + 396 + 16 = 436 bytes follow: nonce, ciphertext, tag
     "000102030405060708090a0b0c0d0e0f1011121314151617"  # the nonce
 )
-SEALED_DIGEST = "738236832f307ace827aeac211e131ffe6c57c72aef75465754064f3f419b9f7"
+SEALED_DIGEST = "52fa73c39ac569858a9fdbf6e276b5d5b4a9dd8a3589252eb28b9b60529e86f5"
+FOLDER_SET_HEX = "fb07a988a2ee7a9168281884e05c0fb8"  # folder_set_id(["Documents", "Photos"])
+# A version 1 body (as version 1 of this program wrote BODY_V1), still read.
+BODY_V1_HEX = (
+    "503248420102542a493658bda494ab13a35ab7be4b57008080d0e2c6bfce972fb94acd98a4309a355323ed7d"
+    "eea8cf9add93cc0e207a79f97fac9e634dfa763e0101646727a1b164fa67bac6384bc0ed23db348903133c92"
+    "bff3a760a7d4d72c342c846d37eb5542a7df5a8a680a28c43a8867018080d0e2c6bfce972fb94acd98a4309a"
+    "355323ed7deea8cf9add93cc0e207a79f97fac9e634dfa763e0101646727a1b164fa67bac6384bc0ed23db34"
+    "8903133c92bff3a760a7d4d72c342c8401c8137ce20e72d4ff6e7ac275cf23a7c7016bc2a2029c276bdf9433"
+    "a54630e333a72a2c3db089209fa9da4fee8ac9829c6003616e6e011b2f6970342f3139322e302e322e312f74"
+    "63702f343030312f616e6e010e313244334b6f6f57667269656e640100018080d0e2c6bfce972fa89af14b16"
+    "1b4d203fc3ccc3595421304f27a86f0697c1aee9edd2bf5d46a70c01016483a3a9f158e9e63652c1699d8cc8"
+    "45a5b723ed8688a2533c2e0ca4447765d932"
+)
+BODY_V1_DIGEST = "0c911d0eb20109b244a961fa9ff0c35cdfb7efb84ec9c5ee5b2b5b2cd41bd96f"
 
 
 def test_body_fixed_vector():
     data = BODY.to_bytes()
-    assert len(data) == 370
-    assert data.startswith(b"P2HB\x01\x02")  # magic, version, two snapshots
+    assert len(data) == 396
+    assert data.startswith(b"P2HB\x02\x02")  # magic, version, two snapshots
     assert hashlib.blake2b(data, digest_size=32).hexdigest() == BODY_DIGEST
     assert HeadBody.from_bytes(data) == BODY
+    assert folder_set_id(["Photos", "Documents", "Photos"]).hex() == FOLDER_SET_HEX
+
+
+def test_a_version_1_body_is_still_read_and_written_as_version_2():
+    data = bytes.fromhex(BODY_V1_HEX)
+    assert hashlib.blake2b(data, digest_size=32).hexdigest() == BODY_V1_DIGEST
+    body = HeadBody.from_bytes(data)
+    assert body == BODY_V1 and all(t.device == "" and t.folder_set == b"" for t in body.tips)
+    assert body.to_bytes()[:5] == b"P2HB\x02"
+    # Merged with a version 2 copy of the same snapshot, the known device wins, either way.
+    known = _snapshot("tuesday", generation=1, device="desktop", folders=["Music"])
+    newer = HeadBody(frozenset({known}), frozenset(), frozenset(), None)
+    assert merge(body, newer).tips == merge(newer, body).tips
+    assert known in merge(body, newer).tips
+    with pytest.raises(FormatError, match="version 3 is not supported"):
+        HeadBody.from_bytes(b"P2HB\x03" + data[5:])
 
 
 def test_sealed_head_fixed_vector():
@@ -184,6 +231,8 @@ snapshot_refs = st.builds(
     st.integers(0, 2),
     st.sampled_from([-1, 0, 1_700_000_000_000_000_000]),
     st.sampled_from(DESCRIPTORS),
+    st.sampled_from(["", "laptop", "Zoë's desktop"]),
+    st.sampled_from([b"", folder_set_id(["Documents"]), folder_set_id([])]),
 )
 friend_entries = st.builds(
     FriendEntry,

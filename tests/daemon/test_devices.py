@@ -9,7 +9,7 @@ import os
 import pytest
 
 from p2pbackup.cli.demo import same_tree
-from p2pbackup.errors import ConfigError, P2PBackupError
+from p2pbackup.errors import ConfigError, IntegrityError
 from p2pbackup.storage.statedb import StateDB
 from tests.daemon.conftest import pair, started
 
@@ -104,24 +104,44 @@ async def test_forget_keeps_per_device_and_leaves_other_devices_alone(tmp_path):
             await nodes.run("laptop", "forget", keep_last=1, device="nobody")
 
 
-async def test_forget_prune_is_refused_while_a_snapshot_cannot_be_read(tmp_path):
+def _lose_manifest(nodes, snapshot_id: str) -> None:
+    """The manifest of one of the laptop's snapshots is gone from every friend."""
+    db = StateDB(nodes.profiles["laptop"].path("state.sqlite"))
+    _, body, _ = db.head()
+    db.close()
+    ref = next(t for t in body.tips if t.snapshot_id.hex() == snapshot_id)
+    assert ref.device == "laptop"  # the head (version 2) says whose it is
+    rid = ref.manifest.record_id.hex()
+    for name in ("alice", "bob", "carol"):
+        for folder, _, files in os.walk(nodes.profiles[name].path("pool")):
+            for share in files:
+                if share.startswith(rid):
+                    os.unlink(os.path.join(folder, share))
+
+
+async def test_forget_prune_is_refused_while_a_kept_snapshot_cannot_be_read(tmp_path):
     docs = _folder(tmp_path, "Documents", "first version\n")
     async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
                        folders=[docs]) as nodes:  # fmt: skip
         laptop, _ = await _two_devices(nodes, tmp_path)
-        db = StateDB(nodes.profiles["laptop"].path("state.sqlite"))
-        _, body, _ = db.head()
-        db.close()
-        newest = next(t for t in body.tips if t.snapshot_id.hex() == laptop[-1])
-        rid = newest.manifest.record_id.hex()
-        for name in ("alice", "bob", "carol"):  # its manifest is gone from every friend
-            for folder, _, files in os.walk(nodes.profiles[name].path("pool")):
-                for share in files:
-                    if share.startswith(rid):
-                        os.unlink(os.path.join(folder, share))
-        # The desktop (no manifest cached) cannot read it: a prune could not tell what
-        # that snapshot needs, so nothing is forgotten or freed.
-        with pytest.raises(P2PBackupError):
+        _lose_manifest(nodes, laptop[-1])
+        # The desktop (no manifest cached) cannot read it; it would be kept, and a prune
+        # could not tell what it needs: nothing is forgotten or freed.
+        with pytest.raises(IntegrityError, match=r"1 snapshot.*cannot be read"):
             await nodes.run("desktop", "forget", keep_last=1, device="laptop", prune=True)
         assert [s["id"] for s in await nodes.run("laptop", "snapshots")][:2] == laptop
         await nodes.run("laptop", "restore", selector=laptop[0], to=str(tmp_path / "r"))
+
+
+async def test_an_unreadable_snapshot_is_grouped_by_the_head_and_can_be_forgotten(tmp_path):
+    docs = _folder(tmp_path, "Documents", "first version\n")
+    async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
+                       folders=[docs]) as nodes:  # fmt: skip
+        laptop, desktop = await _two_devices(nodes, tmp_path)
+        _lose_manifest(nodes, laptop[0])
+        done = await nodes.run("desktop", "forget", keep_last=1, device="laptop", prune=True)
+        assert done["forgotten"] == [laptop[0]]
+        assert [(k["id"], k["device"]) for k in done["kept"]] == [(laptop[1], "laptop")]
+        assert [s["id"] for s in await nodes.run("laptop", "snapshots")] == [laptop[1], *desktop]
+        await nodes.run("laptop", "restore", selector="latest", to=str(tmp_path / "r"))
+        assert same_tree(docs, str(tmp_path / "r" / "Documents"))

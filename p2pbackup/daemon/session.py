@@ -36,6 +36,10 @@ from p2pbackup.storage.statedb import StateDB
 DEFAULT_K, DEFAULT_N = 2, 4
 
 
+def ref_time(ref: heads.SnapshotRef) -> datetime:
+    return datetime.fromtimestamp(ref.created_at_ns / 1e9).astimezone()
+
+
 @dataclass
 class Snapshot:
     ref: heads.SnapshotRef
@@ -47,17 +51,17 @@ class Snapshot:
 
     @property
     def time(self) -> datetime:
-        return datetime.fromtimestamp(self.ref.created_at_ns / 1e9).astimezone()
+        return ref_time(self.ref)
 
     @property
     def device(self) -> str:
         return self.manifest.device
 
     @property
-    def group(self) -> tuple[str, tuple[str, ...]]:
-        """What retention and ``latest`` go by, as restic's host and paths: the device
-        and the set of folders it backed up."""
-        return self.manifest.device, tuple(sorted(self.manifest.roots))
+    def group(self) -> tuple[str, bytes]:
+        """What retention goes by, as restic's host and paths: the device and the set of
+        folders it backed up (as the head's version 2 names them)."""
+        return self.manifest.device, heads.folder_set_id(self.manifest.roots)
 
     def summary(self) -> dict:
         return {

@@ -175,7 +175,10 @@ async def publish_snapshot(
     data = await trio.to_thread.run_sync(manifest.to_bytes)
     rid = record_id(keys.record_id_key, Kind.MANIFEST, data)
     descriptor = await uploader.store(Kind.MANIFEST, rid, split_segments(data))
-    ref = heads.SnapshotRef(manifest.snapshot_id, 0, manifest.created_at_ns, descriptor)
+    ref = heads.SnapshotRef(
+        manifest.snapshot_id, 0, manifest.created_at_ns, descriptor, manifest.device,
+        heads.folder_set_id(manifest.roots),
+    )  # fmt: skip
     change = heads.HeadBody(frozenset({ref}), frozenset(), friends, None)
     await publish(keys, stores, state, change, manifest, data)
     return manifest

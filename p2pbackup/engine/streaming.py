@@ -58,7 +58,11 @@ def _settle(group: BaseExceptionGroup) -> BaseException:
     cancellation, or several unrelated errors, as the group trio made."""
     found = list(leaves(group))
     if not all(isinstance(e, Exception) for e in found):
-        return group  # Cancelled, KeyboardInterrupt: trio's to carry
+        # Cancelled, KeyboardInterrupt: trio's to carry, without the friends that failed
+        # meanwhile (a cancel scope takes its Cancelled out; they would be left to crash).
+        _, rest = group.split(FriendFailed)
+        assert rest is not None
+        return rest
     others = [e for e in found if not isinstance(e, FriendFailed)]
     if not others:
         return FriendsFailed([e for e in found if isinstance(e, FriendFailed)])

@@ -15,7 +15,9 @@ import pytest
 
 from p2pbackup.cli.demo import same_tree
 from p2pbackup.engine import events as ev
+from p2pbackup.engine import streaming
 from p2pbackup.engine.backup import STREAM_FILE
+from p2pbackup.engine.failures import leaves
 from p2pbackup.errors import PeerError, PlacementError, StorageError
 from p2pbackup.storage import sharepool
 from p2pbackup.storage.sharepool import SharePool
@@ -247,3 +249,18 @@ async def test_a_friend_failing_to_read_during_a_streamed_restore_is_passed_over
         isinstance(e, ev.FriendTrouble) and e.friend == "friend0" and "Input/output" in e.reason
         for e in grid.events
     )
+
+
+async def test_the_nested_group_settles_into_the_friends_that_failed():
+    """The shapes upload_stream's two nurseries make, reduced to what the uploader needs."""
+    a, b = streaming.FriendFailed("a", "gone"), streaming.FriendFailed("b", "full")
+    nested = ExceptionGroup("outer", [ExceptionGroup("senders", [a, b])])
+    settled = streaming._settle(nested)
+    assert isinstance(settled, streaming.FriendsFailed) and settled.failures == (a, b)
+    shrank = OSError("big.bin shrank while it was being backed up")
+    assert streaming._settle(ExceptionGroup("outer", [shrank, ExceptionGroup("s", [a])])) is shrank
+    # Interrupted meanwhile: only the interruption goes on, so no FriendFailed is left
+    # behind once trio takes its Cancelled (here: KeyboardInterrupt) out of the group.
+    stop = KeyboardInterrupt()
+    rest = streaming._settle(BaseExceptionGroup("outer", [ExceptionGroup("s", [a]), stop]))
+    assert list(leaves(rest)) == [stop]

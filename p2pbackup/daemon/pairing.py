@@ -3,17 +3,22 @@ invite, join, and the friend list with what each one stores."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
+from libp2p.peer.peerinfo import PeerInfo
 
-from p2pbackup.core.pairing import FriendCard, parse_code
+from p2pbackup.core.pairing import FriendCard, InviteCode, parse_code
 from p2pbackup.daemon.node import Node, probe_friends, public_addresses
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import ConfigError, PairingError, PeerError
+from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
 from p2pbackup.net import discovery, invite
 
+log = logging.getLogger(__name__)
+
 LAN_WAIT = 8.0  # seconds to listen for nodes on the local network
+FOUND_DIAL_TIMEOUT = 5.0  # a node found by the nameplate that is there answers in far less
 
 
 def _paired(card: FriendCard, offer: int) -> dict:
@@ -48,44 +53,106 @@ async def join_friend(
     node: Node, events: ev.EventSink, code: str, offer: int, peer: str | None = None
 ) -> dict:
     parsed = parse_code(code)
-    candidates = (
-        [discovery.rendezvous_peer(peer, flag="--peer")]
-        if peer
-        else await _inviters(node, parsed.nameplate)
-    )
-    for candidate in candidates:
-        try:
-            card = await invite.join(node.host, candidate, parsed, node.card(offer))
-        except PairingError as exc:
-            if "unknown here" in exc.message and candidate is not candidates[-1]:
-                continue  # another node with a pending invite: not ours
-            raise
-        node.remember_friend(card, offer)
-        return _paired(card, offer)
-    raise PeerError("No node with that invite code was found at the rendezvous point.")
+    if peer:  # the user named the friend's node: its errors are the friend's
+        where = discovery.rendezvous_peer(peer, flag="--peer")
+        card = await invite.join(node.host, where, parsed, node.card(offer))
+    else:
+        card = await _join_any(node, parsed, offer)
+    node.remember_friend(card, offer)
+    return _paired(card, offer)
 
 
-async def _inviters(node: Node, nameplate: int) -> list:
+class _Tries:
+    """What each node found by the nameplate said, for one error if none paired."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.not_here = 0
+        self.unreachable = 0
+        self.refused: list[PairingError] = []
+
+    def failure(self) -> P2PBackupError:
+        if self.refused:  # a node holding that nameplate ran the PAKE: the code is spent
+            return self.refused[0]
+        if self.not_here:
+            away = f", and {self.unreachable} could not be reached" if self.unreachable else ""
+            return InviteNotHere(
+                f"No node holding that invite code answered: {self.not_here} node(s) "
+                f"{self.where} hold no invite by that number{away}. Check the code, and that "
+                "your friend's invite is still waiting (a code lasts 10 minutes unless they "
+                "chose otherwise), or give their address with --peer."
+            )
+        return PeerError(
+            f"Your friend's node cannot be reached: none of the {self.unreachable} node(s) "
+            f"{self.where} answered. Check that your friend's node still runs, or give its "
+            "address with --peer."
+        )
+
+
+async def _try(node: Node, candidate: PeerInfo, code: InviteCode, offer: int, tries: _Tries):
+    """The friend's card if ``candidate`` holds the code and it matches; None otherwise.
+
+    Any node may answer, strangers included: each failure is counted, never shown
+    as "your friend's node", and the next node is tried.
+    """
+    try:
+        return await invite.join(
+            node.host, candidate, code, node.card(offer), dial_timeout=FOUND_DIAL_TIMEOUT
+        )
+    except InviteNotHere:
+        tries.not_here += 1  # nothing used up there: not the inviter
+    except PeerError as exc:
+        tries.unreachable += 1
+        log.info("join: node %s did not answer: %s", candidate.peer_id, exc.message)
+        if node.lan is not None:  # gone: the next join does not wait on it again
+            node.lan.forget(candidate.peer_id)
+    except PairingError as exc:
+        tries.refused.append(exc)
+    return None
+
+
+async def _join_any(node: Node, code: InviteCode, offer: int) -> FriendCard:
+    """Pair with whichever node holds ``code``: those the rendezvous point lists for its
+    nameplate, or every node heard on this network (as they are heard, for LAN_WAIT)."""
     point = node.rendezvous()
     if point is not None:
-        found = await discovery.discover(node.host, point, discovery.invite_namespace(nameplate))
+        found = await discovery.discover(
+            node.host, point, discovery.invite_namespace(code.nameplate)
+        )
         if not found:
-            raise PeerError("No node with that invite code is registered at the rendezvous point.")
-        return found
-    if node.lan is None:
+            raise InviteNotHere(
+                "No node with that invite code is registered at the rendezvous point."
+            )
+        tries = _Tries("listed by the rendezvous point")
+        for candidate in found:
+            if card := await _try(node, candidate, code, offer, tries):
+                return card
+        raise tries.failure()
+    lan = node.lan
+    if lan is None:
         raise ConfigError(
             "Give your friend's address with --peer (their 'p2pbackup id' prints it), or a "
             "rendezvous point with --rendezvous."
         )
-    with trio.move_on_after(LAN_WAIT):
-        while not node.lan.peers():
-            await trio.sleep(0.1)
-    if not node.lan.peers():
+    tries, tried = _Tries("heard on this network"), set()
+    listen_until = trio.current_time() + LAN_WAIT  # bounds the listening, not a pairing
+    while True:
+        heard = []
+        with trio.move_on_at(listen_until):
+            heard = await lan.wait_until(lambda peers: any(p.peer_id not in tried for p in peers))
+        fresh = [p for p in heard if p.peer_id not in tried]
+        if not fresh:
+            break
+        for candidate in fresh:
+            tried.add(candidate.peer_id)
+            if card := await _try(node, candidate, code, offer, tries):
+                return card
+    if not tried:
         raise PeerError(
             "No p2pbackup node was heard on this network. Check that your friend's invite is "
             "still waiting, or give their address with --peer."
         )
-    return node.lan.peers()
+    raise tries.failure()
 
 
 async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:

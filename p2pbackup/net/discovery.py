@@ -20,7 +20,9 @@ two friends' machines.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 
 import trio
 from libp2p.abc import IHost
@@ -103,26 +105,53 @@ async def discover(host: IHost, point: PeerInfo, namespace: str) -> list[PeerInf
 class LanPeers:
     """Nodes heard on the local network while in use (``with LanPeers(host) as lan``).
 
-    zeroconf reports from its own thread, hence the lock.
+    A node stays known until it is forgotten (``forget``: it did not answer a dial)
+    or heard anew. zeroconf reports from its own thread, hence the lock; news
+    reaches trio tasks (``wait_until``) through the trio token of the run that
+    entered the context.
     """
 
     def __init__(self, host: IHost) -> None:
         self._own = host.get_id()
         self._lock = threading.Lock()
         self._found: dict[ID, PeerInfo] = {}
+        self._news = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
 
     def _heard(self, peer: PeerInfo) -> None:
         if peer.peer_id != self._own and peer.addrs:
             with self._lock:
                 self._found[peer.peer_id] = peer
+            if self._token is not None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    self._token.run_sync_soon(self._tell)  # thread-safe; runs in trio
+
+    def _tell(self) -> None:
+        self._news.set()
+        self._news = trio.Event()
 
     def __enter__(self) -> LanPeers:
+        self._token = trio.lowlevel.current_trio_token()
         peerDiscovery.register_peer_discovered_handler(self._heard)
         return self
 
     def __exit__(self, *exc: object) -> None:
         peerDiscovery.unregister_peer_discovered_handler(self._heard)
+        self._token = None
 
     def peers(self) -> list[PeerInfo]:
         with self._lock:
             return list(self._found.values())
+
+    def forget(self, peer_id: ID) -> None:
+        """Drop a node that did not answer, so the next search does not dial it again.
+        If it comes back, mDNS announces it anew and it is heard again."""
+        with self._lock:
+            self._found.pop(peer_id, None)
+
+    async def wait_until(self, wanted: Callable[[list[PeerInfo]], bool]) -> list[PeerInfo]:
+        """The nodes heard, once ``wanted`` holds for them (no polling: each new node
+        wakes the waiters). Put a deadline around it."""
+        while not wanted(peers := self.peers()):
+            await self._news.wait()
+        return peers

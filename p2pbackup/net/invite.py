@@ -187,7 +187,13 @@ class Invites:
                 await stream.close()
 
 
-async def join(host: IHost, inviter: PeerInfo, code: InviteCode, my_card: bytes) -> FriendCard:
+async def join(
+    host: IHost,
+    inviter: PeerInfo,
+    code: InviteCode,
+    my_card: bytes,
+    dial_timeout: float = STEP_TIMEOUT,
+) -> FriendCard:
     """The joiner's side: pair with the node at ``inviter``, which should hold ``code``.
 
     PeerError if that node cannot be reached; InviteNotHere if it holds no invite by
@@ -197,7 +203,7 @@ async def join(host: IHost, inviter: PeerInfo, code: InviteCode, my_card: bytes)
     # a join the user retries at once must dial again. (net/client.py does the same.)
     host.get_network().unblock_peer(inviter.peer_id)
     try:
-        with trio.fail_after(STEP_TIMEOUT):
+        with trio.fail_after(dial_timeout):
             await host.connect(inviter)
             stream = await host.new_stream(inviter.peer_id, [PROTOCOL])
     except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import trio
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
 
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import InviteCode, make_card
-from p2pbackup.errors import PairingError
+from p2pbackup.errors import InviteNotHere, PairingError, PeerError
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.invite import PROTOCOL, Invites, join
 from tests.net.conftest import LOOPBACK
@@ -82,3 +86,38 @@ async def test_an_expired_code_says_so(pair):
         await join(bob_host, ann_info, code, bob_card)
     with pytest.raises(PairingError, match="expired"):
         await invites.wait(code)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_a_nameplate_not_pending_is_answered_apart_and_uses_nothing_up(pair):
+    invites, ann_card, bob_host, bob_card, ann_info = pair
+    code = invites.create(ann_card)
+    other = InviteCode(code.nameplate % 999 + 1, code.words)
+    with pytest.raises(InviteNotHere, match="unknown here"):
+        await join(bob_host, ann_info, other, bob_card)
+    async with trio.open_nursery() as nursery:  # the pending invite is still whole
+        nursery.start_soon(invites.wait, code)
+        assert (await join(bob_host, ann_info, code, bob_card)).owner_id == ANN.owner_id
+
+
+async def test_a_retry_right_after_a_failed_dial_dials_again():
+    # libp2p keeps a peer whose dial failed in a negative cache for a while: without
+    # clearing it, the retry failed at once with "negative cache".
+    ann_host, ann_card = _node(ANN, b"a" * 32, "Ann")
+    bob_host, bob_card = _node(BOB, b"b" * 32, "Bob")
+    invites = Invites()
+    ann_host.set_stream_handler(PROTOCOL, invites.handle)
+    address = f"/ip4/127.0.0.1/tcp/{_free_port()}"
+    ann_info = PeerInfo(ann_host.get_id(), [Multiaddr(address)])
+    code = invites.create(ann_card)
+    async with bob_host.run(listen_addrs(LOOPBACK)):
+        with pytest.raises(PeerError, match="cannot be reached"):
+            await join(bob_host, ann_info, code, bob_card)  # Ann's node is not up yet
+        async with ann_host.run(listen_addrs([address])), trio.open_nursery() as nursery:
+            nursery.start_soon(invites.wait, code)
+            assert (await join(bob_host, ann_info, code, bob_card)).name == "Ann"

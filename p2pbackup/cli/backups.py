@@ -51,8 +51,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     backup = commands.add_parser("backup", help="back up the folders now")
     add_common(backup)
+    backup.add_argument(
+        "--force", action="store_true",
+        help="publish a snapshot even when nothing changed since the last one",
+    )  # fmt: skip
     backup.set_defaults(
-        run=lambda args: _run_naming(args, "backup", {}, _backup_text, _backup_json)
+        run=lambda args: _run_naming(
+            args, "backup", {"always_snapshot": args.force}, _backup_text, _backup_json
+        )
     )
 
     snaps = commands.add_parser("snapshots", help="list snapshots, oldest first")
@@ -310,6 +316,14 @@ def _run_naming(
 
 
 def _backup_text(data: dict) -> str:
+    if data.get("unchanged"):
+        lines = [
+            f"Nothing changed since snapshot {data['snapshot'][:12]} "
+            f"({plural(data['files'], 'file')}, {format_size(data['bytes'])}): no new snapshot "
+            "('backup --force' makes one anyway)."
+        ]
+        lines += [f"skipped {shown(s['path'])}: {s['reason']}" for s in data["skipped"]]
+        return "\n".join(lines)
     lines = [
         f"Snapshot {data['snapshot'][:12]}: {plural(data['files'], 'file')}, "
         f"{format_size(data['bytes'])}; {data['changed']} changed, "
@@ -317,8 +331,22 @@ def _backup_text(data: dict) -> str:
         f"{plural(data['records_stored'], 'record')} to {', '.join(data['friends'])} in "
         f"{data['seconds']:.1f} s."
     ]
+    lines += _offline_lines(data.get("offline", ()))
+    if data.get("offline") and data.get("survives_losing") == 0 and data["records_stored"]:
+        lines.append(
+            f"What changed is on {', '.join(data['friends'])} alone: it survives losing no "
+            "friend until the others are back and 'p2pbackup verify --repair' runs."
+        )
     lines += [f"skipped {shown(s['path'])}: {s['reason']}" for s in data["skipped"]]
     return "\n".join(lines)
+
+
+def _offline_lines(offline) -> list[str]:
+    return [
+        f"{f['name']} is unreachable"
+        + (f" (last seen {f['last_seen']})." if f["last_seen"] else " (never seen online).")
+        for f in offline
+    ]
 
 
 def _backup_json(data: dict) -> None:
@@ -393,6 +421,12 @@ def _status_text(data: dict) -> str:
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
             f"schedule         {_status_schedule(data)}",
         ]
+        + [f"unreachable      {line}" for line in _offline_lines(data.get("offline", ()))]
+        + (
+            ["backup now       would survive losing no friend (too few online)"]
+            if data.get("backup_now_survives") == 0 and data.get("offline")
+            else []
+        )
         + [
             f"WARNING          {r['friend']} went back in time (holds head {r['seen']}, held "
             f"{r['known']}): run 'p2pbackup verify --repair'"

@@ -72,9 +72,11 @@ def _check(k: int, n: int, survive: int) -> None:
         raise ConfigError(
             f"Shares must satisfy 1 <= needed <= made <= {MAX_SHARES}; got {k} of {n}."
         )
-    if survive < 1:
-        raise ConfigError("Choose to survive losing at least 1 friend.")
-    if (n - k) // survive == 0:
+    if survive < 0:
+        raise ConfigError("Choose how many friends to survive losing: 0 or more.")
+    # survive 0: shares that need only fit, on the friends online now, while the others
+    # are away (spread again by a repair once they are back).
+    if survive and (n - k) // survive == 0:
         every = "every share is needed" if k == n else f"only {n - k} of them may be lost"
         raise PlacementError(
             f"With {k} of {n} shares needed to rebuild, {every}, so losing "
@@ -88,7 +90,7 @@ def _worst_loss(held: Counter[str], survive: int) -> int:
     return sum(count for _, count in held.most_common(survive))
 
 
-def _friends_needed(k: int, n: int, survive: int) -> int:
+def friends_needed(k: int, n: int, survive: int) -> int:
     """The fewest friends that can hold n shares safely, given all the room they want."""
     for count in range(survive + 1, n):
         even = [n // count + (i < n % count) for i in range(count)]
@@ -142,7 +144,7 @@ def _why_not(
     k: int, n: int, share_size: int, friends: Sequence[FriendRoom], survive: int, missing: int
 ) -> str:
     usable = sum(1 for f in friends if f.free >= share_size)
-    needed = _friends_needed(k, n, survive)
+    needed = friends_needed(k, n, survive)
     capacity = sum(f.free // share_size if share_size else missing for f in friends if f.free >= 0)
     losing = f"{_friends(survive)} {'disappears' if survive == 1 else 'disappear'}"
     what = f"({k} of {n} shares are needed to rebuild)"

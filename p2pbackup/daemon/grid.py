@@ -163,6 +163,7 @@ async def _connect(
         with trio.move_on_after(timeout):
             try:
                 grid.usage[key] = await store.stat()
+                node.catalog.saw(grid.friends[key].owner_id)
             except P2PBackupError as exc:
                 log.info("friend %s is not available: %s", store.name, exc.message)
 

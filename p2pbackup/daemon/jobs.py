@@ -20,7 +20,7 @@ from p2pbackup.core import head as heads
 from p2pbackup.core import manifest as manifests
 from p2pbackup.core import retention
 from p2pbackup.core.manifest import Entry, EntryType
-from p2pbackup.core.placement import tolerable_losses
+from p2pbackup.core.placement import friends_needed, tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.node import device_name
@@ -46,7 +46,7 @@ def folders_of(settings: dict) -> list[str]:
     return list(settings.get("folders", []))
 
 
-async def backup(s: Session) -> dict:
+async def backup(s: Session, always_snapshot: bool = False) -> dict:
     settings = s.settings()
     folders = folders_of(settings)
     if not folders:
@@ -62,11 +62,19 @@ async def backup(s: Session) -> dict:
         s.events(event)
 
     started = time.monotonic()
+    k, n = int(settings.get("k", DEFAULT_K)), int(settings.get("n", DEFAULT_N))
+    # Laptops sleep: with too few friends online to survive losing one, the backup still
+    # lands on those who are, marked, and 'verify --repair' spreads it once they are back.
+    survive = 1
+    if len(s.grid.usage) < friends_needed(k, n, 1) <= len(s.grid.friends):
+        survive = 0
     config = Settings(
-        k=int(settings.get("k", DEFAULT_K)),
-        n=int(settings.get("n", DEFAULT_N)),
+        k=k,
+        n=n,
+        survive=survive,
         device=device_name(s.node.profile),
         friends=head_friends(s.node),
+        always_snapshot=always_snapshot,
     )
     stores = s.grid.online
     if settings.get("bandwidth"):  # bytes per second, for all friends together
@@ -83,12 +91,27 @@ async def backup(s: Session) -> dict:
         "files": report.files,
         "bytes": report.bytes,
         "changed": report.changed,
+        "unchanged": report.unchanged,  # nothing changed: "snapshot" is the last one
         "skipped": [{"path": e.path, "reason": e.reason} for e in report.skipped],
         "records_stored": stored["records"],
         "bytes_stored": stored["bytes"],
         "friends": sorted(s.grid.name(key) for key in s.grid.usage),
+        "offline": _offline(s),
+        "survives_losing": survive,  # friends this backup's new records survive losing
         "seconds": round(seconds, 3),
     }
+
+
+def _offline(s: Session) -> list[dict]:
+    """The friends that did not answer, and when each last did (None: never)."""
+    out = []
+    for key, friend in sorted(s.grid.friends.items(), key=lambda item: item[1].name):
+        if key in s.grid.usage:
+            continue
+        seen = s.node.catalog.last_seen(friend.owner_id)
+        when = datetime.fromtimestamp(seen).astimezone().isoformat(timespec="minutes")
+        out.append({"name": friend.name, "last_seen": when if seen else None})
+    return out
 
 
 async def snapshots(s: Session) -> list[dict]:
@@ -225,6 +248,14 @@ async def status(s: Session) -> dict:
     return {
         "friends": len(s.grid.friends),
         "friends_online": sorted(s.grid.name(k) for k in s.grid.usage),
+        "offline": _offline(s),
+        # What a backup made now would survive: fewer friends online than the rule needs
+        # means one on those online alone, until the others are back.
+        "backup_now_survives": int(
+            len(s.grid.usage) >= friends_needed(
+                int(settings.get("k", DEFAULT_K)), int(settings.get("n", DEFAULT_N)), 1
+            )
+        ),
         "folders": folders_of(settings),
         "last_backup": datetime.fromtimestamp(last).astimezone().isoformat() if last else None,
         "snapshots": len(snaps),

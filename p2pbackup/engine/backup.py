@@ -60,6 +60,7 @@ class Settings:
     chain: ChainPolicy = field(default_factory=ChainPolicy)
     device: str = "this device"
     friends: frozenset[FriendEntry] = frozenset()  # told to the head, for a recovered device
+    always_snapshot: bool = False  # publish even when nothing changed since the last one
 
 
 @dataclass
@@ -69,6 +70,7 @@ class BackupReport:
     bytes: int = 0
     changed: int = 0
     skipped: list[FileSkipped] = field(default_factory=list)
+    unchanged: bool = False  # nothing changed: ``manifest`` is the last snapshot, not a new one
 
 
 async def _scan_batches(
@@ -166,6 +168,10 @@ class Backup:
                         self._tell_unchanged()
                 await self._drain()
         entries = tuple(self._entries[p] for p in sorted(self._entries))
+        files = [e for e in entries if e.type is EntryType.FILE]
+        last = None if self._settings.always_snapshot else await self._last_if_same(roots, entries)
+        if last is not None:  # another snapshot would only add an entry to every list
+            return BackupReport(last, len(files), sum(e.size for e in files), 0, skipped, True)
         manifest = await publish_snapshot(
             self._keys,
             self._stores,
@@ -177,10 +183,27 @@ class Backup:
             friends=self._settings.friends,
         )
         self._state.rollbacks_checked()  # what friends lost is on them again
-        files = [e for e in entries if e.type is EntryType.FILE]
         return BackupReport(
             manifest, len(files), sum(e.size for e in files), self._changed, skipped
         )
+
+    async def _last_if_same(
+        self, roots: Sequence[str], entries: tuple[Entry, ...]
+    ) -> Manifest | None:
+        """This device's last snapshot, if it is still kept and holds exactly these folders
+        and entries (an unchanged file keeps its entry; a changed folder its mtime)."""
+        last, head = self._state.last_snapshot, self._state.head
+        if last is None or head is None or self._changed:
+            return None
+        if not any(ref.snapshot_id == last for ref in head.tips):
+            return None  # forgotten since: a backup now must publish
+        encoded = self._state.manifest_bytes(last)
+        if encoded is None:
+            return None
+        manifest = await trio.to_thread.run_sync(Manifest.from_bytes, encoded)
+        if manifest.roots != tuple(root_labels(roots)) or manifest.entries != entries:
+            return None
+        return manifest
 
     async def _check_holdings(self) -> None:
         """Local state says which records friends hold; friends say what they hold. A record

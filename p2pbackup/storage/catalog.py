@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from p2pbackup.errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added friends_seen (a version 1 catalog gains it when opened)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS friends (
@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS removed_friends (
     owner_id BLOB PRIMARY KEY,
     name TEXT NOT NULL,
     removed_at INTEGER NOT NULL   -- unix seconds
+);
+-- When each friend's node last answered: "bob unreachable since ..." needs it.
+CREATE TABLE IF NOT EXISTS friends_seen (
+    owner_id BLOB PRIMARY KEY,
+    seen_at INTEGER NOT NULL      -- unix seconds
 );
 """
 
@@ -160,6 +165,20 @@ class Catalog:
     def removed_at(self, owner_id: bytes) -> int | None:
         row = self._db.execute(
             "SELECT removed_at FROM removed_friends WHERE owner_id = ?", (owner_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def saw(self, owner_id: bytes, when: int | None = None) -> None:
+        """The friend's node answered just now (or at ``when``)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO friends_seen VALUES (?, ?)",
+            (owner_id, int(time.time()) if when is None else when),
+        )
+
+    def last_seen(self, owner_id: bytes) -> int | None:
+        """When the friend's node last answered, in unix seconds; None: never."""
+        row = self._db.execute(
+            "SELECT seen_at FROM friends_seen WHERE owner_id = ?", (owner_id,)
         ).fetchone()
         return row[0] if row else None
 

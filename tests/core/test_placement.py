@@ -146,8 +146,8 @@ def test_errors_say_what_to_do():
         place(3, 4, 1, [FriendRoom("a", 1000)], survive=2)
     with pytest.raises(ConfigError, match="1 <= needed <= made"):
         place(5, 4, 1, [])
-    with pytest.raises(ConfigError, match="at least 1 friend"):
-        Planner([], 2, 4, survive=0)
+    with pytest.raises(ConfigError, match="0 or more"):
+        Planner([], 2, 4, survive=-1)
 
 
 def test_tolerable_losses():
@@ -205,3 +205,10 @@ def test_format_size(size, text):
 def test_format_size_reads_back_within_rounding(size):
     shown = format_size(size)
     assert abs(parse_size(shown.replace(" bytes", "").replace(" byte", "")) - size) <= size * 0.05
+
+
+def test_surviving_no_loss_puts_every_share_on_the_friends_there_are():
+    # A backup while the other friends are away: all on one friend, spread again later.
+    assert set(place(2, 4, 100, [FriendRoom("alice", 1000)], survive=0).values()) == {"alice"}
+    with pytest.raises(PlacementError, match="room"):
+        place(2, 4, 100, [FriendRoom("alice", 250)], survive=0)

@@ -56,7 +56,9 @@ class Nodes:
         stop = self._stops[name] = trio.Event()
         stopped = self._stopped[name] = trio.Event()
         try:
-            async with running_node(self.profiles[name], LOOPBACK) as node:
+            # A node started again listens where it did, as a real one does.
+            listen = None if self.profiles[name].settings().get("listen") else LOOPBACK
+            async with running_node(self.profiles[name], listen) as node:
                 task_status.started(node)
                 await stop.wait()
         finally:

@@ -70,6 +70,23 @@ async def test_second_backup_reads_only_changed_files_and_stores_deltas(grid, tm
     assert (tmp_path / "out" / "snap0" / "docs" / "big.bin").read_bytes() == big
 
 
+async def test_an_unchanged_tree_publishes_no_new_snapshot_unless_asked(grid, tmp_path):
+    from p2pbackup.engine.backup import Settings
+
+    src = tmp_path / "docs"
+    _tree(src, {"a.txt": b"one\n", "sub/b.txt": b"two\n"})
+    first = await grid.backup(src)
+    again = await grid.backup(src)
+    assert again.unchanged and again.manifest.snapshot_id == first.manifest.snapshot_id
+    assert (again.files, again.bytes) == (2, 8)
+    assert len(grid.state.head.tips) == 1
+    forced = await grid.backup(src, settings=Settings(always_snapshot=True))
+    assert not forced.unchanged and forced.manifest.snapshot_id != first.manifest.snapshot_id
+    (src / "sub" / "b.txt").unlink()  # a removal changes the tree too
+    gone = await grid.backup(src)
+    assert not gone.unchanged and len(grid.state.head.tips) == 3
+
+
 async def test_a_large_delta_is_streamed_both_ways_and_never_held(grid, tmp_path, monkeypatch):
     from p2pbackup.engine import backup as backup_module
     from p2pbackup.engine import restore as restore_module
@@ -122,8 +139,9 @@ async def test_a_file_changing_between_the_two_passes_of_its_delta_is_skipped(
     report = await grid.backup(src)
     assert [s.path for s in report.skipped] == ["docs/a.bin"]
     assert "previous version stays" in report.skipped[0].reason
+    assert report.unchanged  # what a snapshot would hold is the last one's: none is made
     await grid.restore_all(tmp_path / "out")
-    assert (tmp_path / "out" / "snap1" / "docs" / "a.bin").read_bytes() == text
+    assert (tmp_path / "out" / "snap0" / "docs" / "a.bin").read_bytes() == text
 
 
 async def test_many_small_files_are_packed_into_few_records(grid, tmp_path):
@@ -254,5 +272,6 @@ async def test_a_file_changing_between_the_two_reads_is_skipped_not_corrupted(gr
         sourcefile.encode_delta = real
     assert [s.path for s in report.skipped] == ["docs/big.bin"]
     assert "changed while" in report.skipped[0].reason
-    await grid.restore_all(tmp_path / "out")  # the snapshot keeps the version it had
-    assert (tmp_path / "out" / "snap1" / "docs" / "big.bin").read_bytes() == big
+    assert report.unchanged  # the snapshot would keep the version it had: none is made
+    await grid.restore_all(tmp_path / "out")
+    assert (tmp_path / "out" / "snap0" / "docs" / "big.bin").read_bytes() == big

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from p2pbackup.core.refs import BlobRef, StorageKind
 from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
 from p2pbackup.core.seal import Kind, record_id
 from p2pbackup.engine import sourcefile
+from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.events import (
     EventSink,
     FileDone,
@@ -37,7 +39,7 @@ from p2pbackup.engine.events import (
 )
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
-from p2pbackup.engine.holdings import missing_records, store_manifests
+from p2pbackup.engine.holdings import missing_records, store_from_sources, store_manifests
 from p2pbackup.engine.packer import Packer
 from p2pbackup.engine.scanner import Found, root_labels, scan
 from p2pbackup.engine.state import BackupState, FileState
@@ -135,7 +137,7 @@ class Backup:
 
     async def run(self, roots: Sequence[str], excludes: Sequence[str] = ()) -> BackupReport:
         skipped: list[FileSkipped] = []
-        await self._check_holdings()
+        await self._check_holdings(roots)
 
         def _sink(event) -> None:  # any engine event
             if isinstance(event, FileSkipped):
@@ -182,7 +184,6 @@ class Backup:
             device=self._settings.device,
             friends=self._settings.friends,
         )
-        self._state.rollbacks_checked()  # what friends lost is on them again
         return BackupReport(
             manifest, len(files), sum(e.size for e in files), self._changed, skipped
         )
@@ -205,20 +206,48 @@ class Backup:
             return None
         return manifest
 
-    async def _check_holdings(self) -> None:
-        """Local state says which records friends hold; friends say what they hold. A record
-        fewer than k shares of are held is forgotten, and the files that used it are read
-        and stored again below; a lost manifest this device has a copy of is stored again."""
+    async def _check_holdings(self, roots: Sequence[str]) -> None:
+        """Local state says which records friends hold; friends say what they hold. Of the
+        records fewer than k shares of are held, those this device can rebuild exactly
+        (a manifest it has a copy of; full texts and packs of files unchanged on disk)
+        are stored again, so the old snapshots that use them are whole again; the rest
+        are forgotten, and the files that used them are read and stored again below."""
         missing = await missing_records(self._stores, self._state, self._events)
-        if not missing:
-            return
-        self._events(RecordsMissing(len(missing)))
-        await trio.to_thread.run_sync(self._state.forget_lost, missing)
-        if self._state.head is not None:
-            await store_manifests(
-                self._keys, self._stores, self._state, self._events, self._state.head.tips,
-                missing, self._room, self._workers,
-            )  # fmt: skip
+        if missing:
+            self._events(RecordsMissing(len(missing)))
+            missing -= await self._store_again(roots, missing)
+            await trio.to_thread.run_sync(self._state.forget_lost, missing)
+        self._state.rollbacks_checked()  # local state says what friends hold again
+
+    async def _store_again(self, roots: Sequence[str], missing: set[bytes]) -> set[bytes]:
+        """The missing records stored again under the same ids and shares."""
+        head = self._state.head
+        if head is None:
+            return set()
+        args = (self._keys, self._stores, self._state, self._events)
+        done = set(await store_manifests(*args, head.tips, missing, self._room, self._workers))
+        manifests = []  # this device's snapshots, from its copies: their files are here
+        for ref in head.tips:
+            data = self._state.manifest_bytes(ref.snapshot_id)
+            if data is not None:
+                manifest = await trio.to_thread.run_sync(Manifest.from_bytes, data)
+                if manifest.device == self._settings.device:
+                    manifests.append(manifest)
+        lost = {
+            d.record_id: d
+            for m in manifests
+            for d in m.records
+            if d.record_id in missing and d.record_id not in done
+        }
+        where = dict(zip(root_labels(roots), roots, strict=True))
+
+        def _source(manifest: Manifest, path: str) -> str | None:
+            label, _, rest = path.partition("/")
+            return os.path.join(where[label], *to_disk(rest).split("/")) if label in where else None
+
+        found = await store_from_sources(*args, manifests, lost, _source, self._room,
+                                         self._workers)  # fmt: skip
+        return done | set(found.records)
 
     def _other_entry(self, item: Found) -> Entry:
         st = item.st

@@ -11,6 +11,7 @@ from p2pbackup.cli.runner import run_job
 from p2pbackup.core.pairing import DEFAULT_VALIDITY, parse_code
 from p2pbackup.core.placement import format_size, parse_size
 from p2pbackup.storage.catalog import Catalog
+from p2pbackup.storage.sharepool import stored_for
 
 DEFAULT_OFFER = "20G"
 
@@ -167,15 +168,19 @@ def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:
 
 
 def run_quota(args: argparse.Namespace) -> int:
-    catalog, _ = _catalog(args)
+    catalog, pool = _catalog(args)
     friend = catalog.find(args.friend)
     size = parse_size(args.size)
     catalog.set_quota(friend.owner_id, size)
-    emit(
-        args,
-        {"name": friend.name, "i_give": size},
-        f"You now give {friend.name} {format_size(size)}.",
-    )
+    kept = stored_for(pool, friend.owner_id)
+    text = f"You now give {friend.name} {format_size(size)}."
+    if kept > size:
+        text += (
+            f"\nWARNING: you already keep {format_size(kept)} for {friend.name}, more than "
+            "that. Nothing is deleted, but nothing new of theirs fits until they are under "
+            "it: their backups place new shares on their other friends instead."
+        )
+    emit(args, {"name": friend.name, "i_give": size, "i_store_for_them": kept}, text)
     return 0
 
 

@@ -128,13 +128,7 @@ class SharePool:
 
     def _used_locked(self, owner_id: bytes) -> int:
         if owner_id not in self._usage:
-            shares = os.path.join(self._owner_dir(owner_id), "shares")
-            self._usage[owner_id] = sum(
-                os.path.getsize(os.path.join(folder, name))
-                for folder, _, names in os.walk(shares)
-                for name in names
-                if not name.startswith(_TMP)
-            )
+            self._usage[owner_id] = stored_for(self._root, owner_id)
         return self._usage[owner_id]
 
     def used(self, owner_id: bytes) -> int:
@@ -359,3 +353,15 @@ class SharePool:
                 os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
         return freed
+
+
+def stored_for(root: str, owner_id: bytes) -> int:
+    """Bytes of whole shares kept for ``owner_id`` in the pool at ``root``, read from disk
+    without opening the pool (which a running node owns)."""
+    shares = os.path.join(root, owner_id.hex(), "shares")
+    return sum(
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(shares)
+        for name in names
+        if not name.startswith(_TMP)
+    )

@@ -65,6 +65,9 @@ def test_full_cycle_through_the_daemon(grid, tmp_path):
     assert words.split() == ["latest", "latest@laptop", first["snapshot"], second["snapshot"]]
     words = grid.command("laptop", "__complete", "friends").communicate(timeout=60)[0]
     assert words.split() == list(FRIENDS)
+    # A quota lowered below what a friend already keeps here says what that means.
+    lowered = grid.command("alice", "quota", "laptop", "1K").communicate(timeout=60)[0]
+    assert "WARNING: you already keep" in lowered and "Nothing is deleted" in lowered
     # Every node logged, and no log holds a secret: the phrase, or the key it encodes.
     for name in ("laptop", *FRIENDS):
         logs = pathlib.Path(grid.home(name), "logs")

@@ -83,7 +83,9 @@ class StorageService:
                 await self._serve(stream, node_key_of(peer), greeting)
         except (FormatError, Overload) as exc:
             log.info("closing a stream from %s: %s", peer, exc.message)
-        except (BaseLibp2pError, PeerError, trio.TooSlowError) as exc:
+        except trio.TooSlowError:
+            log.debug("closing a stream from %s: it said nothing in time", peer)
+        except (BaseLibp2pError, PeerError) as exc:
             log.debug("stream from %s ended: %s", peer, exc)
         except Exception:  # a peer must never crash the node
             log.exception("unexpected error serving %s", peer)

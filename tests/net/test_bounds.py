@@ -108,7 +108,8 @@ async def test_a_large_or_multi_frame_hello_ends_the_stream_unanswered(friend, p
     assert await _ended(stream)
 
 
-async def test_an_old_client_sending_a_bare_certificate_is_told_to_update(friend, peer):
+async def test_an_old_client_sending_a_bare_certificate_is_told_to_update(friend, peer, caplog):
+    caplog.set_level(logging.DEBUG, "p2pbackup.net")
     cert = issue_certificate(OWNER, peer.identity.node_key, "laptop", int(time.time()))
     stream = await peer.stream(friend)
     await stream.write(_send(Message(Op.HELLO, 1, cert)))  # what clients sent before
@@ -117,6 +118,10 @@ async def test_an_old_client_sending_a_bare_certificate_is_told_to_update(friend
     # REFUSED: an old client raises PeerError, and takes this node for a friend away.
     assert code == ErrorCode.REFUSED and "update p2pbackup" in text
     assert await _ended(stream)
+    # Logged at info, naming the peer and the rule, not the certificate it sent.
+    (refused,) = [r for r in caplog.records if "refused a hello" in r.getMessage()]
+    assert refused.levelno == logging.INFO and str(peer.identity.peer_id) in refused.getMessage()
+    assert cert.hex()[:16] not in caplog.text and "P2BC" not in caplog.text
 
 
 async def test_a_friend_over_its_budget_loses_its_stream_and_others_are_served(

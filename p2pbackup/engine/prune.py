@@ -72,6 +72,7 @@ async def prune(
     interrupted = {rid for rid, _, _ in sent if rid not in state.records}
     ours = (set(state.records) | known_garbage | state.garbage() | interrupted) - needed
     limiter = trio.CapacityLimiter(IN_FLIGHT)
+    refused: set[str] = set()  # friends that listed a share and then did not remove it
 
     async def _remove(name: str, store: ShareStore, key: ShareKey) -> bool:
         async with limiter:
@@ -79,6 +80,7 @@ async def prune(
                 await store.remove(key)
             except PeerError as exc:
                 events(ev.FriendTrouble(name, exc.message))
+                refused.add(name)
                 return False
             report.removed_shares += 1
             return True
@@ -109,8 +111,9 @@ async def prune(
     for key, names in holders.items():
         if key.record_id not in known:
             report.unknown_shares.update(names)
-    # Friends that were away still hold some: remembered, and removed by the next prune.
-    state.set_garbage(ours if report.unreachable else set())
+    # Friends that were away, or failed a remove, still hold some: remembered, and removed
+    # by the next prune.
+    state.set_garbage(ours if report.unreachable or refused else set())
     state.landed(settled)
     # Reading every file's revlog is database work and CPU: off the event loop.
     await trio.to_thread.run_sync(_forget_locally, state, ours)

@@ -17,6 +17,7 @@ from p2pbackup.engine.headstore import read_head
 from p2pbackup.engine.prune import needed_records, prune
 from p2pbackup.engine.restore import load_manifest
 from p2pbackup.engine.uploader import Uploader
+from p2pbackup.errors import PeerError
 from p2pbackup.storage.store import ShareKey
 from tests.engine.conftest import Grid
 from tests.engine.test_friend_failure import Dying
@@ -247,3 +248,34 @@ async def test_the_small_path_notes_shares_before_they_leave(make_grid):
     await uploader.store(Kind.FULL, rid, [b"some bytes"])
     assert len(seen) == 4 and all(len(s) == 4 for s in seen)
     assert grid.state.in_flight() == set()  # landed: settled with the stored record
+
+
+class _RemoveFailsOnce:
+    """A friend that lists its shares, then drops the connection on the first remove."""
+
+    def __init__(self, store) -> None:
+        self.store, self.name, self.failed = store, store.name, False
+
+    def __getattr__(self, op):
+        return getattr(self.store, op)
+
+    async def remove(self, key):
+        if not self.failed:
+            self.failed = True
+            raise PeerError(f"The connection to friend {self.name} broke: StreamReset.")
+        await self.store.remove(key)
+
+
+async def test_garbage_a_friend_failed_to_remove_is_removed_by_the_next_prune(make_grid, tmp_path):
+    grid = make_grid()
+    src = tmp_path / "src"
+    _write(src, 6, [300_000, 400_000])
+    await grid.backup(src)
+    grid.state.load_files()
+    stores = {**grid.stores, "friend2": _RemoveFailsOnce(grid.stores["friend2"])}
+    events = grid.events.append
+    # Every snapshot forgotten: everything this device stored is garbage.
+    await prune(stores, grid.state, set(), set(), events)
+    assert len(await grid.stores["friend2"].list()) == 1  # one remove failed there
+    await prune(stores, grid.state, set(), set(), events)
+    assert not any([await store.list() for store in grid.stores.values()])

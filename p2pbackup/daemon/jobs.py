@@ -237,7 +237,8 @@ async def status(s: Session) -> dict:
     settings = s.settings()
     # The friends' head merged with mine: a recovered device knows no snapshot of its own.
     snaps = sorted((await s.head()).tips, key=lambda r: r.created_at_ns)
-    latest = await s.manifest(snaps[-1]) if snaps else None
+    mine = [t for t in snaps if t.device == s.device]  # another device's is not ours
+    latest = await s.manifest((mine or snaps)[-1]) if snaps else None
     needed = latest.record_ids() if latest else frozenset()
     losses = [
         tolerable_losses(rec.placement, rec.descriptor.k)

@@ -104,8 +104,9 @@ async def _try(node: Node, candidate: PeerInfo, code: InviteCode, offer: int, tr
     except PeerError as exc:
         tries.unreachable += 1
         log.info("join: node %s did not answer: %s", candidate.peer_id, exc.message)
-        if node.lan is not None:  # gone: the next join does not wait on it again
+        if node.lan is not None:  # gone: the next join does not dial it again
             node.lan.forget(candidate.peer_id)
+            log.info("forgot node %s, heard on the local network", candidate.peer_id)
     except PairingError as exc:
         tries.refused.append(exc)
     return None

@@ -21,6 +21,7 @@ two friends' machines.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 
@@ -36,6 +37,8 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from p2pbackup.errors import ConfigError, PeerError
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = 10
 TTL = 2 * 3600
@@ -121,7 +124,10 @@ class LanPeers:
     def _heard(self, peer: PeerInfo) -> None:
         if peer.peer_id != self._own and peer.addrs:
             with self._lock:
+                new = peer.peer_id not in self._found
                 self._found[peer.peer_id] = peer
+            if new:
+                log.info("heard node %s on the local network", peer.peer_id)
             if self._token is not None:
                 with contextlib.suppress(trio.RunFinishedError):
                     self._token.run_sync_soon(self._tell)  # thread-safe; runs in trio

@@ -95,23 +95,33 @@ class Gate:
         self._node = ByteBudget(node_bytes)
         self._peer_bytes = peer_bytes
         self._peers: dict[object, tuple[ByteBudget, int]] = {}  # peer -> budget, streams
-        self.greeting = 0  # streams not past HELLO
+        self._greeting: dict[Greeting, None] = {}  # streams not past HELLO, oldest first
 
     @property
     def node_held(self) -> int:
         return self._node.used
 
+    @property
+    def greeting(self) -> int:
+        return len(self._greeting)
+
     @contextmanager
     def admit(self, peer: object) -> Iterator[Greeting]:
-        """A stream of ``peer``, counted until it ends; Overload past a cap."""
+        """A stream of ``peer``, counted until it ends; Overload past its peer's cap.
+
+        Past the cap of streams before HELLO the oldest of them is pushed out, not the
+        newcomer: strangers who open streams and say nothing cannot keep a friend out,
+        who needs one round trip to say HELLO.
+        """
         budget, streams = self._peers.get(peer, (None, 0))
         if streams >= STREAMS_PER_PEER:
             raise Overload(f"It has {streams} storage streams open already.")
-        if self.greeting >= GREETING_STREAMS:
-            raise Overload("Too many peers are saying hello at once.")
+        if len(self._greeting) >= GREETING_STREAMS:
+            next(iter(self._greeting)).push_out()
         budget = budget or ByteBudget(self._peer_bytes)
         self._peers[peer] = (budget, streams + 1)
         greeting = Greeting(self, Account(budget, self._node))
+        self._greeting[greeting] = None
         try:
             yield greeting
         finally:
@@ -123,17 +133,22 @@ class Gate:
             else:
                 self._peers[peer] = (budget, streams - 1)
 
+    def _greeted(self, greeting: Greeting) -> None:
+        self._greeting.pop(greeting, None)
+
 
 class Greeting:
-    """An admitted stream: counted among the greeting ones until ``greeted``."""
+    """An admitted stream: among those before HELLO until ``greeted``; its wait for
+    HELLO runs in ``scope``, which a newer stream may cancel (``push_out``)."""
 
     def __init__(self, gate: Gate, account: Account) -> None:
         self._gate = gate
         self.account = account
-        self._greeting = True
-        gate.greeting += 1
+        self.scope = trio.CancelScope()
 
     def greeted(self) -> None:
-        if self._greeting:
-            self._greeting = False
-            self._gate.greeting -= 1
+        self._gate._greeted(self)
+
+    def push_out(self) -> None:
+        self.greeted()
+        self.scope.cancel()

@@ -97,11 +97,13 @@ class StorageService:
     async def _serve(self, stream: INetStream, node_key: bytes, greeting: Greeting) -> None:
         decoder = proto.FrameDecoder(proto.HELLO_LIMITS)
         messages: deque[Message] = deque()
-        with trio.fail_after(HELLO_TIMEOUT):
+        with greeting.scope, trio.fail_after(HELLO_TIMEOUT):
             while not messages:
                 # A read takes no more than a HELLO may be: a stranger's bytes are refused
                 # before they pile up.
                 messages.extend(decoder.feed(await self._read(stream, proto.HELLO_MAX)))
+        if greeting.scope.cancelled_caught:
+            raise Overload("Newer streams saying hello pushed it out.")
         hello = messages.popleft()
         try:
             if hello.op is not Op.HELLO:

@@ -150,6 +150,21 @@ async def test_a_friend_over_its_budget_loses_its_stream_and_others_are_served(
         assert await store.get(ShareKey(rid, 0)) == shares[0]
 
 
+async def test_silent_strangers_cannot_keep_a_friend_from_saying_hello(friend, monkeypatch):
+    monkeypatch.setattr(bounds, "GREETING_STREAMS", 2)
+    silent = [_Peer() for _ in range(2)]
+    async with (
+        silent[0].host.run(listen_addrs(LOOPBACK)),
+        silent[1].host.run(listen_addrs(LOOPBACK)),
+    ):
+        streams = [await p.stream(friend) for p in silent]  # they hold both places
+        await trio.sleep(0.2)
+        async with device(OWNER, friend) as store:  # pushes the oldest out, and is served
+            assert (await store.stat()).used == 0
+        assert await _ended(streams[0], within=2)
+        assert not await _ended(streams[1], within=0.5)
+
+
 async def test_streams_per_peer_are_capped(friend, peer):
     streams = [await peer.stream(friend) for _ in range(bounds.STREAMS_PER_PEER)]
     try:
@@ -225,8 +240,10 @@ async def test_a_stream_past_the_caps_is_not_admitted():
             stack.enter_context(gate.admit("a")).greeted()
         with pytest.raises(PeerError, match="streams open"), gate.admit("a"):
             pass
-        for _ in range(bounds.GREETING_STREAMS):
-            stack.enter_context(gate.admit(object()))
-        with pytest.raises(PeerError, match="saying hello"), gate.admit("b"):
-            pass
+        waiting = [stack.enter_context(gate.admit(object())) for _ in range(32)]
+        assert gate.greeting == bounds.GREETING_STREAMS == 32
+        with gate.admit("b"):  # one more saying hello: the oldest is pushed out, not it
+            assert waiting[0].scope.cancel_called
+            assert not any(g.scope.cancel_called for g in waiting[1:])
+            assert gate.greeting == 32
     assert gate.greeting == 0 and gate.node_held == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import trio
 
@@ -97,6 +98,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     add_common(unfriend)
     unfriend.add_argument("friend", help="name, or the start of their node or owner id")
+    unfriend.add_argument(
+        "--yes", "-y", action="store_true", help="do not ask for confirmation in a terminal"
+    )
     unfriend.set_defaults(run=run_unfriend)
 
 
@@ -206,5 +210,13 @@ def _unfriend_text(data: dict) -> str:
 
 
 def run_unfriend(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty() and not args.yes:  # a script has no one to ask: it gave the name
+        answer = input(
+            f"Stop being friends with {args.friend}? What they keep for you is placed on your "
+            "other friends, and what you keep for them is deleted. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing changed.")
+            return 1
     # A job, not a catalog edit: a running daemon owns the catalog and the pool's usage.
     return run_job(args, "unfriend", {"friend": args.friend}, _unfriend_text)

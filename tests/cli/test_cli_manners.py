@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 
-from p2pbackup.cli.localgrid import LOOPBACK, LocalGrid
+from p2pbackup.cli.localgrid import CLI, LOOPBACK, LocalGrid
 
 
 def test_ctrl_c_stops_the_daemon_with_one_line_and_exit_130(tmp_path):
@@ -81,3 +82,29 @@ def test_schedule_shows_itself_and_says_when_nothing_will_run_it(tmp_path):
         assert told["daemon"] is True and told["paused"] is False
         status = grid.command("laptop", "status").communicate(timeout=60)[0]
         assert "schedule         every 30 min, next at " in status
+
+
+def test_unfriend_in_a_terminal_asks_first(tmp_path):
+    import os
+
+    from p2pbackup.storage.catalog import Catalog
+
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        catalog = Catalog(os.path.join(grid.home("laptop"), "catalog.sqlite"))
+        catalog.add_friend(b"\1" * 32, "bob", "12D3KooWbob", [], b"", 1 << 30, 1 << 30)
+        catalog.close()
+        leader, follower = os.openpty()  # a terminal: stdin is a tty, as for a person
+        try:
+            process = subprocess.Popen(
+                [*CLI, "--home", grid.home("laptop"), "unfriend", "bob"], stdin=follower,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=grid.env,
+            )  # fmt: skip
+            os.write(leader, b"n\n")
+            out, _ = process.communicate(timeout=60)
+        finally:
+            os.close(leader)
+            os.close(follower)
+        assert process.returncode == 1 and out.strip().endswith("Nothing changed.")
+        assert "[y/N]" in out
+        assert [f["name"] for f in grid.cli("laptop", "friends")] == ["bob"]

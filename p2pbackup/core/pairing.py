@@ -263,8 +263,9 @@ class _Side:
         """The peer sent an error frame (``kind`` is not DATA): it stopped."""
         if self.done:
             return []
+        answering_the_nameplate = self.role is Role.JOINER and self._state is _State.PAKE
         self._state = _State.DONE
-        if kind == FrameKind.NOT_HERE:
+        if kind == FrameKind.NOT_HERE and answering_the_nameplate:
             return [Failed(InviteNotHere(NOT_HERE))]
         if kind == FrameKind.ERROR:
             return [Failed(PairingError(f"{self._peer_name} stopped pairing: {_printable(text)}"))]

@@ -229,7 +229,13 @@ def test_a_nameplate_not_pending_is_answered_not_here_and_uses_nothing():
     assert _plain(joiner.peer_failed(FrameKind.NOT_HERE, NOT_HERE)) == [
         ("failed", "InviteNotHere", NOT_HERE)
     ]
-    assert isinstance(joiner.peer_failed(FrameKind.ERROR, "late"), list)  # spent: ignored
+    assert joiner.peer_failed(FrameKind.ERROR, "late") == []  # spent: ignored
+    late = _joiner()  # NOT_HERE answers the nameplate, nothing later: no skipping mid-PAKE
+    late.start()
+    late.received(_payload(INVITER_PAKE))
+    assert _plain(late.peer_failed(FrameKind.NOT_HERE, NOT_HERE)) == [
+        ("failed", "PairingError", "The inviting node sent something that is not part of pairing.")
+    ]
 
 
 def test_the_not_here_frame_and_an_error_frame_are_fixed():
@@ -326,13 +332,15 @@ def _joiner_to_card() -> list:
 
 @given(st.lists(st.binary(max_size=80), max_size=5))
 def test_garbage_never_raises_and_ends_in_failure_or_silence(messages):
-    inviter = _inviter(seed=b"g")
+    inviter, joiner = _inviter(seed=b"g"), _joiner(seed=b"g")
     inviter.start()
-    for message in [b"\x00\x07", *messages]:
-        for action in inviter.received(message):
-            assert isinstance(action, Send | Failed)
-            if isinstance(action, Failed):
-                assert isinstance(action.error, PairingError)
+    joiner.start()
+    for side, first in ((inviter, [b"\x00\x07"]), (joiner, [])):
+        for message in [*first, *messages]:
+            for action in side.received(message):
+                assert isinstance(action, Send | Failed)
+                if isinstance(action, Failed):
+                    assert isinstance(action.error, PairingError)
 
 
 def test_codes_are_forgiving_as_typed():

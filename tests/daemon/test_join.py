@@ -11,7 +11,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from p2pbackup.daemon import pairing
 from p2pbackup.daemon.pairing import invite_friend, join_friend
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import InviteNotHere, PeerError
+from p2pbackup.errors import InviteNotHere, PairingError, PeerError
 from p2pbackup.net.discovery import LanPeers
 from tests.daemon.conftest import started
 
@@ -86,3 +86,27 @@ async def test_when_no_node_pairs_the_error_says_which_case_and_names_no_strange
             peerDiscovery.emit_peer_discovered(_info(carol))
             with pytest.raises(InviteNotHere, match="No node holding that invite code answered"):
                 await join_friend(bob, ev.ignore, "7-guitar-reveal-orbit", 1)
+
+
+async def test_a_wrong_code_among_strangers_says_the_code_does_not_match(tmp_path, monkeypatch):
+    monkeypatch.setattr(pairing, "LAN_WAIT", 0.5)
+    async with started(tmp_path, owner="ann", friends=()) as nodes:
+        bob, carol = await nodes.start("bob"), await nodes.start("carol")
+        ann = nodes.nodes["ann"]
+        code = ann.invites.create(ann.card(1))
+        wrong = f"{code.nameplate}-{code.words[0]}-{code.words[1]}-" + (
+            "zoo" if code.words[2] != "zoo" else "ask"
+        )
+        with LanPeers(bob.host) as lan:
+            bob.lan = lan
+            for node in (carol, ann):
+                peerDiscovery.emit_peer_discovered(_info(node))
+            async with trio.open_nursery() as nursery:
+
+                async def _inviter() -> None:
+                    with pytest.raises(PairingError, match="does not match"):
+                        await ann.invites.wait(code)
+
+                nursery.start_soon(_inviter)
+                with pytest.raises(PairingError, match=r"^The invite code does not match"):
+                    await join_friend(bob, ev.ignore, wrong, 1)

@@ -295,7 +295,7 @@ async def verify(s: Session, read_data: bool = False, repair: bool = False) -> d
     return {
         "records": len(report.records),
         "friends": named,
-        "emptied": [s.grid.name(k) for k in report.emptied()],
+        "emptied": sorted(s.grid.name(k) for k in report.emptied()),
         "unreachable": sorted(s.grid.name(k) for k in report.unreachable),
         "at_risk": len(risky),
         "lost": len(lost),

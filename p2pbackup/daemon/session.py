@@ -150,7 +150,16 @@ class Session:
         return out
 
     async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
-        return pick(await self.snapshots(), selector, at, device=self.device)
+        snaps = await self.snapshots()
+        try:
+            return pick(snaps, selector, at, device=self.device)
+        except ConfigError:
+            for ref, reason in self.damaged.values():  # say why, not "no such snapshot"
+                if selector and ref.snapshot_id.hex().startswith(selector.lower()):
+                    raise IntegrityError(
+                        f"Snapshot {ref.snapshot_id.hex()[:12]} is damaged: {reason}"
+                    ) from None
+            raise
 
 
 def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:

@@ -10,6 +10,7 @@ again, merge and retry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -88,7 +89,8 @@ async def check_heads(
     if rolled:
         state.rolled_back(rolled)
     if rolled and state.head is not None and state.head_seq > min(s for s, _ in rolled.values()):
-        await publish(keys, stores, state, EMPTY)
+        with contextlib.suppress(PeerError):  # friends away or racing: the next job tries again
+            await publish(keys, stores, state, EMPTY)
     return rolled
 
 

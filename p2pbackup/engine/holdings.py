@@ -167,8 +167,8 @@ async def store_from_sources(
             ):
                 out.records.append(rid)
                 continue
-        except P2PBackupError:
-            pass  # a file changed while read, or no friend took it: lost, said below
+        except (P2PBackupError, OSError):
+            pass  # a file changed or vanished while read, or no friend took it: lost
         out.lost[rid] = sorted({path for _, path, *_ in uses.get(rid, ())})
     return out
 

@@ -78,6 +78,9 @@ def test_every_friend_rolled_back_is_named_and_nothing_is_lost(grid, tmp_path):
     assert listed[0]["id"] == first["snapshot"] and len(listed) == 3
     assert [bool(s.get("damaged")) for s in listed] == [False, True, True]
     grid.cli("phone", "restore", first["snapshot"][:12], "--to", str(tmp_path / "p1"))
+    process = grid.command("phone", "restore", listed[1]["id"][:12], "--to", str(tmp_path / "x"))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3 and "is damaged" in err  # not "no such snapshot"
     assert same_tree(str(tmp_path / "expected-1"), str(tmp_path / "p1"))
 
     # verify --repair stores again what files on disk rebuild exactly (the lost manifests

@@ -12,8 +12,10 @@ from p2pbackup.daemon import pairing
 from p2pbackup.daemon.pairing import invite_friend, join_friend
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import InviteNotHere, PairingError, PeerError
+from p2pbackup.net import discovery
 from p2pbackup.net.discovery import LanPeers
-from tests.daemon.conftest import started
+from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+from tests.daemon.conftest import LOOPBACK, started
 
 pytestmark = pytest.mark.trio
 
@@ -110,3 +112,22 @@ async def test_a_wrong_code_among_strangers_says_the_code_does_not_match(tmp_pat
                 nursery.start_soon(_inviter)
                 with pytest.raises(PairingError, match=r"^The invite code does not match"):
                     await join_friend(bob, ev.ignore, wrong, 1)
+
+
+async def test_a_dead_node_listed_by_the_rendezvous_point_is_skipped(tmp_path):
+    point = build_host(NodeIdentity.from_seed(b"p" * 32))
+    dead = build_host(NodeIdentity.from_seed(b"x" * 32))
+    async with point.run(listen_addrs(LOOPBACK)):
+        discovery.serve(point)
+        address = str(point.get_addrs()[0])
+        async with started(tmp_path, owner="ann", friends=(), rendezvous=address) as nodes:
+            ann, bob = nodes.nodes["ann"], await nodes.start("bob", rendezvous=address)
+            code = ann.invites.create(ann.card(1))
+            namespace = discovery.invite_namespace(code.nameplate)
+            async with dead.run(listen_addrs(LOOPBACK)):  # listed first, then gone
+                await discovery.register(dead, ann.rendezvous(), namespace)
+            await discovery.register(ann.host, ann.rendezvous(), namespace)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ann.invites.wait, code)
+                result = await join_friend(bob, ev.ignore, str(code), 1)
+            assert result["name"] == "ann"

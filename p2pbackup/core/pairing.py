@@ -274,9 +274,8 @@ class _Side:
         ]
 
     def broke(self, reason: str) -> list[Action]:
-        """The stream failed or timed out before the pairing was done."""
-        if self.done:
-            return []
+        """The stream failed or timed out: reading, or sending what this machine asked
+        (its last frame too, so even after ``Paired`` was asked for, it fails)."""
         self._state = _State.DONE
         return [
             Failed(PairingError(f"The pairing connection broke: {reason or 'no reason given'}."))

@@ -99,7 +99,7 @@ async def _run(stream: INetStream, machine: Inviter | Joiner) -> FriendCard:
             if card is not None:
                 return card
             if machine.done:  # every way to "done" ends in Paired or Failed, performed above
-                raise PairingError("Pairing stopped without a result.")
+                raise PairingError("Pairing stopped without a result.")  # (a bug if seen)
             kind, payload = await _receive(stream)
         except _HungUp:
             actions = machine.broke("the other node hung up")

@@ -294,6 +294,14 @@ def test_an_error_from_the_peer_reaches_the_user_without_control_characters():
     assert _plain(_joiner().broke("")) == [
         ("failed", "PairingError", "The pairing connection broke: no reason given.")
     ]
+    inviter = _inviter()  # its card could not be sent: not paired after all
+    inviter.start()
+    for message in (NAMEPLATE_FRAME, JOINER_PAKE, JOINER_CONFIRM):
+        inviter.received(_payload(message))
+    assert isinstance(inviter.received(_sent(_joiner_to_card())[1])[1], Paired)
+    assert _plain(inviter.broke("reset")) == [
+        ("failed", "PairingError", "The pairing connection broke: reset.")
+    ]
 
 
 def test_a_card_for_another_device_is_refused_by_each_side():

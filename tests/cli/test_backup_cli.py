@@ -38,7 +38,11 @@ def test_full_cycle_through_the_daemon(grid, tmp_path):
     edit(folder)
     second = grid.cli("laptop", "backup")
     assert second["changed"] == 2 and first["snapshot"] != second["snapshot"]
+    again = grid.command("laptop", "backup").communicate(timeout=60)[0]  # nothing changed
+    assert again.startswith(f"Nothing changed since snapshot {second['snapshot'][:12]}")
     grid.stop("bob")
+    status = grid.cli("laptop", "status")  # bob is away: named, with when he was last seen
+    assert [(f["name"], bool(f["last_seen"])) for f in status["offline"]] == [("bob", True)]
     snaps = grid.cli("laptop", "snapshots")
     assert [s["id"] for s in snaps] == [first["snapshot"], second["snapshot"]]
     assert {"id", "time", "files", "bytes", "device", "roots"} <= set(snaps[0])
@@ -125,3 +129,25 @@ def test_a_backup_killed_at_random_moments_resumes_without_resending(grid, tmp_p
     assert same_tree(str(folder), str(tmp_path / "r" / "Big"))
     check = grid.cli("laptop", "verify", "--read-data")
     assert check["lost"] == 0 and check["at_risk"] == 0
+
+
+def test_ctrl_c_on_a_backup_the_daemon_runs_says_it_goes_on(grid, tmp_path):
+    grid.start("laptop")
+    grid.pair("laptop", "alice", "bob")
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(random.Random(3).randbytes(2_000_000))
+    grid.cli("laptop", "folders", "add", str(folder))
+    grid.cli("laptop", "limit", "100K")  # 4 MB of shares at 100 KB/s: it is still running
+    backup = grid.command("laptop", "backup")
+    logs = pathlib.Path(grid.home("laptop"), "logs")
+    deadline = time.monotonic() + 60
+    while "control: backup" not in "".join(p.read_text() for p in logs.iterdir()):
+        assert time.monotonic() < deadline, "the daemon never got the backup"
+        time.sleep(0.05)
+    backup.send_signal(signal.SIGINT)
+    _, err = backup.communicate(timeout=60)
+    assert backup.returncode == 130
+    assert "Traceback" not in err
+    assert "the daemon goes on with this backup in the background" in err
+    assert err.strip().splitlines()[-1] == "p2pbackup: interrupted"

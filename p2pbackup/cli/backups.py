@@ -178,7 +178,9 @@ def _forget_text(data: dict) -> str:
 def run_verify(args: argparse.Namespace) -> int:
     """The report, then an exit status a script can act on (see ``verify --help``)."""
     data = call_job(args, "verify", {"read_data": args.read_data, "repair": args.repair})
-    emit(args, data, _verify_text(data))
+    people = _verify_text(data)
+    names.to_json(data, "lost_files")  # strict JSON, exact bytes in lost_files_b64
+    emit(args, data, people)
     return verify_exit_code(data)
 
 
@@ -188,10 +190,6 @@ def verify_exit_code(data: dict) -> int:
     if data["at_risk"]:
         return PeerError.exit_code
     return 0
-
-
-def _escaped(path: str) -> str:
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _verify_text(data: dict) -> str:
@@ -217,7 +215,7 @@ def _verify_text(data: dict) -> str:
         lines.append(f"Repaired {data['repaired']} records.")
     if data["lost"]:
         lines.append(f"LOST: {data['lost']} records cannot be rebuilt from what friends hold.")
-        lines += [f"  lost: {_escaped(path)}" for path in data.get("lost_files", ())]
+        lines += [f"  lost: {shown(path)}" for path in data.get("lost_files", ())]
     elif data["at_risk"]:
         lines.append(f"At risk: {data['at_risk']} records would not survive losing a friend; "
                      "run verify --repair.")  # fmt: skip

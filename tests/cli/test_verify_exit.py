@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from p2pbackup.cli.backups import _verify_text, verify_exit_code
 from p2pbackup.cli.localgrid import LocalGrid
 from p2pbackup.errors import IntegrityError, PeerError
 from tests.daemon.test_cycle import make_tree
@@ -59,3 +60,21 @@ def test_verify_exits_non_zero_when_at_risk_or_lost_and_names_a_wiped_friend(tmp
         process = grid.command("laptop", "verify", "--help")
         out, _ = process.communicate(timeout=60)
         assert "Exit status" in out and "at risk" in out
+
+
+def test_the_exit_status_and_the_text_follow_the_report():
+    data = {
+        "records": 10, "unreachable": [], "repaired": 0, "unproven": 0,
+        "friends": {
+            "alice": {"good": 10, "damaged": 0, "missing": 0, "unproven": 0},
+            "bob": {"good": 0, "damaged": 0, "missing": 7, "unproven": 0},
+        },
+        "emptied": ["bob"], "at_risk": 0, "lost": 0, "lost_files": [],
+        "friends_that_could_disappear": 1, "head_rolled_back": [], "damaged_snapshots": [],
+    }  # fmt: skip
+    assert verify_exit_code(data) == 0
+    assert verify_exit_code({**data, "at_risk": 2}) == 4
+    assert verify_exit_code({**data, "at_risk": 2, "lost": 1}) == 3
+    text = _verify_text({**data, "lost": 1, "lost_files": ["Documents/bad\udcffname.txt"]})
+    assert "bob              0 good, 0 damaged, 7 missing  <- holds none of your shares" in text
+    assert "lost: Documents/bad\\xffname.txt" in text

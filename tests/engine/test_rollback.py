@@ -183,3 +183,17 @@ async def test_the_next_backup_makes_old_snapshots_whole_from_unchanged_files(gr
     await Restorer(fetcher).restore(second.manifest, str(tmp_path / "second"))
     for name in ("base.txt", "x.txt", "y.txt"):
         assert (tmp_path / "second" / "docs" / name).read_bytes() == (src / name).read_bytes()
+
+
+async def test_the_new_events_on_the_control_socket_are_pinned():
+    events = {
+        ev.HeadRolledBack("bob", 1, 3): {
+            "type": "HeadRolledBack", "friend": "bob", "seen": 1, "known": 3
+        },
+        ev.RecordsMissing(12): {"type": "RecordsMissing", "records": 12},
+        ev.SnapshotDamaged(b"\x01" * 16, "gone"): {
+            "type": "SnapshotDamaged", "snapshot_id": "01" * 16, "reason": "gone"
+        },
+    }  # fmt: skip
+    for event, wire in events.items():
+        assert ev.to_dict(event) == wire and ev.from_dict(wire) == event

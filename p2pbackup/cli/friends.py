@@ -106,7 +106,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_daemon(args: argparse.Namespace) -> int:
     from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
-    from p2pbackup.daemon.node import public_addresses
+    from p2pbackup.daemon.identity import public_addresses
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:

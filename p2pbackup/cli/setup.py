@@ -28,7 +28,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from p2pbackup.daemon.node import identity_of  # libp2p: only when needed
+    from p2pbackup.daemon.identity import identity_of
 
     profile = profile_of(args)
     if args.recover:
@@ -40,14 +40,14 @@ def run_init(args: argparse.Namespace) -> int:
     profile.create(secret)
     if args.name:
         profile.update_settings(name=args.name)
-    keys, identity, _ = identity_of(profile)
+    device = identity_of(profile)
     phrase = secret_to_phrase(secret)
-    data = {"owner_id": keys.owner_id.hex(), "node_id": identity.peer_id.to_base58()}
+    data = {"owner_id": device.keys.owner_id.hex(), "node_id": device.peer_id}
     if not args.recover:
         data["recovery_phrase"] = phrase
     text = [
         f"Profile created in {profile.home}.",
-        f"Owner {owner_fingerprint(keys.owner_id)}, node {data['node_id']}.",
+        f"Owner {owner_fingerprint(device.keys.owner_id)}, node {data['node_id']}.",
     ]
     if not args.recover:
         text += [
@@ -63,20 +63,20 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_id(args: argparse.Namespace) -> int:
-    from p2pbackup.daemon.node import choose_listen_port, identity_of, public_addresses
+    from p2pbackup.daemon.identity import choose_listen_port, identity_of, public_addresses
 
     profile = profile_of(args).require()
     # When a node holds the profile (ConfigError), its port is known already.
     with contextlib.suppress(ConfigError), profile.lock():
         choose_listen_port(profile)
-    keys, identity, _ = identity_of(profile)
-    node_id = identity.peer_id.to_base58()
+    device = identity_of(profile)
+    node_id = device.peer_id
     data = {
         "node_id": node_id,
-        "owner_id": keys.owner_id.hex(),
+        "owner_id": device.keys.owner_id.hex(),
         "addresses": public_addresses(profile, node_id),
     }
-    lines = [f"node   {node_id}", f"owner  {keys.owner_id.hex()}"]
+    lines = [f"node   {node_id}", f"owner  {device.keys.owner_id.hex()}"]
     lines += [f"addr   {a}" for a in data["addresses"]]
     emit(args, data, "\n".join(lines))
     return 0

@@ -23,7 +23,7 @@ from p2pbackup.core.manifest import Entry, EntryType
 from p2pbackup.core.placement import friends_needed, tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon.grid import head_friends
-from p2pbackup.daemon.node import device_name
+from p2pbackup.daemon.identity import device_name
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick, ref_time
 from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev

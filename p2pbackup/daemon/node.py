@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -21,9 +19,9 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
-from p2pbackup.core.certificate import issue_certificate, verify_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
+from p2pbackup.daemon.identity import device_name, identity_of, with_ports
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import discovery, invite, relay
 from p2pbackup.net.client import remote_store
@@ -32,15 +30,13 @@ from p2pbackup.net.host import (
     STRANGER_CONNECTIONS,
     NodeIdentity,
     build_host,
-    expand_unspecified,
-    interface_addresses,
     listen_addrs,
     serving,
 )
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 from p2pbackup.net.service import StorageService
 from p2pbackup.storage.catalog import Catalog, Friend
-from p2pbackup.storage.profile import Profile, write_private
+from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import Usage
 
@@ -50,39 +46,6 @@ log = logging.getLogger(__name__)
 # configuration. Tests turn it off, so nothing multicasts outside their namespace.
 MDNS_ENV = "P2PBACKUP_MDNS"
 LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
-
-
-def device_name(profile: Profile) -> str:
-    return profile.settings().get("name") or socket.gethostname() or "this device"
-
-
-def identity_of(profile: Profile) -> tuple[OwnerKeys, NodeIdentity, bytes]:
-    """The owner's keys, this device's node identity and its certificate (made once)."""
-    keys = OwnerKeys.from_secret(profile.secret())
-    identity = NodeIdentity.load_or_create(profile.path("node.key"))
-    path = profile.path("certificate")
-    try:
-        with open(path, "rb") as f:
-            certificate = f.read()
-        cert = verify_certificate(certificate, keys.owner_id)
-        if cert.node_key != identity.node_key:
-            raise FileNotFoundError
-    except FileNotFoundError:
-        name = device_name(profile)[:64]
-        certificate = issue_certificate(keys, identity.node_key, name, int(time.time()))
-        write_private(path, certificate)
-    return keys, identity, certificate
-
-
-def public_addresses(profile: Profile, peer_id: str) -> list[str]:
-    """Full multiaddrs a friend can dial, from the remembered listen addresses."""
-    out = []
-    for address in profile.settings().get("listen", [DEFAULT_LISTEN]):
-        if address.endswith("/tcp/0"):
-            continue  # never started: no port to tell yet
-        for concrete in expand_unspecified([Multiaddr(address)], interface_addresses()):
-            out.append(f"{concrete}/p2p/{peer_id}")
-    return out
 
 
 @dataclass
@@ -161,7 +124,9 @@ async def running_node(
         discovery.rendezvous_peer(rendezvous)  # refuse a bad address before remembering it
         profile.update_settings(rendezvous=rendezvous)
     addresses = profile.settings().get("listen") or [DEFAULT_LISTEN]
-    keys, identity, certificate = identity_of(profile)
+    device = identity_of(profile)
+    keys, certificate = device.keys, device.certificate
+    identity = NodeIdentity.from_seed(device.seed)
     with profile.lock(), ExitStack() as stack:
         catalog = Catalog(profile.path("catalog.sqlite"))
         try:
@@ -182,7 +147,7 @@ async def running_node(
             ):
                 chosen = [str(a).split("/p2p/")[0] for a in host.get_addrs()]
                 if any(a.endswith("/tcp/0") for a in addresses):
-                    profile.update_settings(listen=_with_ports(addresses, chosen))
+                    profile.update_settings(listen=with_ports(addresses, chosen))
                 log.info("node %s listening on %s", identity.peer_id, chosen)
                 if serve_rendezvous:
                     discovery.serve(host)
@@ -200,27 +165,6 @@ async def running_node(
                 yield node
         finally:
             catalog.close()
-
-
-def choose_listen_port(profile: Profile) -> None:
-    """Pick the port a node that never ran will listen on, and remember it, so that
-    ``id`` can give a friend the address before the first start. (A port taken by the
-    time the node starts fails that start, as a remembered port always could.)"""
-    wanted = profile.settings().get("listen") or [DEFAULT_LISTEN]
-    if not any(a.endswith("/tcp/0") for a in wanted):
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("0.0.0.0", 0))
-        port = probe.getsockname()[1]
-    profile.update_settings(listen=_with_ports(wanted, [f"/ip4/0.0.0.0/tcp/{port}"]))
-
-
-def _with_ports(wanted: list[str], actual: list[str]) -> list[str]:
-    """Replace port 0 by the port the host got, so friends find us at the same place."""
-    ports = [a.rsplit("/tcp/", 1)[1] for a in actual if "/tcp/" in a]
-    if not ports:
-        return wanted
-    return [a[: -len("/tcp/0")] + f"/tcp/{ports[0]}" if a.endswith("/tcp/0") else a for a in wanted]
 
 
 def peer_info_of(friend: Friend) -> PeerInfo | None:

@@ -10,7 +10,8 @@ import trio
 from libp2p.peer.peerinfo import PeerInfo
 
 from p2pbackup.core.pairing import FriendCard, InviteCode, parse_code
-from p2pbackup.daemon.node import Node, probe_friends, public_addresses
+from p2pbackup.daemon.identity import public_addresses
+from p2pbackup.daemon.node import Node, probe_friends
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
 from p2pbackup.net import discovery, invite

@@ -24,7 +24,8 @@ from p2pbackup.daemon.grid import (
     drop_removed_friends,
     friends_from_lan,
 )
-from p2pbackup.daemon.node import Node, device_name
+from p2pbackup.daemon.identity import device_name
+from p2pbackup.daemon.node import Node
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.engine.headstore import check_heads, read_head

@@ -13,14 +13,11 @@ for by a device certificate signed with the owner key.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import ifaddr
 import multiaddr
-import nacl.utils
 import trio
 from libp2p import new_host
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
@@ -35,11 +32,11 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2pbackup.errors import ConfigError, PeerError
 from p2pbackup.net import tuning
+from p2pbackup.net.addresses import DEFAULT_LISTEN, expand_unspecified, interface_addresses
+from p2pbackup.storage.profile import node_seed
 
 log = logging.getLogger(__name__)
 
-SEED_SIZE = 32
-DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 STRANGER_CONNECTIONS = 32  # inbound connections of peers not (yet) known as friends' devices
 
 
@@ -63,19 +60,7 @@ class NodeIdentity:
     @classmethod
     def load_or_create(cls, path: str) -> NodeIdentity:
         """The node key kept at ``path``, created (mode 0600) the first time."""
-        try:
-            with open(path, "rb") as f:
-                seed = f.read()
-        except FileNotFoundError:
-            seed = nacl.utils.random(SEED_SIZE)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(seed)
-                f.flush()
-                os.fsync(f.fileno())
-        if len(seed) != SEED_SIZE:
-            raise ConfigError(f"The node key in {path} is damaged ({len(seed)} bytes, not 32).")
-        return cls.from_seed(seed)
+        return cls.from_seed(node_seed(path))
 
 
 def node_key_of(peer_id: ID) -> bytes:
@@ -87,31 +72,6 @@ def node_key_of(peer_id: ID) -> bytes:
     if not isinstance(public_key, Ed25519PublicKey):
         raise PeerError(f"Peer {peer_id} does not use an Ed25519 key.")
     return public_key.to_bytes()
-
-
-def interface_addresses() -> list[str]:
-    """This machine's IPv4 addresses, loopback last (what friends can actually dial)."""
-    found = {
-        ip.ip
-        for adapter in ifaddr.get_adapters()
-        for ip in adapter.ips
-        if isinstance(ip.ip, str) and not ip.ip.startswith("169.254.")
-    }
-    return sorted(found, key=lambda ip: (ip.startswith("127."), ip))
-
-
-def expand_unspecified(
-    addrs: list[multiaddr.Multiaddr], interfaces: list[str]
-) -> list[multiaddr.Multiaddr]:
-    """``/ip4/0.0.0.0/...`` (listening everywhere) as one address per interface."""
-    out = []
-    for addr in addrs:
-        text = str(addr)
-        if text.startswith("/ip4/0.0.0.0/"):
-            out += [multiaddr.Multiaddr(text.replace("0.0.0.0", ip, 1)) for ip in interfaces]
-        else:
-            out.append(addr)
-    return out
 
 
 class StrangerCap(INotifee):

@@ -22,11 +22,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import nacl.utils
 import platformdirs
 
 from p2pbackup.errors import ConfigError
 
 ENV_HOME = "P2PBACKUP_HOME"
+NODE_SEED_SIZE = 32
 
 if sys.platform == "win32":  # no flock: lock the file's first byte instead
     import msvcrt
@@ -62,6 +64,24 @@ def write_private(path: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, path)
+
+
+def node_seed(path: str) -> bytes:
+    """The device's node key (a 32-byte Ed25519 seed) kept at ``path``, created with mode
+    0600 the first time."""
+    try:
+        with open(path, "rb") as f:
+            seed = f.read()
+    except FileNotFoundError:
+        seed = nacl.utils.random(NODE_SEED_SIZE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(seed)
+            f.flush()
+            os.fsync(f.fileno())
+    if len(seed) != NODE_SEED_SIZE:
+        raise ConfigError(f"The node key in {path} is damaged ({len(seed)} bytes, not 32).")
+    return seed
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ EXIT_CODES = """exit codes:
   0    done
   1    internal error (a bug: the log has the details)
   2    usage or settings: a wrong option, path or value
-  3    integrity: data damaged or lost
-  4    a friend's node: unreachable, or it misbehaved
+  3    integrity: data damaged or lost (verify: a record is lost)
+  4    a friend's node: unreachable, or it misbehaved (verify: a record is at risk)
   5    storage: the disk is full or read-only, or a file is missing
   6    pairing: a wrong, used or expired invite code
   130  interrupted (Ctrl-C)

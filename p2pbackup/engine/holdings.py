@@ -33,11 +33,10 @@ from p2pbackup.core.manifest import EntryType, Manifest
 from p2pbackup.core.refs import RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind, record_id
 from p2pbackup.engine import sourcefile
-from p2pbackup.engine.events import EventSink
-from p2pbackup.engine.fetcher import list_holders
+from p2pbackup.engine.events import EventSink, FriendTrouble
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.uploader import Uploader, split_segments
-from p2pbackup.errors import P2PBackupError, SourceChangedError
+from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, SourceChangedError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
 STREAM_FILE = 4 * 1024 * 1024  # as engine/backup.py: larger full texts are sent a batch at a time
@@ -67,8 +66,24 @@ async def missing_records(
     stores: Mapping[str, ShareStore], state: BackupState, events: EventSink
 ) -> set[bytes]:
     """Records local state calls stored of which friends hold fewer than k shares."""
-    holders, unreachable = await list_holders(stores, events)
-    answered = set(stores) - set(unreachable)
+    holders: dict[ShareKey, list[str]] = defaultdict(list)
+    answered: set[str] = set()
+
+    async def _list(name: str, store: ShareStore) -> None:
+        # Every backup asks this now: a friend that answers garbage (IntegrityError) is
+        # treated as one that did not answer, so it cannot stop my backups.
+        try:
+            keys = await store.list()
+        except (PeerError, IntegrityError) as exc:
+            events(FriendTrouble(name, exc.message))
+            return
+        for key in keys:
+            holders[key].append(name)
+        answered.add(name)
+
+    async with trio.open_nursery() as nursery:
+        for name, store in stores.items():
+            nursery.start_soon(_list, name, store)
     return missing_from(holders, answered, state.records)
 
 

@@ -197,3 +197,21 @@ async def test_the_new_events_on_the_control_socket_are_pinned():
     }  # fmt: skip
     for event, wire in events.items():
         assert ev.to_dict(event) == wire and ev.from_dict(wire) == event
+
+
+async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(grid, tmp_path):
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a\n")
+    await grid.backup(src)
+
+    async def _garbage() -> frozenset:
+        raise IntegrityError("The friend's list is not in a format this version understands.")
+
+    grid.stores["friend0"].list = _garbage
+    (src / "b.txt").write_bytes(b"b\n")
+    grid.events.clear()
+    report = await grid.backup(src)  # its shares count as placed: it did not answer
+    assert report.changed == 1
+    assert not any(isinstance(e, ev.RecordsMissing) for e in grid.events)
+    assert any(isinstance(e, ev.FriendTrouble) and e.friend == "friend0" for e in grid.events)

@@ -46,8 +46,7 @@ def run(s: Scenario) -> None:
     with start_grid(s) as grid:
         grid.cli(OWNER, "folders", "add", source)
         copy = freeze(source, os.path.join(s.root, "expected", "1"))
-        s.answered(grid.run(OWNER, "backup"), "the backup before the flood")
-        published.adopt(grid, s, copy)
+        published.backed_up(s, grid.run(OWNER, "backup"), copy, "the backup before the flood")
 
         target = s.rng.choice(FRIENDS)
         s.notes["flooded"] = target
@@ -71,10 +70,9 @@ def run(s: Scenario) -> None:
         edit(source, s.rng)
         copy = freeze(source, os.path.join(s.root, "expected", "2"))
         after = grid.run(OWNER, "backup")
-        s.answered(after, "the backup after the flood")
+        published.backed_up(s, after, copy, "the backup after the flood")
         served = after.data.get("friends", []) if isinstance(after.data, dict) else []
         s.expect(target in served, f"{target} no longer serves its friends after the flood")
-        published.adopt(grid, s, copy)
         published.check_all(grid, s)
         verify_clean(grid, s)
 

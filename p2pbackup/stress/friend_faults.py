@@ -42,13 +42,12 @@ def run_friend_kills(s: Scenario) -> None:
             copy = freeze(source, os.path.join(s.root, "expected", str(number)))
             answer, when = _backup_killing(grid, s, victim)
             s.notes.setdefault("killed_after_bytes", []).append(when)
-            s.answered(answer, f"a backup with {victim} SIGKILLed mid-upload")
-            published.adopt(grid, s, copy)
+            published.backed_up(s, answer, copy, f"a backup with {victim} SIGKILLed mid-upload")
             grid.start(victim)  # back later, with whatever it had written
         edit(source, s.rng)
+        copy = freeze(source, os.path.join(s.root, "expected", "final"))
         final = grid.run(OWNER, "backup")
-        s.answered(final, "the backup once every friend was back")
-        published.adopt(grid, s, freeze(source, os.path.join(s.root, "expected", "final")))
+        published.backed_up(s, final, copy, "the backup once every friend was back")
         published.check_all(grid, s)
         verify_clean(grid, s)
 
@@ -102,8 +101,7 @@ def run_disk_full(s: Scenario) -> None:
                     edit(source, s.rng, new_large=True)
                 copy = freeze(source, os.path.join(s.root, "expected", str(number)))
                 answer = grid.run(OWNER, "backup")
-                s.answered(answer, f"backup {number} with {full}'s disk full")
-                published.adopt(grid, s, copy)
+                published.backed_up(s, answer, copy, f"backup {number} with {full}'s disk full")
             # Three backups put about 15 MiB of shares on each friend: the 4 MiB disk filled
             # during the first. What it holds now is what fitted.
             free = os.statvfs(grid.pool(full))

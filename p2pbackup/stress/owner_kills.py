@@ -26,7 +26,7 @@ from p2pbackup.stress.harness import (
     verify_clean,
 )
 
-ROUNDS = 5
+ROUNDS = 4
 
 
 def run(s: Scenario, kills: int) -> None:
@@ -34,11 +34,10 @@ def run(s: Scenario, kills: int) -> None:
     published = Published()
     with start_grid(s) as grid:
         grid.cli(OWNER, "folders", "add", source)
+        copy = freeze(source, os.path.join(s.root, "expected", "0"))
         started = time.monotonic()
-        first = grid.run(OWNER, "backup")
-        s.answered(first, "the first backup")
+        published.backed_up(s, grid.run(OWNER, "backup"), copy, "the first backup")
         length = time.monotonic() - started
-        published.adopt(grid, s, freeze(source, os.path.join(s.root, "expected", "0")))
 
         per_round = math.ceil(kills / ROUNDS)
         attempts = 0
@@ -69,9 +68,9 @@ def run(s: Scenario, kills: int) -> None:
         s.notes["attempts"] = attempts
 
         edit(source, s.rng)
+        copy = freeze(source, os.path.join(s.root, "expected", "final"))
         final = grid.run(OWNER, "backup")
-        s.answered(final, "the backup after the kills")
-        published.adopt(grid, s, freeze(source, os.path.join(s.root, "expected", "final")))
+        published.backed_up(s, final, copy, "the backup after the kills")
         s.notes["snapshots_published"] = len(published.expected)
         s.expect(
             s.tally.kills["owner"] >= kills,

@@ -33,8 +33,7 @@ def run(s: Scenario) -> None:
     with start_grid(s) as grid:
         grid.cli(OWNER, "folders", "add", source)
         copy = freeze(source, os.path.join(s.root, "expected", "1"))
-        s.answered(grid.run(OWNER, "backup"), "backup 1")
-        published.adopt(grid, s, copy)
+        published.backed_up(s, grid.run(OWNER, "backup"), copy, "backup 1")
 
         saved = os.path.join(s.root, "saved-pools")
         for friend in FRIENDS:
@@ -45,8 +44,8 @@ def run(s: Scenario) -> None:
         for number in (2, 3):
             edit(source, s.rng, only_add=True)
             copy = freeze(source, os.path.join(s.root, "expected", str(number)))
-            s.answered(grid.run(OWNER, "backup"), f"backup {number}")
-            published.adopt(grid, s, copy)
+            published.backed_up(s, grid.run(OWNER, "backup"), copy, f"backup {number}")
+        between = frozenset(list(published.expected)[1:])
 
         for friend in FRIENDS:
             grid.stop(friend)
@@ -64,15 +63,14 @@ def run(s: Scenario) -> None:
 
         copy = freeze(source, os.path.join(s.root, "expected", "4"))
         again = grid.run(OWNER, "backup")
-        s.answered(again, "the backup after the rollback")
+        published.backed_up(s, again, copy, "the backup after the rollback")
         stored = again.data.get("records_stored", 0) if isinstance(again.data, dict) else 0
         s.expect(stored > 0, "the backup after the rollback uploaded nothing again")
-        published.adopt(grid, s, copy)
-        s.answered(grid.run(OWNER, "verify", "--repair"), "verify --repair after the rollback")
+        repair = grid.run(OWNER, "verify", "--repair")
+        s.notes["verify_repair"] = repair.data if repair.data is not None else repair.error
 
-        # Snapshots 2 and 3 may be marked damaged (their manifests were on no friend any
-        # more); listed intact, or not marked, they must restore.
-        between = frozenset(list(published.expected)[1:-1])
+        # Snapshots 2 and 3 may be marked damaged if what they need was on no friend any
+        # more and cannot be rebuilt; listed intact, or not marked, they must restore.
         published.check_all(grid, s, damaged_ok=between)
         verify_clean(grid, s)
 

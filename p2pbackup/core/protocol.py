@@ -175,15 +175,17 @@ class FrameDecoder:
                 raise FormatError(f"storage protocol: a frame of {length} bytes is not allowed")
             if len(self._buffer) < 4 + length:
                 break
-            frame = bytes(self._buffer[: 4 + length])
-            del self._buffer[: 4 + length]
-            message = self._frame(frame)
+            message = self._frame(length)
             if message is not None:
                 out.append(message)
         return out
 
-    def _frame(self, frame: bytes) -> Message | None:
-        _, version, raw_op, request_id = HEADER.unpack_from(frame)
+    def _frame(self, length: int) -> Message | None:
+        """The frame at the buffer's start, taken out of it (its piece copied once)."""
+        _, version, raw_op, request_id = HEADER.unpack_from(self._buffer)
+        with memoryview(self._buffer) as view:
+            piece = bytes(view[HEADER.size : 4 + length])
+        del self._buffer[: 4 + length]
         if version != VERSION:
             raise FormatError(f"storage protocol: version {version} is not supported")
         try:
@@ -191,7 +193,6 @@ class FrameDecoder:
         except ValueError:
             raise FormatError(f"storage protocol: unknown message type {raw_op}") from None
         limits = self.limits
-        piece = frame[HEADER.size :]
         known_op, pieces, size = self._partial.pop(request_id, (op, [], 0))
         self._partial_bytes -= size
         if known_op is not op:

@@ -20,7 +20,7 @@ from p2pbackup.errors import PeerError
 MiB = 1 << 20
 HELLO_TIMEOUT = 5.0  # seconds from a stream's opening to its HELLO
 GREETING_STREAMS = 32  # storage streams before HELLO, node-wide (each holds <= 128 KiB)
-STREAMS_PER_PEER = 8  # storage streams of one peer at once (a device uses one per job)
+STREAMS_PER_PEER = 4  # storage streams of one peer at once (a device uses one per job)
 PEER_BYTES = 64 * MiB  # held for one friend's device: 16 pipelined puts of 2 MiB fit twice
 NODE_BYTES = 256 * MiB  # held for all friends together
 NODE_WAIT = 30.0  # seconds a stream waits for the node's budget before it is closed

@@ -122,7 +122,8 @@ class StorageService:
         account = greeting.account
         while True:
             # Requests are served one at a time: what a stream holds is its unfinished
-            # messages, the whole ones read with them, and one answer.
+            # messages, the whole ones read with them, and one answer. Room for a read is
+            # taken before the read, so the budgets hold what is in memory, never less.
             queued = sum(len(m.body) for m in messages)
             await account.hold(decoder.held + queued)
             while messages:
@@ -138,6 +139,7 @@ class StorageService:
                 await account.hold(decoder.held + queued + len(body))
                 await self._answer(stream, request_id, op, body)
                 del body
+            await account.hold(decoder.held + READ_SIZE)
             with trio.fail_after(IDLE_TIMEOUT):
                 messages.extend(decoder.feed(await self._read(stream, READ_SIZE)))
 

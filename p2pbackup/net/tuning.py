@@ -6,6 +6,9 @@ is a library constant or a switch the library reads; no method is replaced.
 - Yamux frames of 64 KiB are just over Noise's 65,519-byte plaintext limit,
   so stock every frame becomes two Noise messages. A 65,519-byte Yamux frame
   fits in one.
+- Yamux grows a stream's receive window up to 16 MiB; here up to 2 MiB
+  (``MAX_RECEIVE_WINDOW``), which bounds what a peer can make a node buffer
+  on a stream it is not reading (docs/security.md, "Bounds").
 - Yamux sends a window update on every read by default
   (PY_YAMUX_RELEASE_ON_READ); bulk transfers do better granting credit in
   larger steps, which the library's hysteresis then does.
@@ -25,6 +28,11 @@ from libp2p.abc import INetStream
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
 from libp2p.stream_muxer.yamux import yamux
 
+# What a peer may send on one stream before it is read: the library grows a stream's window
+# up to 16 MiB, so a node that stops reading (a friend over its budget, a request at the
+# disk) held 16 MiB per stream; 2 MiB still covers 200 Mbit/s at a 80 ms round trip.
+MAX_RECEIVE_WINDOW = 2 << 20
+
 _applied = False
 
 
@@ -34,6 +42,7 @@ def apply() -> None:
     if _applied:
         return
     yamux.MAX_MESSAGE_SIZE = MAX_PLAINTEXT_LENGTH
+    yamux.MAX_WINDOW_SIZE = MAX_RECEIVE_WINDOW
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     _applied = True
 

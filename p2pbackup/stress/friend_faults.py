@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 
 from p2pbackup.stress.harness import (
@@ -75,6 +76,29 @@ def _backup_killing(grid: StressGrid, s: Scenario, victim: str):
     return answer, grown - before
 
 
+class _LeastFree:
+    """The least free space a folder's file system had while the block ran (sampled every
+    10 ms: a friend removes what did not fit, so the end says nothing)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.bytes = folder, 1 << 62
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            stat = os.statvfs(self.folder)
+            self.bytes = min(self.bytes, stat.f_bavail * stat.f_frsize)
+
+    def __enter__(self) -> _LeastFree:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def run_disk_full(s: Scenario) -> None:
     if os.geteuid() != 0:
         s.notes["skipped"] = ("a full disk needs a small tmpfs, which only root can mount, "
@@ -96,16 +120,17 @@ def run_disk_full(s: Scenario) -> None:
         with start_grid(s, before_start=_small_disk) as grid:
             grid.cli(OWNER, "folders", "add", source)
             s.notes["full_friend"] = full
-            for number in (1, 2, 3):  # each adds a 6 MiB file or more: each must get past
-                if number > 1:
-                    edit(source, s.rng, new_large=True)
-                copy = freeze(source, os.path.join(s.root, "expected", str(number)))
-                answer = grid.run(OWNER, "backup")
-                published.backed_up(s, answer, copy, f"backup {number} with {full}'s disk full")
-            # Three backups put about 15 MiB of shares on each friend: the 4 MiB disk filled
-            # during the first. What it holds now is what fitted.
-            free = os.statvfs(grid.pool(full))
-            s.notes["full_friend_free_bytes"] = free.f_bavail * free.f_frsize
+            with _LeastFree(grid.pool(full)) as least:
+                for number in (1, 2, 3):  # each adds a 6 MiB file or more: each must get past
+                    if number > 1:
+                        edit(source, s.rng, new_large=True)
+                    copy = freeze(source, os.path.join(s.root, "expected", str(number)))
+                    answer = grid.run(OWNER, "backup")
+                    published.backed_up(s, answer, copy,
+                                        f"backup {number} with {full}'s disk full")  # fmt: skip
+            s.notes["full_friend_least_free_bytes"] = least.bytes
+            s.expect(least.bytes < MiB, f"{full}'s disk never filled: {least.bytes} bytes free "
+                                        "at the least")  # fmt: skip
             s.tally.faults["disk_full"] += 1
             published.check_all(grid, s)
             verify_clean(grid, s)

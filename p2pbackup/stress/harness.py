@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -138,12 +139,20 @@ class StressGrid(LocalGrid):
         return Answer(process.returncode, data, error)
 
 
+_RAISED = re.compile(r"^[\w.]+(Error|Exception|Group|Exit|Interrupt)\w*(:|$)")
+
+
 def first_line(text: str) -> str:
     """The line of an error output that says what went wrong."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     # A traceback's last line says what went wrong; its first only that one did.
     if lines and "Traceback (most recent call last)" in text:
-        return lines[0].split("Traceback")[0] + lines[-1]
+        # An exception group draws boxes: the last "SomeError: ..." line inside is it.
+        raised = [
+            line.strip(" |+") for line in lines if _RAISED.match(line.strip(" |+"))
+        ] or [lines[-1]]
+        said = lines[0].split("Traceback")[0].replace("Exception Group", "").strip(" |+")
+        return f"{said} {raised[-1]}".strip()
     return lines[0] if lines else ""
 
 

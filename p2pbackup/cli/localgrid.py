@@ -110,10 +110,12 @@ class LocalGrid:
         for joiner in joiners:
             invite = self.command(inviter, "invite", "--offer", offer, "--json")
             line = invite.stdout.readline().strip()  # --json: the code's own JSON line
-            code = json.loads(line)["code"] if line else ""
-            if not code:
+            ready = json.loads(line) if line else {}
+            if "code" not in ready:
                 invite.kill()
-                raise GridError(f"{inviter}: no invite code: {invite.stderr.read().strip()}")
+                why = ready.get("error") or invite.stderr.read().strip()
+                raise GridError(f"{inviter}: no invite code: {why}")
+            code = ready["code"]
             invites.append(invite)
             joins.append((joiner, self.command(joiner, "join", code, "--peer", address,
                                                "--offer", offer, "--json")))  # fmt: skip

@@ -29,7 +29,7 @@ def _two_backups(grid, name: str, folder: str) -> list[str]:
 def test_a_recovered_second_device_keeps_its_own_latest_and_retention(tmp_path):
     with LocalGrid(str(tmp_path / "nodes")) as grid:
         made = grid.init_all(["laptop", *FRIENDS])
-        grid.start(*FRIENDS)
+        grid.start("laptop", *FRIENDS)  # one node per profile: the daemon makes every invite
         grid.pair("laptop", *FRIENDS)
         docs = _folder(tmp_path, "Documents")
         grid.cli("laptop", "folders", "add", docs)

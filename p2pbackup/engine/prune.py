@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from p2pbackup.core import revlog as revlogs
 from p2pbackup.core.manifest import Manifest
-from p2pbackup.core.revlog import rebuild_plan
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.fetcher import list_holders
 from p2pbackup.engine.state import BackupState
@@ -115,8 +113,10 @@ async def prune(
     # by the next prune.
     state.set_garbage(ours if report.unreachable or refused else set())
     state.landed(settled)
-    # Reading every file's revlog is database work and CPU: off the event loop.
-    await trio.to_thread.run_sync(_forget_locally, state, ours)
+    # Local state forgets the removed records and whatever pointed at them (revisions too:
+    # a file returning to an old content must store it again). Database work and CPU: off
+    # the event loop.
+    await trio.to_thread.run_sync(state.forget_lost, ours)
     return report
 
 
@@ -158,28 +158,3 @@ def _strays(
         elif placed in here:
             strays.append(row)
     return strays, settled
-
-
-def _forget_locally(state: BackupState, ours: set[bytes]) -> None:
-    """The local state forgets the removed records, and whatever pointed at them."""
-    state.forget_records(sorted(ours & set(state.records)))
-    stale = [
-        path
-        for path, fs in state.files.items()
-        if any(step.blob.record_id in ours for step in fs.entry.chain)
-    ]
-    state.forget_files(stale)
-    # Revisions whose blobs are gone leave the revlogs too: a file that returns to an old
-    # content must store it again, not point at a record that no longer exists.
-    for path in list(state.files):
-        revlog = state.revlog(path)
-        intact = [
-            rev.rev_id
-            for rev in revlog
-            if not any(step.blob.record_id in ours for step in rebuild_plan(revlog, rev.rev_id))
-        ]
-        if len(intact) != len(revlog):
-            state.replace_revlog(path, revlogs.prune(revlog, intact).revlog)
-    for rev_id, chain in list(state.contents.items()):  # contents a backup could reuse
-        if any(step.blob.record_id in ours for step in chain):
-            del state.contents[rev_id]

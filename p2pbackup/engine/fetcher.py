@@ -19,6 +19,7 @@ from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.core.seal import Kind, open_record
 from p2pbackup.engine import streaming
 from p2pbackup.engine.events import EventSink, FriendTrouble, ShareRejected
+from p2pbackup.engine.failures import leaves
 from p2pbackup.errors import IntegrityError, PeerError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -32,11 +33,13 @@ async def list_holders(
 
     async def _list(name: str, store: ShareStore) -> None:
         try:
-            for key in await store.list():
-                holders[key].append(name)
-        except PeerError as exc:
+            keys = await store.list()
+        except (PeerError, IntegrityError) as exc:  # away, or its list does not parse
             unreachable.append(name)
             events(FriendTrouble(name, exc.message))
+            return
+        for key in keys:
+            holders[key].append(name)
 
     async with trio.open_nursery() as nursery:
         for name, store in stores.items():
@@ -133,7 +136,7 @@ class Fetcher:
                 )  # fmt: skip
                 return
             except* streaming.FriendFailed as group:
-                for failure in group.exceptions:
+                for failure in leaves(group):  # nested nurseries wrap it more than once
                     self._events(FriendTrouble(failure.friend, failure.reason))
                     excluded.update((i, f) for i, f in chosen.items() if f == failure.friend)
 

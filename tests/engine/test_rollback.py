@@ -215,3 +215,22 @@ async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(gri
     assert report.changed == 1
     assert not any(isinstance(e, ev.RecordsMissing) for e in grid.events)
     assert any(isinstance(e, ev.FriendTrouble) and e.friend == "friend0" for e in grid.events)
+
+
+async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_restore(grid, tmp_path):
+    from p2pbackup.engine.fetcher import list_holders
+
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a\n")
+    await grid.backup(src)
+
+    async def _garbage() -> frozenset:
+        raise IntegrityError("The friend's list is not in a format this version understands.")
+
+    grid.stores["friend0"].list = _garbage
+    grid.events.clear()
+    holders, unreachable = await list_holders(grid.stores, grid.events.append)
+    assert unreachable == ["friend0"] and holders  # the others' lists still count
+    await grid.restore_all(tmp_path / "out")  # verify, prune and restore list the same way
+    assert (tmp_path / "out" / "snap0" / "docs" / "a.txt").read_bytes() == b"a\n"

@@ -87,6 +87,7 @@ class StressGrid(LocalGrid):
         """As LocalGrid.start, but a node started before keeps its port, as ``p2pbackup
         daemon`` without --listen does: LocalGrid always listens on a new port, which
         friends (no mDNS here) would not find."""
+        started = time.monotonic()
         fresh = [name for name in names if not Profile(self.home(name)).settings().get("listen")]
         if fresh:
             super().start(*fresh)
@@ -97,6 +98,13 @@ class StressGrid(LocalGrid):
                 process.kill()
                 raise GridError(f"{name}: no daemon: {process.stderr.read().strip()}")
             self._daemons[name] = process
+        self.say(f"  started {' '.join(names)} in {time.monotonic() - started:.1f} s")
+
+    def stop(self, name: str, kill: bool = False) -> None:
+        started = time.monotonic()
+        super().stop(name, kill)
+        how = "killed" if kill else "stopped"
+        self.say(f"  {how} {name} in {time.monotonic() - started:.1f} s")
 
     def alive(self, name: str) -> bool:
         return name in self._daemons and self._daemons[name].poll() is None

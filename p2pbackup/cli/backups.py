@@ -1,5 +1,5 @@
-"""Backups from the command line: folders, exclude, backup, snapshots, ls, diff, restore,
-status. Each command is a thin client of a job in ``daemon.jobs``.
+"""Backups from the command line: folders, exclude, backup, snapshots, diff, restore,
+status (ls, find and log: ``browse``). Each command is a thin client of a job in ``daemon.jobs``.
 
 File names are printed through ``core.names``: escaped for people, and in --json
 with an exact ``_b64`` twin when they are not UTF-8 (docs/format.md)."""
@@ -63,13 +63,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     snaps = commands.add_parser("snapshots", help="list snapshots, oldest first")
     add_common(snaps)
-    snaps.set_defaults(run=lambda args: run_job(args, "snapshots", {}, _snapshots_text))
-
-    ls = commands.add_parser("ls", help="list what a snapshot holds")
-    add_common(ls)
-    ls.add_argument("snapshot", help=LATEST_HELP)
-    ls.add_argument("path", nargs="?", default="")
-    ls.set_defaults(run=run_ls, more_paths="path")
+    snaps.add_argument(
+        "--sizes", action="store_true",
+        help="count files and bytes of every snapshot, fetching manifests this device lacks",
+    )  # fmt: skip
+    snaps.set_defaults(
+        run=lambda args: run_job(args, "snapshots", {"sizes": args.sizes}, _snapshots_text)
+    )
 
     diff = commands.add_parser("diff", help="what changed between two snapshots")
     add_common(diff)
@@ -136,11 +136,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             args, "status", {}, _status_text, lambda data: names.to_json(data, "folders")
         )
     )
-
-
-def run_ls(args: argparse.Namespace) -> int:
-    params = {"selector": args.snapshot, "path": from_disk(args.path)}
-    return _run_naming(args, "ls", params, _ls_text, _ls_json)
 
 
 def run_forget(args: argparse.Namespace) -> int:
@@ -358,24 +353,18 @@ def _snapshots_text(data: list) -> str:
     return "\n".join(
         f"{s['id'][:12]}  {s['time']}  DAMAGED: {s['damaged']}"
         if s.get("damaged")
-        else f"{s['id'][:12]}  {s['time']}  {plural(s['files'], 'file'):>13}  "
-        f"{format_size(s['bytes']):>9}  {s['device']}"
+        else f"{s['id'][:12]}  {s['time']}  {_files(s['files']):>13}  "
+        f"{_bytes(s['bytes']):>9}  {s['device'] or '?'}"
         for s in data
     )
 
 
-def _ls_text(data: dict) -> str:
-    return "\n".join(
-        f"{e['type'][0]} {e['mode']:>4} {e['size']:>12}  {shown(e['path'])}"
-        + (f" -> {shown(e['target'])}" if "target" in e else "")
-        for e in data["entries"]
-    )
+def _files(count: int | None) -> str:
+    return "? files" if count is None else plural(count, "file")  # no copy here: --sizes
 
 
-def _ls_json(data: dict) -> None:
-    for entry in data["entries"]:
-        names.to_json(entry, "path")
-        names.to_json(entry, "target")
+def _bytes(size: int | None) -> str:
+    return "?" if size is None else format_size(size)
 
 
 def _diff_text(data: dict) -> str:

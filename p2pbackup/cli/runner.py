@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
@@ -16,6 +17,7 @@ from p2pbackup.cli.common import caught, emit, profile_of
 from p2pbackup.core import names
 from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
+from p2pbackup.errors import PeerError
 
 REDRAW = 0.1  # seconds between redraws of the progress line
 
@@ -76,12 +78,14 @@ def join_help(invite: ev.InviteReady) -> str:
 
 async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.EventSink) -> Any:
     # Imported here: a command that the daemon runs never needs libp2p (half a second).
-    from p2pbackup.daemon import jobs
+    from p2pbackup.daemon import browse, jobs
     from p2pbackup.daemon.node import running_node
     from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
     from p2pbackup.daemon.session import session
 
     profile = profile_of(args)
+    if (copy := await browse.from_copy(profile, name, params)) is not None:
+        return copy  # a page of a snapshot this device holds: no node needed
     node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
     async with running_node(profile, *node_args) as node:
         if name in NODE_JOBS:
@@ -121,6 +125,58 @@ def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
     finally:
         if sys.stderr.isatty():
             print("\r", end="", file=sys.stderr)
+
+
+Ask = Callable[[str, dict], Awaitable[Any]]
+
+
+def call_jobs(args: argparse.Namespace, work: Callable[[Ask], Awaitable[Any]]) -> Any:
+    """What ``work`` returns, given a way to ask for several jobs in a row (the pages of a
+    listing): from the daemon, or from one node this command runs for all of them."""
+    profile = profile_of(args).require()
+    sink = progress_sink(json_lines=getattr(args, "json", False))
+    asked = [False]
+
+    async def _daemon(name: str, params: dict) -> Any:
+        result = await control.call(control.address(profile.home), name, params, sink)
+        asked[0] = True
+        return result
+
+    async def _main() -> Any:
+        try:
+            return await work(_daemon)
+        except control.NoDaemon:
+            if asked[0]:  # it went away in the middle: say so rather than start over
+                raise PeerError(
+                    "The daemon stopped while answering; run the command again."
+                ) from None
+        async with _local_jobs(args, sink) as ask:
+            return await work(ask)
+
+    return trio.run(_main)
+
+
+@asynccontextmanager
+async def _local_jobs(args: argparse.Namespace, sink: ev.EventSink) -> AsyncIterator[Ask]:
+    """Jobs run here, in one session started at the first job that needs friends."""
+    from p2pbackup.daemon import browse, jobs
+    from p2pbackup.daemon.node import running_node
+    from p2pbackup.daemon.session import session
+
+    profile = profile_of(args)
+    node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
+    async with AsyncExitStack() as stack:
+        held = []
+
+        async def _ask(name: str, params: dict) -> Any:
+            if (copy := await browse.from_copy(profile, name, params)) is not None:
+                return copy
+            if not held:
+                node = await stack.enter_async_context(running_node(profile, *node_args))
+                held.append(await stack.enter_async_context(session(node, sink)))
+            return await jobs.run(held[0], name, params)
+
+        yield _ask
 
 
 def run_job(args: argparse.Namespace, name: str, params: dict, text: Callable[[Any], str]) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from p2pbackup import runtime
-from p2pbackup.daemon import control, jobs
+from p2pbackup.daemon import browse, control, jobs
 from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
 from p2pbackup.daemon.scheduler import Scheduler
@@ -41,6 +41,8 @@ class Daemon:
             return await run_node_job(self.node, name, params, events)
         if name in self.scheduler.commands:
             return self.scheduler.command(name, params)
+        if (copy := await browse.from_copy(self.node.profile, name, params)) is not None:
+            return copy  # a page of a snapshot this device holds: no friend, no job lock
         async with self.jobs_lock:
             result = await self._session_job(name, params, events)
             runtime.release_memory()  # the job's buffers go back to the system, not the next job

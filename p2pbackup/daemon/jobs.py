@@ -19,16 +19,17 @@ import trio
 from p2pbackup.core import head as heads
 from p2pbackup.core import manifest as manifests
 from p2pbackup.core import retention
-from p2pbackup.core.manifest import Entry, EntryType
 from p2pbackup.core.placement import friends_needed, tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
+from p2pbackup.daemon import browse
+from p2pbackup.daemon.browse import in_snapshot
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.identity import device_name
-from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, pick, ref_time
+from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, ref_time
 from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
-from p2pbackup.engine.diskname import from_disk, to_disk
+from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.holdings import store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
@@ -114,62 +115,40 @@ def _offline(s: Session) -> list[dict]:
     return out
 
 
-async def snapshots(s: Session) -> list[dict]:
-    """Every snapshot, oldest first; one whose manifest cannot be read is listed as
-    damaged, with why, and the others still list and restore."""
+async def snapshots(s: Session, sizes: bool = False) -> list[dict]:
+    """Every snapshot, oldest first, as the head lists it: no manifest is fetched. Counts
+    and folders come from this device's copies of manifests, null where it has none;
+    ``sizes`` fetches the others (and lists one that cannot be read as damaged, with why)."""
+    if sizes:
+        return await _snapshots_read(s)
+    listed = []
+    for ref in await s.refs():
+        counts = await s.cached(ref)
+        listed.append({
+            "id": ref.snapshot_id.hex(),
+            "time": ref_time(ref).isoformat(timespec="seconds"),
+            "files": counts.files if counts else None,
+            "bytes": counts.bytes if counts else None,
+            "device": ref.device or (counts.device if counts else None),
+            "roots": list(counts.roots) if counts else None,
+        })  # fmt: skip
+    return listed
+
+
+async def _snapshots_read(s: Session) -> list[dict]:
     listed = [(snap.ref.created_at_ns, snap.summary()) for snap in await s.snapshots()]
     for ref, reason in s.damaged.values():
         when = datetime.fromtimestamp(ref.created_at_ns / 1e9).astimezone()
         listed.append((ref.created_at_ns, {
             "id": ref.snapshot_id.hex(), "time": when.isoformat(timespec="seconds"),
-            "files": None, "bytes": None, "device": None, "damaged": reason,
+            "files": None, "bytes": None, "device": ref.device or None, "roots": None,
+            "damaged": reason,
         }))  # fmt: skip
     return [summary for _, summary in sorted(listed, key=lambda item: item[0])]
 
 
-def _entry(e: Entry) -> dict:
-    out = {
-        "path": e.path,
-        "type": e.type.name.lower(),
-        "size": e.size,
-        "mode": f"{e.mode:o}",
-        "mtime": datetime.fromtimestamp(e.mtime_ns / 1e9).astimezone().isoformat(),
-    }
-    if e.type is EntryType.SYMLINK:
-        out["target"] = e.target
-    return out
-
-
-def _in_snapshot(path: str, folders: list[str]) -> str:
-    """A path as snapshots name it. An absolute path inside a folder this device backs up
-    becomes the folder's name and the rest: /home/ann/Documents/notes -> Documents/notes."""
-    if not os.path.isabs(to_disk(path)):
-        return path
-    for label, folder in zip(root_labels(folders), folders, strict=True):
-        root = from_disk(os.path.normpath(folder))
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            return label + path[len(root.rstrip("/")):].rstrip("/")
-    example = root_labels(folders)[0] if folders else "Documents"
-    raise ConfigError(
-        f"{path} is not in a folder this device backs up. Paths in a snapshot start with "
-        f"the folder's name, as in {example}/notes.txt: 'p2pbackup ls latest' lists them."
-    )
-
-
-async def ls(s: Session, selector: str, path: str = "") -> dict:
-    snap = await s.snapshot(selector)
-    path = _in_snapshot(path, folders_of(s.settings())).strip("/")
-    entries = snap.manifest.walk(path)
-    if path and not entries and snap.manifest.find(path) is None:
-        raise ConfigError(f"{path} is not in snapshot {snap.id[:12]}.")
-    if path and (only := snap.manifest.find(path)) is not None and not entries:
-        entries = (only,)
-    return {"snapshot": snap.id, "entries": [_entry(e) for e in entries]}
-
-
 async def diff(s: Session, old: str, new: str) -> dict:
-    snaps = await s.snapshots()
-    a, b = pick(snaps, old, device=s.device), pick(snaps, new, device=s.device)
+    a, b = await s.snapshot(old), await s.snapshot(new)
     d = manifests.diff(a.manifest, b.manifest)
     return {
         "from": a.id,
@@ -194,7 +173,7 @@ async def restore(
         raise ConfigError("Say where to restore: --to DIR, or --in-place.")
     s.require_friends("a restore")
     folders = folders_of(s.settings())
-    paths = [_in_snapshot(path, folders) for path in paths]
+    paths = [in_snapshot(path, folders) for path in paths]
     snap = await s.snapshot(selector, at)
     started = time.monotonic()
     restorer = Restorer(s.fetcher())
@@ -470,7 +449,9 @@ JOBS = {
     "forget": forget,
     "backup": backup,
     "snapshots": snapshots,
-    "ls": ls,
+    "ls": browse.ls,
+    "find": browse.find,
+    "log": browse.log,
     "diff": diff,
     "restore": restore,
     "status": status,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 import trio
 
@@ -76,6 +77,22 @@ class Snapshot:
 
 
 @dataclass
+class Tip:
+    """A snapshot as the head names it: enough to pick one, without its manifest."""
+
+    ref: heads.SnapshotRef
+    device: str
+
+    @property
+    def id(self) -> str:
+        return self.ref.snapshot_id.hex()
+
+    @property
+    def time(self) -> datetime:
+        return ref_time(self.ref)
+
+
+@dataclass
 class Session:
     node: Node
     grid: Grid
@@ -135,32 +152,83 @@ class Session:
         self.db.put_manifest(ref.snapshot_id, data)
         return manifest
 
+    async def refs(self) -> list[heads.SnapshotRef]:
+        """Every kept snapshot as the head names it, oldest first: no manifest is read."""
+        return sorted((await self.head()).tips, key=lambda r: (r.created_at_ns, r.snapshot_id))
+
     async def snapshots(self) -> list[Snapshot]:
         """Every kept snapshot whose manifest can be read, oldest first. One that cannot is
         noted in ``damaged`` (and told as an event), not a failure of the whole list: the
         others still restore."""
-        refs = sorted((await self.head()).tips, key=lambda r: (r.created_at_ns, r.snapshot_id))
         out = []
-        for ref in refs:
-            try:
-                out.append(Snapshot(ref, await self.manifest(ref)))
-            except (IntegrityError, PeerError) as exc:
-                if ref.snapshot_id not in self.damaged:
-                    self.events(ev.SnapshotDamaged(ref.snapshot_id, exc.message))
-                self.damaged[ref.snapshot_id] = (ref, exc.message)
+        for ref in await self.refs():
+            snap = await self.readable(ref)
+            if snap is not None:
+                out.append(snap)
         return out
 
-    async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
-        snaps = await self.snapshots()
+    async def readable(self, ref: heads.SnapshotRef) -> Snapshot | None:
         try:
-            return pick(snaps, selector, at, device=self.device)
-        except ConfigError:
-            for ref, reason in self.damaged.values():  # say why, not "no such snapshot"
-                if selector and ref.snapshot_id.hex().startswith(selector.lower()):
-                    raise IntegrityError(
-                        f"Snapshot {ref.snapshot_id.hex()[:12]} is damaged: {reason}"
-                    ) from None
-            raise
+            return Snapshot(ref, await self.manifest(ref))
+        except (IntegrityError, PeerError) as exc:
+            if ref.snapshot_id not in self.damaged:
+                self.events(ev.SnapshotDamaged(ref.snapshot_id, exc.message))
+            self.damaged[ref.snapshot_id] = (ref, exc.message)
+            return None
+
+    async def cached(self, ref: heads.SnapshotRef) -> Counts | None:
+        """What this device's copy of a snapshot's manifest says of it, without asking
+        friends; None when it has no copy. Remembered per process: a daemon parses each
+        manifest once (a repack rewrites chains, never these counts)."""
+        key = (self.node.profile.home, ref.snapshot_id)
+        counts = _COUNTS.get(key)
+        if counts is None:
+            data = self.db.manifest(ref.snapshot_id)
+            if data is None:
+                return None
+            manifest = await trio.to_thread.run_sync(Manifest.from_bytes, data)
+            counts = Counts(manifest.file_count, manifest.total_bytes, manifest.device,
+                            manifest.roots)  # fmt: skip
+            _COUNTS[key] = counts
+        return counts
+
+    async def snapshot(self, selector: str, at: datetime | None = None) -> Snapshot:
+        """The snapshot ``selector`` names (see ``pick``), chosen from the head: only its
+        own manifest is read. One that cannot be read is skipped by ``latest`` and ``at``
+        (the one before it is taken, as the list shows it damaged); named by its id, it is
+        an error that says why."""
+        tips = []
+        for ref in await self.refs():
+            if ref.device:
+                tips.append(Tip(ref, ref.device))
+            elif (snap := await self.readable(ref)) is not None:  # a version 1 head's tip
+                tips.append(Tip(ref, snap.device))
+        while True:
+            try:
+                chosen = pick(tips, selector, at, device=self.device)
+            except ConfigError:
+                for ref, reason in self.damaged.values():  # say why, not "no such snapshot"
+                    if selector and ref.snapshot_id.hex().startswith(selector.lower()):
+                        raise IntegrityError(
+                            f"Snapshot {ref.snapshot_id.hex()[:12]} is damaged: {reason}"
+                        ) from None
+                raise
+            snap = await self.readable(chosen.ref)
+            if snap is not None:
+                return snap
+            tips.remove(chosen)
+
+
+@dataclass(frozen=True)
+class Counts:
+    files: int
+    bytes: int
+    device: str
+    roots: tuple[str, ...]
+
+
+# (profile, snapshot id) -> what its manifest counts, which never changes
+_COUNTS: dict[tuple[str, bytes], Counts] = {}
 
 
 def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:
@@ -176,17 +244,20 @@ def _named(events: ev.EventSink, grid: Grid) -> ev.EventSink:
     return _sink
 
 
+_Picked = TypeVar("_Picked", Snapshot, Tip)
+
+
 class _Reconnect(Exception):
     """The head named friends this device did not know: connect to them too."""
 
 
 def pick(
-    snapshots: list[Snapshot],
+    snapshots: list[_Picked],
     selector: str,
     at: datetime | None = None,
     *,
     device: str | None = None,
-) -> Snapshot:
+) -> _Picked:
     """``latest`` (``device``'s newest), ``latest@NAME`` (device NAME's newest), or any
     unique prefix of a snapshot id; ``at`` picks the one in force then, on that device."""
     if not snapshots:
@@ -213,7 +284,7 @@ def pick(
     raise ConfigError(f"{selector!r} starts {len(found)} snapshot ids; give more characters.")
 
 
-def _of_device(snapshots: list[Snapshot], device: str | None, named: bool) -> list[Snapshot]:
+def _of_device(snapshots: list[_Picked], device: str | None, named: bool) -> list[_Picked]:
     """The snapshots ``device`` made. A device that has made none yet (just recovered from
     the phrase) gets everyone's, so its first restore needs no device name; a device named
     by the user must exist."""

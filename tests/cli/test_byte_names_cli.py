@@ -57,7 +57,7 @@ def test_a_name_that_is_not_utf8_through_the_cli(grid, tmp_path, daemon):
     assert tree_of(os.fsencode(tmp_path / "all" / "Docs")) == tree_of(folder)
 
     # --json: strict JSON (no lone surrogate), each name exact through its _b64 twin
-    listing = json.loads(_run(grid, "ls", "latest", "--json"))
+    listing = json.loads(_run(grid, "ls", "latest", "-R", "--json"))
     assert all(s.encode("utf-8") for s in _strings(listing))
     exact = {
         base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode()
@@ -67,7 +67,7 @@ def test_a_name_that_is_not_utf8_through_the_cli(grid, tmp_path, daemon):
     (link,) = [e for e in listing["entries"] if e["type"] == "symlink"]
     assert base64.b64decode(link["target_b64"]) == b"bad\xffname.txt"
     # text: escaped, one line per name
-    text = _run(grid, "ls", "latest").decode()
+    text = _run(grid, "ls", "latest", "--recursive").decode()
     assert "Docs/bad\\xffname.txt" in text and "-> bad\\xffname.txt" in text
 
     # one file, named by its bytes on the command line

@@ -74,7 +74,7 @@ def test_every_friend_rolled_back_is_named_and_nothing_is_lost(grid, tmp_path):
     # snapshot 1, every share of which is intact.
     grid.init("phone", recover_phrase=grid.made["laptop"]["recovery_phrase"])
     grid.pair("alice", "phone")
-    listed = grid.cli("phone", "snapshots")
+    listed = grid.cli("phone", "snapshots", "--sizes")  # fetches manifests: finds the damage
     assert listed[0]["id"] == first["snapshot"] and len(listed) == 3
     assert [bool(s.get("damaged")) for s in listed] == [False, True, True]
     grid.cli("phone", "restore", first["snapshot"][:12], "--to", str(tmp_path / "p1"))
@@ -95,7 +95,7 @@ def test_every_friend_rolled_back_is_named_and_nothing_is_lost(grid, tmp_path):
     assert again["records_stored"] > 0  # the files whose records were lost, stored anew
     grid.cli("laptop", "restore", "latest", "--to", str(tmp_path / "r"))
     assert same_tree(folder, str(tmp_path / "r" / "Documents"))
-    listed = grid.cli("phone", "snapshots")
+    listed = grid.cli("phone", "snapshots", "--sizes")
     assert len(listed) == 4 and not any(s.get("damaged") for s in listed)
     grid.cli("phone", "restore", "latest@laptop", "--to", str(tmp_path / "p4"))
     assert same_tree(folder, str(tmp_path / "p4" / "Documents"))

@@ -44,7 +44,9 @@ async def test_a_rollback_is_named_by_the_jobs_and_repaired_from_the_files(tmp_p
         secret = nodes.profiles["laptop"].secret()
         phone = await nodes.start("phone", secret=secret)
         await pair(nodes.nodes["alice"], phone)
-        listed = await nodes.run("phone", "snapshots")
+        listed = await nodes.run("phone", "snapshots")  # the head's list: nothing fetched
+        assert len(listed) == 3 and [s["files"] for s in listed] == [None, None, None]
+        listed = await nodes.run("phone", "snapshots", sizes=True)
         assert [bool(s.get("damaged")) for s in listed] == [False, True, True]
         await nodes.run("phone", "restore", selector=first["snapshot"], to=str(tmp_path / "p1"))
         assert same_tree(str(tmp_path / "expected-1"), str(tmp_path / "p1"))
@@ -56,7 +58,7 @@ async def test_a_rollback_is_named_by_the_jobs_and_repaired_from_the_files(tmp_p
         # small-7's second version is gone from disk for good; the rest is whole again.
         assert check["lost_files"] == ["Documents/notes/small-7.txt"]
         assert (await nodes.run("laptop", "status"))["head_rolled_back"] == []
-        listed = await nodes.run("phone", "snapshots")
+        listed = await nodes.run("phone", "snapshots", sizes=True)
         assert len(listed) == 3 and not any(s.get("damaged") for s in listed)
         await nodes.run("phone", "restore", selector="latest", to=str(tmp_path / "p3"))
         assert same_tree(folder, str(tmp_path / "p3" / "Documents"))

@@ -17,14 +17,13 @@ import time
 from contextlib import AsyncExitStack
 
 import trio
-from libp2p.peer.peerinfo import info_from_p2p_addr
-from multiaddr import Multiaddr
 
 from p2pbackup.core import erasure
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys, new_secret
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
+from p2pbackup.net.locate import peer_at
 from p2pbackup.storage.catalog import Catalog
 from p2pbackup.storage.store import ShareKey
 
@@ -94,7 +93,7 @@ async def _measure(addresses: list[str], owner: OwnerKeys, total: int) -> dict:
     async with host.run(listen_addrs(["/ip4/127.0.0.1/tcp/0"])), AsyncExitStack() as stack:
         stores = []
         for n, address in enumerate(addresses):
-            peer = info_from_p2p_addr(Multiaddr(address))
+            peer = peer_at(address)
             stores.append(await stack.enter_async_context(
                 remote_store(host, peer, f"friend{n}", cert, owner.signing_key)
             ))  # fmt: skip

@@ -14,11 +14,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
-from libp2p.peer.peerinfo import PeerInfo
 
 from p2pbackup.core import head as heads
-from p2pbackup.daemon.node import Node, locate
+from p2pbackup.daemon.node import Node
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.net import locate
 from p2pbackup.net.client import RemoteShareStore, remote_store
 from p2pbackup.storage.catalog import Friend
 from p2pbackup.storage.store import Usage
@@ -152,10 +152,11 @@ async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[
 async def _connect(
     node: Node, grid: Grid, stack: AsyncExitStack, keys: list[str], timeout: float
 ) -> None:
-    located: dict[str, PeerInfo] = {}
+    reach = node.reach()
+    located: dict[str, locate.Peer] = {}
 
     async def _locate(key: str) -> None:
-        peer = await locate(node, grid.friends[key])
+        peer = await locate.locate(reach, grid.friends[key], node.catalog.set_addresses)
         if peer is not None:
             located[key] = peer
 
@@ -173,14 +174,7 @@ async def _connect(
     # Entered in the caller's task: each store's nursery must close in the task that opened it.
     for key, peer in located.items():
         grid.stores[key] = await stack.enter_async_context(
-            remote_store(
-                node.host,
-                peer,
-                grid.friends[key].name,
-                node.certificate,
-                node.keys.signing_key,
-                via=node.via_relay(peer.peer_id),
-            )
+            locate.store_at(reach, peer, grid.friends[key].name)
         )
     async with trio.open_nursery() as nursery:
         for key in located:

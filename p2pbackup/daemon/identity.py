@@ -11,13 +11,12 @@ import socket
 import time
 from dataclasses import dataclass
 
-import multiaddr
 from nacl.signing import SigningKey
 
 from p2pbackup.core.certificate import issue_certificate, verify_certificate
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.peerid import peer_id
-from p2pbackup.net.addresses import DEFAULT_LISTEN, expand_unspecified, interface_addresses
+from p2pbackup.net.addresses import DEFAULT_LISTEN, concrete_addresses
 from p2pbackup.storage.profile import Profile, node_seed, write_private
 
 
@@ -60,8 +59,7 @@ def public_addresses(profile: Profile, node_id: str) -> list[str]:
     for address in profile.settings().get("listen", [DEFAULT_LISTEN]):
         if address.endswith("/tcp/0"):
             continue  # never started: no port to tell yet
-        for concrete in expand_unspecified([multiaddr.Multiaddr(address)], interface_addresses()):
-            out.append(f"{concrete}/p2p/{node_id}")
+        out += [f"{concrete}/p2p/{node_id}" for concrete in concrete_addresses(address)]
     return out
 
 

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import trio
-from libp2p.abc import IHost
-from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
-from multiaddr import Multiaddr
-
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
+from p2pbackup.core.peerid import peer_id as peer_id_of_key
 from p2pbackup.daemon.identity import device_name, identity_of, with_ports
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.net import discovery, invite, relay
-from p2pbackup.net.client import remote_store
+from p2pbackup.net import discovery, invite, locate, relay
 from p2pbackup.net.host import (
     DEFAULT_LISTEN,
     STRANGER_CONNECTIONS,
+    Host,
     NodeIdentity,
     build_host,
     listen_addrs,
@@ -35,7 +30,7 @@ from p2pbackup.net.host import (
 )
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 from p2pbackup.net.service import StorageService
-from p2pbackup.storage.catalog import Catalog, Friend
+from p2pbackup.storage.catalog import Catalog
 from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import Usage
@@ -45,7 +40,6 @@ log = logging.getLogger(__name__)
 # mDNS is on unless this is "0": friends on one LAN find each other with no
 # configuration. Tests turn it off, so nothing multicasts outside their namespace.
 MDNS_ENV = "P2PBACKUP_MDNS"
-LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
 
 
 @dataclass
@@ -56,28 +50,23 @@ class Node:
     certificate: bytes
     catalog: Catalog
     pool: SharePool
-    host: IHost
+    host: Host
     invites: invite.Invites
     lan: discovery.LanPeers | None = None  # nodes heard by mDNS, when it is on
     relay: relay.Relay | None = None
 
-    def via_relay(self, peer_id: ID) -> Callable[[], Awaitable[None]] | None:
-        """How to reach ``peer_id`` through the rendezvous point when it cannot be dialled."""
-        point = self.rendezvous()
-        if point is None or self.relay is None:
-            return None
-        node_relay = self.relay
-
-        async def _dial() -> None:
-            await node_relay.dial(point, peer_id)
-
-        return _dial
+    def reach(self) -> locate.Reach:
+        """What this node reaches its friends with, as the net layer needs it."""
+        return locate.Reach(
+            self.host, self.certificate, self.keys.signing_key, self.lan, self.relay,
+            self.rendezvous(),
+        )  # fmt: skip
 
     @property
     def peer_id(self) -> str:
         return self.identity.peer_id.to_base58()
 
-    def rendezvous(self) -> PeerInfo | None:
+    def rendezvous(self) -> locate.Peer | None:
         address = self.profile.settings().get("rendezvous")
         return discovery.rendezvous_peer(address) if address else None
 
@@ -90,7 +79,7 @@ class Node:
         )
 
     def remember_friend(self, card: FriendCard, i_give: int) -> None:
-        peer_id = str(_peer_id_of(card))
+        peer_id = peer_id_of_key(card.certificate.node_key)
         self.catalog.add_friend(
             card.owner_id,
             card.name,
@@ -100,13 +89,6 @@ class Node:
             i_give,
             card.offered_quota,
         )
-
-
-def _peer_id_of(card: FriendCard) -> str:
-    from libp2p.crypto.ed25519 import Ed25519PublicKey
-    from libp2p.peer.id import ID
-
-    return ID.from_pubkey(Ed25519PublicKey.from_bytes(card.certificate.node_key)).to_base58()
 
 
 @asynccontextmanager
@@ -167,74 +149,7 @@ async def running_node(
             catalog.close()
 
 
-def peer_info_of(friend: Friend) -> PeerInfo | None:
-    """Where a friend's node was last known, as libp2p dials it."""
-    addrs = []
-    for address in friend.addresses:
-        try:
-            addrs.append(Multiaddr(address.split("/p2p/")[0]))
-        except Exception:  # a damaged address in the catalog: skip it
-            continue
-    if not friend.node_ids or not addrs:
-        return None
-    return PeerInfo(ID.from_base58(friend.node_ids[0]), addrs)
-
-
-async def locate(node: Node, friend: Friend) -> PeerInfo | None:
-    """A friend's node at its remembered addresses, where mDNS hears it on this LAN, and
-    wherever the rendezvous point last saw it (remembered from now on): friends move."""
-    peer = peer_info_of(friend)
-    heard = [p for p in (node.lan.peers() if node.lan else []) if str(p.peer_id) in friend.node_ids]
-    if heard:
-        known = peer.addrs if peer else []
-        peer = PeerInfo(
-            heard[0].peer_id, [*heard[0].addrs, *(a for a in known if a not in heard[0].addrs)]
-        )
-    point = node.rendezvous()
-    if point is None or not friend.node_ids:
-        return peer
-    peer_id = ID.from_base58(friend.node_ids[0])
-    try:
-        found = await discovery.discover(node.host, point, discovery.node_namespace(peer_id))
-    except P2PBackupError as exc:
-        log.info("rendezvous lookup of %s: %s", friend.name, exc.message)
-        return peer
-    fresh = [a for p in found if p.peer_id == peer_id for a in p.addrs]
-    if not fresh:
-        return peer
-    node.catalog.set_addresses(friend.owner_id, [f"{a}/p2p/{peer_id}" for a in fresh])
-    return PeerInfo(peer_id, [*fresh, *(a for a in (peer.addrs if peer else []) if a not in fresh)])
-
-
 async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage | None]:
     """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
-    results: dict[bytes, Usage | None] = {}
-    if node.lan is not None:  # give mDNS a moment to hear friends on this network
-        wanted = {n for f in node.catalog.friends() for n in f.node_ids}
-        with trio.move_on_after(LAN_LISTEN):
-            while not wanted <= {str(p.peer_id) for p in node.lan.peers()}:
-                await trio.sleep(0.1)
-
-    async def _one(friend: Friend) -> None:
-        results[friend.owner_id] = None
-        peer = await locate(node, friend)
-        if peer is None:
-            return
-        async with remote_store(
-            node.host,
-            peer,
-            friend.name,
-            node.certificate,
-            node.keys.signing_key,
-            via=node.via_relay(peer.peer_id),
-        ) as store:
-            with trio.move_on_after(timeout):
-                try:
-                    results[friend.owner_id] = await store.stat()
-                except P2PBackupError as exc:
-                    log.info("friend %s: %s", friend.name, exc.message)
-
-    async with trio.open_nursery() as nursery:
-        for friend in node.catalog.friends():
-            nursery.start_soon(_one, friend)
-    return results
+    return await locate.probe(node.reach(), node.catalog.friends(), node.catalog.set_addresses,
+                              timeout)  # fmt: skip

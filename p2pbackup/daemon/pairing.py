@@ -7,14 +7,14 @@ import logging
 from typing import Any
 
 import trio
-from libp2p.peer.peerinfo import PeerInfo
 
 from p2pbackup.core.pairing import FriendCard, InviteCode, parse_code
 from p2pbackup.daemon.identity import public_addresses
 from p2pbackup.daemon.node import Node, probe_friends
+from p2pbackup.daemon.params import check as check_params
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
-from p2pbackup.net import discovery, invite
+from p2pbackup.net import discovery, invite, locate
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ async def invite_friend(node: Node, events: ev.EventSink, offer: int, minutes: f
     namespace = discovery.invite_namespace(code.nameplate)
     if point is not None:  # so a friend elsewhere finds us with the code alone
         await discovery.register(node.host, point, namespace)
-    addresses = tuple(public_addresses(node.profile, node.host.get_id().to_base58()))
+    addresses = tuple(public_addresses(node.profile, node.peer_id))
     point_address = node.profile.settings().get("rendezvous", "") if point else ""
     events(ev.InviteReady(str(code), addresses, point_address))
     try:
@@ -90,7 +90,7 @@ class _Tries:
         )
 
 
-async def _try(node: Node, candidate: PeerInfo, code: InviteCode, offer: int, tries: _Tries):
+async def _try(node: Node, candidate: locate.Peer, code: InviteCode, offer: int, tries: _Tries):
     """The friend's card if ``candidate`` holds the code and it matches; None otherwise.
 
     Any node may answer, strangers included: each failure is counted, never shown
@@ -183,7 +183,5 @@ NODE_JOBS = {"invite": invite_friend, "join": join_friend, "friends": list_frien
 
 async def run_node_job(node: Node, name: str, params: dict, events: ev.EventSink) -> Any:
     """Run the node job ``name`` with JSON parameters (from the CLI or the control socket)."""
-    try:
-        return await NODE_JOBS[name](node, events, **params)
-    except TypeError as exc:  # a client sent parameters this job does not take
-        raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
+    check_params(name, NODE_JOBS[name], node, events, **params)
+    return await NODE_JOBS[name](node, events, **params)

@@ -35,3 +35,9 @@ def expand_unspecified(
         else:
             out.append(addr)
     return out
+
+
+def concrete_addresses(address: str) -> list[str]:
+    """A listen address as friends can dial it: one per interface if it is 0.0.0.0."""
+    addrs = expand_unspecified([multiaddr.Multiaddr(address)], interface_addresses())
+    return [str(a) for a in addrs]

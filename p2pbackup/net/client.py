@@ -25,6 +25,7 @@ from nacl.signing import SigningKey
 from p2pbackup.core import protocol as proto
 from p2pbackup.core.protocol import ErrorCode, Message, Op
 from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.net import internals
 from p2pbackup.net.host import node_key_of
 from p2pbackup.net.service import PROTOCOL, READ_SIZE
 from p2pbackup.storage.store import ShareKey, Usage
@@ -86,9 +87,8 @@ class RemoteShareStore:
             wait = self._retry_at - trio.current_time()
             if wait > 0:  # back off: a friend who is away is not dialled in a tight loop
                 raise PeerError(f"Friend {self.name} is unreachable; next try in {wait:.0f} s.")
-            # libp2p refuses to dial a peer for 60 s after a failed dial; our own backoff
-            # (above) decides when to try a friend again.
-            self._host.get_network().unblock_peer(self._peer.peer_id)
+            # Our own backoff (above) decides when to try a friend again, not libp2p's.
+            internals.forget_failed_dial(self._host, self._peer.peer_id)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     try:

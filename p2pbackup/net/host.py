@@ -26,16 +26,17 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
-from libp2p.rcmgr import Direction
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2pbackup.errors import ConfigError, PeerError
-from p2pbackup.net import tuning
+from p2pbackup.net import internals
 from p2pbackup.net.addresses import DEFAULT_LISTEN, expand_unspecified, interface_addresses
 from p2pbackup.storage.profile import node_seed
 
 log = logging.getLogger(__name__)
+
+Host = IHost  # a running libp2p host; opaque outside net/
 
 STRANGER_CONNECTIONS = 32  # inbound connections of peers not (yet) known as friends' devices
 
@@ -101,7 +102,7 @@ class StrangerCap(INotifee):
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         peer = conn.muxed_conn.peer_id
-        if getattr(conn, "direction", None) != Direction.INBOUND or peer in self._friends:
+        if not internals.is_inbound(conn) or peer in self._friends:
             return
         self._strangers[conn] = None
         if len(self._strangers) > self.limit:
@@ -129,9 +130,9 @@ class StrangerCap(INotifee):
 
 def vouch(stream: INetStream) -> None:
     """This stream's peer is a friend's device: its connections are not a stranger's."""
-    conn = getattr(stream, "swarm_conn", None)
-    for notifee in getattr(getattr(conn, "swarm", None), "notifees", ()):
-        if isinstance(notifee, StrangerCap):
+    conn, notifees = internals.notifees_of(stream)
+    for notifee in notifees:
+        if conn is not None and isinstance(notifee, StrangerCap):
             notifee.trust(conn)
 
 
@@ -145,7 +146,7 @@ def build_host(
     connections of peers not known as friends' devices stay open (None: any
     number, for a rendezvous point, whose users are all strangers).
     """
-    tuning.apply()
+    internals.apply()
     noise = NoiseTransport(identity.key_pair, noise_privkey=create_x25519_key_pair().private_key)
     host = new_host(
         key_pair=identity.key_pair,
@@ -155,16 +156,13 @@ def build_host(
         # happy-eyeballs delay; one connection per friend is all we use.
         connection_config=ConnectionConfig(max_connections_per_peer=1),
     )
-    # The auto-connector dials every peer in the peerstore to keep 100+ connections open,
-    # a public-swarm habit; a backup node talks to its friends when it has work for them.
-    host.get_network().auto_connector.maybe_connect = _never_auto_connect
+    internals.never_auto_connect(host)
     if strangers is not None:
         host.get_network().register_notifee(StrangerCap(strangers))
     # Listening on 0.0.0.0, the library would announce 0.0.0.0 (mDNS reads these raw
     # listen addresses, friend cards and identify the advertised ones): say which
     # interfaces instead, so a friend on another machine can dial them.
-    raw = host.get_transport_addrs
-    host.get_transport_addrs = lambda: expand_unspecified(raw(), interface_addresses())
+    internals.announce_as(host, lambda raw: expand_unspecified(raw, interface_addresses()))
     return host
 
 
@@ -173,10 +171,6 @@ def listen_addrs(addresses: list[str] | None = None) -> list[multiaddr.Multiaddr
         return [multiaddr.Multiaddr(a) for a in (addresses or [DEFAULT_LISTEN])]
     except Exception as exc:  # multiaddr raises its own assorted errors
         raise ConfigError(f"Not a listen address: {addresses} ({exc}).") from exc
-
-
-async def _never_auto_connect() -> None:
-    return None
 
 
 @asynccontextmanager

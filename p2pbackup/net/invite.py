@@ -38,6 +38,7 @@ from p2pbackup.core.pairing import (
     new_code,
 )
 from p2pbackup.errors import PairingError, PeerError
+from p2pbackup.net import internals
 from p2pbackup.net.host import node_key_of
 
 log = logging.getLogger(__name__)
@@ -199,9 +200,8 @@ async def join(
     PeerError if that node cannot be reached; InviteNotHere if it holds no invite by
     that nameplate (nothing is used up); PairingError for any other failure.
     """
-    # libp2p refuses to dial a peer for a while after a failed dial (its negative cache);
-    # a join the user retries at once must dial again. (net/client.py does the same.)
-    host.get_network().unblock_peer(inviter.peer_id)
+    # A join the user retries at once must dial again, whatever libp2p's negative cache says.
+    internals.forget_failed_dial(host, inviter.peer_id)
     try:
         with trio.fail_after(dial_timeout):
             await host.connect(inviter)

@@ -29,7 +29,7 @@ from p2pbackup.core.certificate import verify_certificate
 from p2pbackup.core.codec import Reader
 from p2pbackup.core.protocol import ErrorCode, Message, Op
 from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
-from p2pbackup.net import tuning
+from p2pbackup.net import internals
 from p2pbackup.net.bounds import FRIEND_LIMITS, HELLO_TIMEOUT, Gate, Greeting, Overload
 from p2pbackup.net.host import node_key_of, vouch
 from p2pbackup.storage.sharepool import SharePool
@@ -92,7 +92,7 @@ class StorageService:
         finally:
             with trio.move_on_after(1):
                 await stream.reset()
-            tuning.forget_unread(stream)
+            internals.forget_unread(stream)
 
     async def _serve(self, stream: INetStream, node_key: bytes, greeting: Greeting) -> None:
         decoder = proto.FrameDecoder(proto.HELLO_LIMITS)

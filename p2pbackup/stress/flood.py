@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 
-import multiaddr
 import trio
-from libp2p.peer.peerinfo import info_from_p2p_addr
 
 from p2pbackup.core import protocol
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs, serving
+from p2pbackup.net.locate import peer_at
 from p2pbackup.net.service import PROTOCOL
 from p2pbackup.stress.harness import (
     FRIENDS,
@@ -80,7 +79,7 @@ def run(s: Scenario) -> None:
 async def _flood(address: str) -> dict:
     """Send the flood; how many bytes and frames went, and how often the node hung up."""
     host = build_host(NodeIdentity.from_seed(os.urandom(32)))
-    peer = info_from_p2p_addr(multiaddr.Multiaddr(address))
+    peer = peer_at(address)
     body = os.urandom(protocol.MAX_FRAME - (protocol.HEADER.size - 4))
     op = protocol.Op.PUT | protocol.MORE  # a message that never ends
     length = protocol.HEADER.size - 4 + len(body)

@@ -23,12 +23,12 @@ STOCK_FRAME = 64 * 1024  # yamux.MAX_MESSAGE_SIZE in libp2p 0.8.1, before any tu
 
 
 def require_stock() -> None:
-    """Refuse to run with any of p2pbackup's tuning (net/tuning.py) leaked into this
+    """Refuse to run with any of p2pbackup's tuning (net/internals.py) leaked into this
     process: an interop test against a tuned "stock" peer proves nothing."""
     leaked = sorted(name for name in os.environ if name.startswith("PY_YAMUX_"))
     if leaked:
         sys.exit(f"not a stock peer: {', '.join(leaked)} set in its environment")
-    if "p2pbackup" in sys.modules or "p2pbackup.net.tuning" in sys.modules:
+    if "p2pbackup" in sys.modules or "p2pbackup.net.internals" in sys.modules:
         sys.exit("not a stock peer: p2pbackup was imported")
     if yamux.MAX_MESSAGE_SIZE != STOCK_FRAME or not yamux._yamux_release_on_read():
         sys.exit(

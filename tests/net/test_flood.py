@@ -26,7 +26,7 @@ from p2pbackup.core import erasure
 from p2pbackup.core import protocol as proto
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.protocol import HEADER, MORE, Op
-from p2pbackup.net import bounds, service, tuning
+from p2pbackup.net import bounds, internals, service
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL
@@ -211,7 +211,7 @@ async def test_many_friends_flooding_at_once_stay_within_the_node_budget(node):
     growth = _peak_rss(process.pid) - before
     # Besides the budget, each stream: its unread bytes in the muxer, and a read being copied;
     # and each connection its own buffers. Measured: 407 MiB; without the node budget, 778.
-    per_stream = tuning.MAX_RECEIVE_WINDOW + 2 * service.READ_SIZE
+    per_stream = internals.MAX_RECEIVE_WINDOW + 2 * service.READ_SIZE
     bound = bounds.NODE_BYTES + 12 * 2 * per_stream + 3 * SLACK
     assert growth < bound, f"the node grew by {growth / MiB:.0f} MiB"
     assert process.poll() is None

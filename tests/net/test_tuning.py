@@ -25,7 +25,7 @@ PAYLOAD = bytes(range(256)) * (SIZE // 256)
 
 
 def _stock_env() -> dict[str, str]:
-    """This process's environment without the tuning it set (tuning.apply): the stock
+    """This process's environment without the tuning it set (internals.apply): the stock
     peer must run as py-libp2p does out of the box. It checks that itself, and exits."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PY_YAMUX_")}
 

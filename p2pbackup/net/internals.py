@@ -1,0 +1,141 @@
+"""Every place this project reaches into py-libp2p beyond its public interfaces.
+
+Checked against libp2p==0.8.1, pinned in pyproject.toml: ``apply`` refuses to
+start a node on any other version (``LIBP2P_VERSION``), because a constant
+renamed or an attribute moved would silently undo a bound or a fix here.
+Nothing else in the project touches a private attribute of the library,
+assigns into one of its modules or replaces one of its methods
+(docs/decisions.md, "libp2p is contained").
+
+Throughput, wire format unchanged:
+
+- Yamux frames of 64 KiB are just over Noise's 65,519-byte plaintext limit,
+  so stock every frame becomes two Noise messages. A 65,519-byte Yamux frame
+  fits in one.
+- Yamux grows a stream's receive window up to 16 MiB; here up to 2 MiB
+  (``MAX_RECEIVE_WINDOW``), which bounds what a peer can make a node buffer
+  on a stream it is not reading (docs/security.md, "Bounds").
+- Yamux sends a window update on every read by default
+  (PY_YAMUX_RELEASE_ON_READ); bulk transfers do better granting credit in
+  larger steps, which the library's hysteresis then does.
+
+Both ends still speak standard Yamux over Noise: tests/net/test_tuning.py
+runs a stock py-libp2p peer in another process against a tuned one.
+
+Behaviour: ``forget_unread`` (a reset stream's bytes), ``forget_failed_dial``
+(the swarm's negative cache), ``never_auto_connect``, ``announce_as``
+(the addresses a host tells) and ``notifees_of`` / ``is_inbound`` (the
+connection objects the stranger cap reads).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Callable, Iterable
+
+import multiaddr
+from libp2p.abc import IHost, INetConn, INetStream
+from libp2p.peer.id import ID
+from libp2p.rcmgr import Direction
+from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
+from libp2p.stream_muxer.yamux import yamux
+
+from p2pbackup.errors import ConfigError
+
+LIBP2P_VERSION = "0.8.1"  # the version every line below was checked against
+
+# What a peer may send on one stream before it is read: the library grows a stream's window
+# up to 16 MiB, so a node that stops reading (a friend over its budget, a request at the
+# disk) held 16 MiB per stream; 2 MiB still covers 200 Mbit/s at a 80 ms round trip.
+MAX_RECEIVE_WINDOW = 2 << 20
+
+_applied = False
+
+
+class Libp2pVersionError(ConfigError):
+    """The installed py-libp2p is not the version this p2pbackup was checked against."""
+
+
+def check_version() -> None:
+    """Refuse a py-libp2p other than the pinned one: a node must not run with untested
+    internals patched."""
+    try:
+        installed = importlib.metadata.version("libp2p")
+    except importlib.metadata.PackageNotFoundError:
+        installed = "none"
+    if installed != LIBP2P_VERSION:
+        raise Libp2pVersionError(
+            f"This p2pbackup needs py-libp2p {LIBP2P_VERSION}, but {installed} is installed. "
+            f"Reinstall p2pbackup (pip install 'libp2p=={LIBP2P_VERSION}' puts it right)."
+        )
+
+
+def apply() -> None:
+    """Check the version and tune the library: once per process, before the first host."""
+    global _applied
+    if _applied:
+        return
+    check_version()
+    yamux.MAX_MESSAGE_SIZE = MAX_PLAINTEXT_LENGTH
+    yamux.MAX_WINDOW_SIZE = MAX_RECEIVE_WINDOW
+    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+    _applied = True
+
+
+def forget_unread(stream: INetStream) -> None:
+    """Drop what a peer sent on a stream this node has reset and will never read.
+
+    py-libp2p 0.8.1 keeps a reset stream's unread bytes for 60 s, for readers
+    that might still drain them, and keeps adding what the peer sends until the
+    reset reaches it. A peer whose streams are reset one after another (a
+    stranger sending frames too large for a HELLO) made a node hold about half
+    a MiB per stream for that minute: 100 MiB for 20 MiB sent
+    (tests/net/test_flood.py). Bytes for a stream the muxer no longer knows
+    are read and dropped. Call it after ``reset``.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(muxed, yamux.YamuxStream) or not muxed.closed:
+        return
+    conn = muxed.conn
+    if conn.streams.get(muxed.stream_id) is muxed:
+        del conn.streams[muxed.stream_id]
+        conn.stream_buffers.pop(muxed.stream_id, None)
+        conn.stream_events.pop(muxed.stream_id, None)
+
+
+def forget_failed_dial(host: IHost, peer_id: ID) -> None:
+    """Let the next dial to ``peer_id`` happen: the swarm refuses to dial a peer for 60 s
+    after a failed dial (its negative cache); our own back-off decides when to try again."""
+    host.get_network().unblock_peer(peer_id)
+
+
+async def _never() -> None:
+    return None
+
+
+def never_auto_connect(host: IHost) -> None:
+    """Turn off the swarm's auto-connector, which dials every peer in the peerstore to
+    keep 100+ connections open (a public-swarm habit; a backup node talks to its friends
+    when it has work for them). The library has no switch for it."""
+    host.get_network().auto_connector.maybe_connect = _never
+
+
+def announce_as(
+    host: IHost, rewrite: Callable[[list[multiaddr.Multiaddr]], list[multiaddr.Multiaddr]]
+) -> None:
+    """Make ``host`` tell ``rewrite(its listen addresses)`` wherever it tells them (mDNS
+    reads the raw listen addresses; friend cards and identify the advertised ones)."""
+    raw = host.get_transport_addrs
+    host.get_transport_addrs = lambda: rewrite(raw())
+
+
+def notifees_of(stream: INetStream) -> tuple[INetConn | None, Iterable[object]]:
+    """The connection a stream runs on and the swarm's notifees (the stranger cap)."""
+    conn = getattr(stream, "swarm_conn", None)
+    return conn, getattr(getattr(conn, "swarm", None), "notifees", ())
+
+
+def is_inbound(conn: INetConn) -> bool:
+    """Whether the peer dialled this connection (the swarm sets ``direction``)."""
+    return getattr(conn, "direction", None) == Direction.INBOUND

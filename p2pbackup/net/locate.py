@@ -1,0 +1,155 @@
+"""Finding friends' nodes and asking them what they keep for me.
+
+A friend's node is looked for at its remembered addresses, where mDNS hears it
+on this LAN, and wherever the rendezvous point last saw it; a node that cannot
+be dialled is reached through the rendezvous point's relay. The daemon hands in
+what its catalog knows (``Friend``: peer ids and addresses as strings) and
+gets back a ``Peer``, which only this layer looks inside.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+import trio
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from multiaddr import Multiaddr
+from nacl.signing import SigningKey
+
+from p2pbackup.errors import ConfigError, P2PBackupError
+from p2pbackup.net import discovery
+from p2pbackup.net.client import RemoteShareStore, remote_store
+from p2pbackup.net.host import Host
+from p2pbackup.net.relay import Relay
+from p2pbackup.storage.catalog import Friend
+from p2pbackup.storage.store import Usage
+
+log = logging.getLogger(__name__)
+
+Peer = PeerInfo  # a node and the addresses to dial it at; opaque outside net/
+
+LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a node reaches others with: its host, what mDNS hears, the relay and the
+    rendezvous point, and what its storage streams say HELLO with."""
+
+    host: Host
+    certificate: bytes
+    signing_key: SigningKey
+    lan: discovery.LanPeers | None = None
+    relay: Relay | None = None
+    point: Peer | None = None  # the rendezvous point, when one is set
+
+
+def peer_at(address: str) -> Peer:
+    """The node at a full address (``/ip4/.../tcp/.../p2p/<peer id>``)."""
+    try:
+        return info_from_p2p_addr(Multiaddr(address))
+    except Exception as exc:  # multiaddr and peer-id parsing raise assorted errors
+        raise ConfigError(f"{address!r} is not a node's address.") from exc
+
+
+def peer_of(friend: Friend) -> Peer | None:
+    """Where a friend's node was last known, as libp2p dials it."""
+    addrs = []
+    for address in friend.addresses:
+        try:
+            addrs.append(Multiaddr(address.split("/p2p/")[0]))
+        except Exception:  # a damaged address in the catalog: skip it
+            continue
+    if not friend.node_ids or not addrs:
+        return None
+    return PeerInfo(ID.from_base58(friend.node_ids[0]), addrs)
+
+
+def peer_id_of(peer: Peer) -> str:
+    return peer.peer_id.to_base58()
+
+
+def via_relay(reach: Reach, peer_id: ID) -> Callable[[], Awaitable[None]] | None:
+    """How to reach ``peer_id`` through the rendezvous point when it cannot be dialled."""
+    point, node_relay = reach.point, reach.relay
+    if point is None or node_relay is None:
+        return None
+
+    async def _dial() -> None:
+        await node_relay.dial(point, peer_id)
+
+    return _dial
+
+
+def store_at(reach: Reach, peer: Peer, name: str) -> AbstractAsyncContextManager[RemoteShareStore]:
+    """The friend's share store at ``peer``, through the relay if it cannot be dialled."""
+    return remote_store(
+        reach.host, peer, name, reach.certificate, reach.signing_key,
+        via=via_relay(reach, peer.peer_id),
+    )  # fmt: skip
+
+
+async def locate(
+    reach: Reach, friend: Friend, moved: Callable[[bytes, list[str]], None]
+) -> Peer | None:
+    """A friend's node at its remembered addresses, where mDNS hears it on this LAN, and
+    wherever the rendezvous point last saw it (``moved`` remembers that: friends move)."""
+    peer = peer_of(friend)
+    lan = reach.lan.peers() if reach.lan else []
+    heard = [p for p in lan if str(p.peer_id) in friend.node_ids]
+    if heard:
+        known = peer.addrs if peer else []
+        peer = PeerInfo(
+            heard[0].peer_id, [*heard[0].addrs, *(a for a in known if a not in heard[0].addrs)]
+        )
+    point = reach.point
+    if point is None or not friend.node_ids:
+        return peer
+    peer_id = ID.from_base58(friend.node_ids[0])
+    try:
+        found = await discovery.discover(reach.host, point, discovery.node_namespace(peer_id))
+    except P2PBackupError as exc:
+        log.info("rendezvous lookup of %s: %s", friend.name, exc.message)
+        return peer
+    fresh = [a for p in found if p.peer_id == peer_id for a in p.addrs]
+    if not fresh:
+        return peer
+    moved(friend.owner_id, [f"{a}/p2p/{peer_id}" for a in fresh])
+    return PeerInfo(peer_id, [*fresh, *(a for a in (peer.addrs if peer else []) if a not in fresh)])
+
+
+async def probe(
+    reach: Reach,
+    friends: Iterable[Friend],
+    moved: Callable[[bytes, list[str]], None],
+    timeout: float = 5.0,
+) -> dict[bytes, Usage | None]:
+    """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
+    friends = list(friends)
+    results: dict[bytes, Usage | None] = {}
+    if reach.lan is not None:  # give mDNS a moment to hear friends on this network
+        wanted = {n for f in friends for n in f.node_ids}
+        with trio.move_on_after(LAN_LISTEN):
+            while not wanted <= {str(p.peer_id) for p in reach.lan.peers()}:
+                await trio.sleep(0.1)
+
+    async def _one(friend: Friend) -> None:
+        results[friend.owner_id] = None
+        peer = await locate(reach, friend, moved)
+        if peer is None:
+            return
+        async with store_at(reach, peer, friend.name) as store:
+            with trio.move_on_after(timeout):
+                try:
+                    results[friend.owner_id] = await store.stat()
+                except P2PBackupError as exc:
+                    log.info("friend %s: %s", friend.name, exc.message)
+
+    async with trio.open_nursery() as nursery:
+        for friend in friends:
+            nursery.start_soon(_one, friend)
+    return results

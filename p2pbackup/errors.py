@@ -69,3 +69,15 @@ class PhraseError(ConfigError):
 
 class PlacementError(ConfigError):
     """Friends do not have room to keep this data safe."""
+
+
+class InternalError(P2PBackupError):
+    """Internal error: a bug in p2pbackup. The log has the details."""
+
+    @classmethod
+    def see_log(cls, log_file: str | None) -> InternalError:
+        """What the user is told of a bug: where its traceback went, never the bug itself
+        dressed as their mistake (docs/decisions.md, "Errors")."""
+        if log_file:
+            return cls(f"internal error, see the log ({log_file})")
+        return cls("internal error (a bug; with no log file, its details went to stderr)")

@@ -24,7 +24,7 @@ from p2pbackup.daemon import control
 from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.diskname import from_disk
-from p2pbackup.errors import ConfigError, IntegrityError, PeerError
+from p2pbackup.errors import ConfigError, IntegrityError, PeerError, StorageError
 from p2pbackup.storage.profile import Profile
 
 LATEST_HELP = (
@@ -288,7 +288,8 @@ def run_restore(args: argparse.Namespace) -> int:
         "in_place": args.in_place,
         "force": args.force,
     }
-    return _run_naming(args, "restore", params, _restore_text, _restore_json)
+    return _run_naming(args, "restore", params, _restore_text, _restore_json,
+                       exit_code=_restore_exit_code)  # fmt: skip
 
 
 def _run_naming(
@@ -297,15 +298,17 @@ def _run_naming(
     params: dict,
     text: Callable[[Any], str],
     json_form: Callable[[Any], None],
+    exit_code: Callable[[Any], int] | None = None,
 ) -> int:
     """``run_job`` for a result that holds file names: ``json_form`` makes them strict JSON."""
     result = call_job(args, name, params)
     if isinstance(result, dict) and "seconds" in result:
         result["seconds"] = round(time.monotonic() - STARTED, 3)  # the wait, start to answer
     people = text(result)
+    code = exit_code(result) if exit_code else 0  # before json_form rewrites names
     json_form(result)
     emit(args, result, people)
-    return 0
+    return code
 
 
 def _backup_text(data: dict) -> str:
@@ -386,11 +389,22 @@ def _restore_text(data: dict) -> str:
         f"{data['snapshot'][:12]} in {data['seconds']:.1f} s."
     ]
     lines += [f"kept (newer on disk; --force overwrites): {shown(p)}" for p in data["kept_newer"]]
+    errors = data.get("errors", [])
+    if errors:
+        lines.append(f"NOT restored: {plural(len(errors), 'file')} could not be written:")
+        lines += [f"  {shown(e['path'])}: {e['reason']}" for e in errors]
     return "\n".join(lines)
+
+
+def _restore_exit_code(data: dict) -> int:
+    """Some files could not be written (each one is listed): the disk's failure, 5."""
+    return StorageError.exit_code if data.get("errors") else 0
 
 
 def _restore_json(data: dict) -> None:
     names.to_json(data, "kept_newer")
+    for error in data.get("errors", []):
+        names.to_json(error, "path")
 
 
 def _status_text(data: dict) -> str:

@@ -12,8 +12,9 @@ from p2pbackup import __version__, runtime
 from p2pbackup.cli import backups, browse, completion, demo, friends, setup
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
-from p2pbackup.engine.failures import one_error
-from p2pbackup.errors import P2PBackupError
+from p2pbackup.engine.failures import leaves, one_error
+from p2pbackup.errors import InternalError, P2PBackupError
+from p2pbackup.storage.diskerrors import first_storage_error
 
 log = logging.getLogger("p2pbackup")
 
@@ -80,18 +81,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     runtime.tune_malloc()
-    setup_logging(args.home, args.verbose)
+    log_file = setup_logging(args.home, args.verbose)
     log.info("p2pbackup %s: %s", __version__, args.command)
     try:
         with one_error():  # a failure inside the node's task group is still one error
             return args.run(args)
     except P2PBackupError as exc:
-        log.error("%s failed: %s", args.command, exc.message, extra={"file_only": True})
-        if getattr(args, "json", False):
-            print(json.dumps({"error": exc.message, "kind": type(exc).__name__}))
-        else:
-            print(f"p2pbackup: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(args, exc)
     except BaseException as exc:
         # trio delivers Ctrl-C and a closed pipe inside the exception groups of its nurseries.
         if caught(exc, KeyboardInterrupt):
@@ -100,7 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         if caught(exc, BrokenPipeError):
             _silence_stdout()
             return BROKEN_PIPE
-        raise
+        if not isinstance(exc, Exception):  # SystemExit and the like: Python's to handle
+            raise
+        # The disk's refusal is the user's to act on; anything else is a bug, whose
+        # traceback goes to the log, never to the terminal dressed as their mistake.
+        disk = first_storage_error(leaves(exc))
+        if disk is None and log_file is None:  # no log to send it to: the terminal must do
+            raise
+        log.error("%s failed", args.command, exc_info=exc, extra={"file_only": True})
+        return _failed(args, disk or InternalError.see_log(log_file), logged=True)
+
+
+def _failed(args: argparse.Namespace, exc: P2PBackupError, logged: bool = False) -> int:
+    """Tell the error, for people or (``--json``) as one document with the exit code."""
+    if not logged:
+        log.error("%s failed: %s", args.command, exc.message, extra={"file_only": True})
+    if getattr(args, "json", False):
+        print(json.dumps({"error": exc.message, "kind": type(exc).__name__,
+                          "exit_code": exc.exit_code}))  # fmt: skip
+    else:
+        print(f"p2pbackup: {exc.message}", file=sys.stderr)
+    return exc.exit_code
 
 
 def _silence_stdout() -> None:

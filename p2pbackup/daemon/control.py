@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import json
 import logging
+import logging.handlers
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,8 @@ import trio
 from p2pbackup import errors
 from p2pbackup.daemon.endpoint import Address, address, connect, listening
 from p2pbackup.engine import events as ev
+from p2pbackup.engine.failures import leaves
+from p2pbackup.storage.diskerrors import first_storage_error
 
 __all__ = ["Address", "NoDaemon", "address", "call", "serve"]
 
@@ -130,8 +133,17 @@ async def _answer(
         return {"error": _error(exc)}
     except Exception as exc:  # a bug must not take the daemon down; the log says where
         log.exception("control request failed")
-        message = f"The daemon failed unexpectedly ({type(exc).__name__}); see its log."
-        return {"error": _error(errors.P2PBackupError(message))}
+        # The disk's refusal is the user's to act on; anything else is a bug, told as one.
+        disk = first_storage_error(leaves(exc))
+        return {"error": _error(disk or errors.InternalError.see_log(_log_file()))}
+
+
+def _log_file() -> str | None:
+    """Where this process logs (the profile's log file), to name in an internal error."""
+    for handler in reversed(logging.getLogger().handlers):
+        if isinstance(handler, logging.handlers.RotatingFileHandler):  # cli/logs.py's
+            return handler.baseFilename
+    return None
 
 
 def _error(exc: errors.P2PBackupError) -> dict:

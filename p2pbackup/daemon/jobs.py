@@ -25,6 +25,7 @@ from p2pbackup.daemon import browse
 from p2pbackup.daemon.browse import in_snapshot
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.identity import device_name
+from p2pbackup.daemon.params import check as check_params
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, ref_time
 from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
@@ -192,6 +193,8 @@ async def restore(
         "files": report.files,
         "bytes": report.bytes,
         "kept_newer": report.kept_newer,
+        # Files it could not write, each with the disk's reason: the rest were restored.
+        "errors": [{"path": path, "reason": reason} for path, reason in sorted(report.errors)],
         "seconds": round(seconds, 3),
     }
 
@@ -465,8 +468,9 @@ async def run(s: Session, name: str, params: dict):
         raise ConfigError(f"There is no job called {name!r}.")
     params = dict(params)
     if params.get("at"):
-        params["at"] = datetime.fromisoformat(params["at"])
-    try:
-        return await JOBS[name](s, **params)
-    except TypeError as exc:  # a client sent parameters this job does not take
-        raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
+        try:
+            params["at"] = datetime.fromisoformat(params["at"])
+        except (TypeError, ValueError):  # the client's value, parsed here: not a bug
+            raise ConfigError(f"'at' is not a date and time: {params['at']!r}.") from None
+    check_params(name, JOBS[name], s, **params)
+    return await JOBS[name](s, **params)

@@ -9,7 +9,7 @@ decoding; a bad or missing share means asking the next holder.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import trio
 
@@ -54,17 +54,43 @@ class Fetcher:
         stores: Mapping[str, ShareStore],
         events: EventSink,
         workers: trio.CapacityLimiter,
+        away: Iterable[str] = (),
     ) -> None:
         self._keys = keys
         self._stores = stores
         self._events = events
         self._workers = workers
         self._holders: dict[ShareKey, list[str]] | None = None
+        # Friends whose shares could not be asked for (offline from the start, or failing
+        # to answer since): too few shares with any of them away is their absence, a
+        # PeerError, not damage.
+        self._away = dict.fromkeys(away)
 
     async def _index(self) -> dict[ShareKey, list[str]]:
         if self._holders is None:
-            self._holders, _ = await list_holders(self._stores, self._events)
+            self._holders, unreachable = await list_holders(self._stores, self._events)
+            self._went_away(*unreachable)
         return self._holders
+
+    def _went_away(self, *keys: str) -> None:
+        for key in keys:
+            self._away[getattr(self._stores.get(key), "name", key)] = None
+
+    def _too_few(self, descriptor: RecordDescriptor, found: int | None) -> Exception:
+        """Why a record cannot be rebuilt: friends away (PeerError, exit 4) or shares that
+        are missing or bad on friends that answered (IntegrityError, exit 3)."""
+        rid, k = descriptor.record_id.hex()[:12], descriptor.k
+        good = f"only {found} good shares of the {k} needed are" if found is not None else (
+            f"fewer than {k} good shares are")
+        if self._away:
+            names = ", ".join(sorted(self._away))
+            return PeerError(
+                f"Record {rid} cannot be rebuilt now: {good} reachable, and friends who may "
+                f"hold the rest are away ({names}). Bring them online and try again."
+            )
+        return IntegrityError(
+            f"Record {rid} cannot be rebuilt: {good} left on friends, who all answered."
+        )
 
     async def _good_share(self, descriptor: RecordDescriptor, index: int) -> bytes | None:
         key = ShareKey(descriptor.record_id, index)
@@ -74,13 +100,15 @@ class Fetcher:
                 erasure.verify_share(descriptor, index, share)
                 return share
             except PeerError as exc:
+                self._went_away(name)
                 self._events(FriendTrouble(name, exc.message))
             except IntegrityError:
                 self._events(ShareRejected(name, descriptor.record_id, index))
         return None
 
     async def fetch(self, descriptor: RecordDescriptor, kind: Kind | None = None) -> bytes:
-        """The record's plaintext; IntegrityError when fewer than k good shares exist."""
+        """The record's plaintext; PeerError when too few good shares are reachable with
+        friends away, IntegrityError when too few exist on friends who answered."""
         shares: dict[int, bytes] = {}
         # Primary shares first: decoding them is a copy, not arithmetic.
         candidates = iter(range(descriptor.n))
@@ -98,11 +126,7 @@ class Fetcher:
                     nursery.start_soon(_one, index)
             shares.update({i: s for i, s in results.items() if s is not None})
         if len(shares) < descriptor.k:
-            raise IntegrityError(
-                f"Record {descriptor.record_id.hex()[:12]} cannot be rebuilt: only "
-                f"{len(shares)} good shares of the {descriptor.k} needed are reachable. "
-                "Bring more friends online and try again."
-            )
+            raise self._too_few(descriptor, len(shares))
         return await trio.to_thread.run_sync(
             self._decode_and_open, descriptor, shares, kind, limiter=self._workers
         )
@@ -125,10 +149,7 @@ class Fetcher:
                         chosen[index] = name
                         break
             if len(chosen) < descriptor.k:
-                raise IntegrityError(
-                    f"Record {rid.hex()[:12]} cannot be rebuilt: fewer than {descriptor.k} good "
-                    "shares are reachable. Bring more friends online and try again."
-                )
+                raise self._too_few(descriptor, None)
             try:
                 await streaming.fetch_stream(
                     self._stores, descriptor, chosen, self._keys.data_key, kind, begin(),
@@ -137,6 +158,8 @@ class Fetcher:
                 return
             except* streaming.FriendFailed as group:
                 for failure in leaves(group):  # nested nurseries wrap it more than once
+                    if isinstance(failure.__cause__, PeerError):  # away, not a bad share
+                        self._went_away(failure.friend)
                     self._events(FriendTrouble(failure.friend, failure.reason))
                     excluded.update((i, f) for i, f in chosen.items() if f == failure.friend)
 

@@ -10,6 +10,11 @@ because a pack serves many files.
 Names are written as the bytes the snapshot keeps (``diskname.to_disk``), so a
 name that is not UTF-8 comes back byte for byte.
 
+A file that cannot be written (a read-only folder, a folder where the file
+should go, a full disk) is listed in the report's ``errors`` with the disk's
+reason, and the restore goes on with the rest: one bad spot must not cost the
+user every other file (docs/decisions.md, "Errors").
+
 Unless told to overwrite (``keep_newer=False``: ``--force``), a restore never
 replaces what is on disk with an older version: a file or link whose mtime is
 newer than the snapshot's is kept and listed in the report, whether the
@@ -35,7 +40,7 @@ from p2pbackup.core.seal import Kind
 from p2pbackup.engine import failures
 from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.fetcher import Fetcher, RecordCache
-from p2pbackup.errors import ConfigError, FormatError, IntegrityError, StorageError
+from p2pbackup.errors import ConfigError, FormatError, IntegrityError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
 CACHE_BYTES = 16 * 1024 * 1024  # eight 2 MiB packs: files are restored in pack order
@@ -49,7 +54,7 @@ BATCH_BYTES = 8 * 1024 * 1024
 class RestoreReport:
     files: int = 0
     bytes: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) not written
     kept_newer: list[str] = field(default_factory=list)  # newer on disk: left alone
 
 
@@ -172,19 +177,22 @@ class Restorer:
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
         if paths and not chosen:
             raise ConfigError(f"Nothing in this snapshot matches {', '.join(paths)}.")
-        async with _batched_writes() as batches:
+        async with _batched_writes(report) as batches:
             await self._write_entries(manifest, chosen, target_of, keep_newer, batches, report)
         # Directory times last: writing files into a directory changes its mtime.
-        kept = set(report.kept_newer)
+        skip = set(report.kept_newer) | {path for path, _ in report.errors}
         for entry in reversed(chosen):
-            if entry.path in kept:
+            if entry.path in skip:
                 continue
             target = target_of(entry.path)
-            if entry.type is EntryType.DIR:
-                os.chmod(target, entry.mode)
-                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
-            elif entry.type is EntryType.SYMLINK:
-                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            try:
+                if entry.type is EntryType.DIR:
+                    os.chmod(target, entry.mode)
+                    os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
+                elif entry.type is EntryType.SYMLINK:
+                    os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            except OSError as exc:
+                report.errors.append((entry.path, _reason(exc)))
         return report
 
     async def _write_entries(
@@ -221,11 +229,12 @@ class Restorer:
                         await self._write_streaming(records, entry, target)
                     else:
                         data = await self.content(records, entry)
-                        await batches.add(RestoredFile(target, data, entry.mode, entry.mtime_ns))
+                        file = RestoredFile(target, data, entry.mode, entry.mtime_ns)
+                        await batches.add(file, entry.path)
                     report.files += 1
                     report.bytes += entry.size
-            except OSError as exc:
-                raise StorageError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
+            except OSError as exc:  # this one; the rest go on (a batch's: in _batched_writes)
+                report.errors.append((entry.path, _reason(exc)))
 
 
 class _Batches:
@@ -235,8 +244,10 @@ class _Batches:
         self._send = send
         self._files: list[RestoredFile] = []
         self._bytes = 0
+        self.paths: dict[str, str] = {}  # target on disk -> path in the snapshot
 
-    async def add(self, file: RestoredFile) -> None:
+    async def add(self, file: RestoredFile, path: str) -> None:
+        self.paths[file.target] = path
         self._files.append(file)
         self._bytes += len(file.data)
         if len(self._files) >= BATCH_FILES or self._bytes >= BATCH_BYTES:
@@ -249,24 +260,33 @@ class _Batches:
 
 
 @contextlib.asynccontextmanager
-async def _batched_writes() -> AsyncIterator[_Batches]:
-    """A writer task that puts each batch in place in a thread, off the event loop. On
-    leaving without an error, what is gathered is written and waited for; on an error, the
-    batch being written finishes or is undone, and what was only gathered is dropped."""
+async def _batched_writes(report: RestoreReport) -> AsyncIterator[_Batches]:
+    """A writer task that puts each batch in place in a thread, off the event loop; files
+    it could not place go to the report's errors. On leaving without an error, what is
+    gathered is written and waited for; on an error, the batch being written finishes, and
+    what was only gathered is dropped."""
     send, receive = trio.open_memory_channel[list[RestoredFile]](0)
 
-    async def _writer() -> None:
+    async def _writer(batches: _Batches) -> None:
         async with receive:
             async for batch in receive:
-                await trio.to_thread.run_sync(write_batch, batch)
+                for file, reason in await trio.to_thread.run_sync(write_batch, batch):
+                    report.errors.append((batches.paths.get(file.target, file.target), reason))
+                    report.files -= 1
+                    report.bytes -= len(file.data)
+                for file in batch:
+                    batches.paths.pop(file.target, None)
 
     with failures.one_error():
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_writer)
-            async with send:
-                batches = _Batches(send)
-                yield batches
-                await batches.flush()
+        async with trio.open_nursery() as nursery, send:
+            batches = _Batches(send)
+            nursery.start_soon(_writer, batches)
+            yield batches
+            await batches.flush()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _under(dest: str) -> Callable[[str], str]:

@@ -19,8 +19,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from p2pbackup.errors import StorageError
-
 PARTIAL = ".p2pbackup-partial"
 # Windows has no sync(); there each file is flushed on its own before it is closed.
 _SYNC_ALL = hasattr(os, "sync")
@@ -35,24 +33,33 @@ class RestoredFile:
     mtime_ns: int
 
 
-def write_batch(files: Sequence[RestoredFile]) -> None:
-    """Put every file of the batch in place. On failure raise a StorageError that names
-    the file, and leave no temporary behind; a file that has its real name is whole."""
-    current = None
+def write_batch(files: Sequence[RestoredFile]) -> list[tuple[RestoredFile, str]]:
+    """Put every file of the batch in place; the files that could not be, each with the
+    disk's reason (the rest are whole under their names). No temporary is left behind."""
+    failed: dict[str, tuple[RestoredFile, str]] = {}
     try:
-        for current in files:
-            _write_temporary(current)
+        for file in files:
+            try:
+                _write_temporary(file)
+            except OSError as exc:  # this file's folder or name: the others go on
+                failed[file.target] = (file, _reason(exc))
         if _SYNC_ALL:
             os.sync()
-        for current in files:
-            os.replace(current.target + PARTIAL, current.target)
-    except BaseException as exc:
+        for file in files:
+            if file.target not in failed:
+                try:
+                    os.replace(file.target + PARTIAL, file.target)
+                except OSError as exc:  # a folder where the file should go, say
+                    failed[file.target] = (file, _reason(exc))
+    finally:
         for file in files:
             with contextlib.suppress(OSError):  # already renamed, or never written
                 os.unlink(file.target + PARTIAL)
-        if isinstance(exc, OSError) and current is not None:
-            raise StorageError(f"Cannot write {current.target}: {exc.strerror or exc}.") from exc
-        raise
+    return list(failed.values())
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _write_temporary(file: RestoredFile) -> None:

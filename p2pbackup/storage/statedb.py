@@ -23,6 +23,7 @@ from p2pbackup.core.head import HeadBody
 from p2pbackup.core.manifest import ChainStep, Entry, EntryType
 from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.errors import ConfigError, FormatError
+from p2pbackup.storage.diskerrors import database_refused
 
 SCHEMA_VERSION = 2  # 2: paths are BLOBs (the name's bytes); 1 had TEXT paths
 CHAIN_VERSION = 1
@@ -138,6 +139,9 @@ class StateDB:
             self._signatures: list[tuple[bytes, bytes]] = []
             self._revlogs: list[tuple[bytes, bytes]] = []
         except sqlite3.DatabaseError as exc:
+            # A read-only or full disk is not a damaged file: moving it away would lose it.
+            if (refused := database_refused(exc, path)) is not None:
+                raise refused from exc
             raise ConfigError(
                 f"{path} cannot be opened ({exc}); move it away to rebuild it."
             ) from exc

@@ -4,7 +4,10 @@ transports; the token and control.json of the loopback one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
+import logging.handlers
 import os
 import socket
 import stat
@@ -14,7 +17,7 @@ import trio
 
 from p2pbackup.daemon import control, endpoint
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
+from p2pbackup.errors import ConfigError, InternalError, PeerError, StorageError
 from p2pbackup.storage.profile import Profile
 
 pytestmark = pytest.mark.trio
@@ -81,9 +84,39 @@ async def test_events_then_the_result(served):
 async def test_errors_come_back_as_the_same_kind(served):
     with pytest.raises(PeerError, match="No friend is online"):
         await control.call(served, "fail", {}, ev.ignore)
-    with pytest.raises(Exception, match="failed unexpectedly"):  # a bug: reported, not fatal
+    with pytest.raises(InternalError, match="internal error"):  # a bug: reported, not fatal
         await control.call(served, "bug", {}, ev.ignore)
     assert await control.call(served, "echo", {}, ev.ignore) == {"params": {}}
+
+
+async def test_a_bug_is_an_internal_error_naming_the_log_and_a_full_disk_a_storage_error(
+    tmp_path, transport, caplog
+):
+    async def _jobs(job: str, params: dict, sink):
+        if job == "type":
+            return len(None)  # a TypeError from a bug, not the client's parameters
+        if job == "value":
+            return int("not a number")  # a ValueError from a bug, not "not JSON"
+        raise OSError(errno.ENOSPC, "No space left on device", "/profile/state.sqlite")
+
+    log_file = tmp_path / "p2pbackup.log"
+    handler = logging.handlers.RotatingFileHandler(log_file)  # as cli/logs.py sets up
+    logging.getLogger().addHandler(handler)
+    try:
+        async with _daemon(tmp_path, _jobs) as where:
+            for job in ("type", "value"):
+                with pytest.raises(InternalError) as caught:
+                    await control.call(where, job, {}, ev.ignore)
+                assert caught.value.message == f"internal error, see the log ({log_file})"
+                assert caught.value.exit_code == 1
+            with pytest.raises(StorageError) as full:
+                await control.call(where, "disk", {}, ev.ignore)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert full.value.message == "The disk refused /profile/state.sqlite: the disk is full."
+    logged = log_file.read_text()
+    assert "Traceback" in logged and "TypeError" in logged and "ValueError" in logged
 
 
 async def test_junk_gets_an_error_and_the_daemon_goes_on(served):
@@ -247,6 +280,6 @@ async def test_a_name_that_is_not_utf8_crosses_the_socket_exactly(tmp_path, tran
         seen: list = []
         assert await control.call(where, "echo", {"path": name}, seen.append) == {"paths": [name]}
         assert seen == [ev.FileSkipped(name, "a reason")]
-        with pytest.raises(P2PBackupError, match="failed unexpectedly") as caught:
+        with pytest.raises(InternalError, match="internal error") as caught:
             await control.call(where, "encode", {"path": name}, ev.ignore)
         assert "JSON" not in str(caught.value)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.errors import StorageError
 from p2pbackup.storage import restoredfiles
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
 
@@ -51,15 +50,21 @@ def test_no_file_takes_its_real_name_before_the_batch_is_synced(tmp_path, monkey
     assert _names(tmp_path) == [f"f{i}" for i in range(5)]
 
 
-def test_a_file_that_cannot_be_written_names_itself_and_leaves_nothing(tmp_path):
+def test_a_file_that_cannot_be_written_is_named_and_the_others_are_placed(tmp_path):
+    (tmp_path / "a-folder").mkdir()  # where the fourth file should go
     files = [
         RestoredFile(str(tmp_path / "first"), b"1", 0o644, MTIME),
         RestoredFile(str(tmp_path / "missing-folder" / "second"), b"2", 0o644, MTIME),
         RestoredFile(str(tmp_path / "third"), b"3", 0o644, MTIME),
+        RestoredFile(str(tmp_path / "a-folder"), b"4", 0o644, MTIME),
     ]
-    with pytest.raises(StorageError, match=r"Cannot write .*missing-folder/second"):
-        write_batch(files)
-    assert _names(tmp_path) == []  # the first was only a temporary: removed, not renamed
+    failed = write_batch(files)
+    assert [(f.target, reason) for f, reason in failed] == [
+        (files[1].target, "No such file or directory"),
+        (files[3].target, "Is a directory"),
+    ]
+    assert _names(tmp_path) == ["a-folder", "first", "third"]  # no temporary left
+    assert (tmp_path / "third").read_bytes() == b"3"
 
 
 def test_a_full_disk_is_a_clear_error_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -81,7 +86,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_temporary(tmp_path, monkeypa
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fdopen", _Full)
-    with pytest.raises(StorageError, match="No space left on device"):
-        write_batch([RestoredFile(str(target), b"new bytes", 0o644, MTIME)])
+    failed = write_batch([RestoredFile(str(target), b"new bytes", 0o644, MTIME)])
+    assert [reason for _, reason in failed] == ["No space left on device"]
     assert _names(tmp_path) == ["kept.txt"]
     assert target.read_bytes() == b"what was here before"

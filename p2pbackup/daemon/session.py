@@ -7,6 +7,7 @@ this device last published; manifests are cached locally (they never change).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -118,8 +119,7 @@ class Session:
         return self.node.profile.settings()
 
     def fetcher(self) -> Fetcher:
-        away = [self.grid.name(key) for key in self.grid.friends if key not in self.grid.usage]
-        return Fetcher(self.keys, self.grid.online, self.events, self.workers, away)
+        return Fetcher(self.keys, self.grid.online, self.events, self.workers)
 
     def require_friends(self, what: str) -> None:
         if not self.grid.usage:
@@ -144,13 +144,23 @@ class Session:
         return body
 
     async def manifest(self, ref: heads.SnapshotRef) -> Manifest:
+        key = (self.node.profile.home, ref.snapshot_id)
+        parsed = _PARSED.get(key)
+        if parsed is not None and parsed.generation == ref.generation:
+            _PARSED.move_to_end(key)  # a daemon parses a 10,000-file manifest once, not per job
+            return parsed
         cached = self.db.manifest(ref.snapshot_id)
+        manifest = None
         if cached is not None:
             manifest = await trio.to_thread.run_sync(Manifest.from_bytes, cached)
-            if manifest.generation == ref.generation:  # a repack rewrites a snapshot
-                return manifest
-        manifest, data = await load_manifest(self.fetcher(), ref)
-        self.db.put_manifest(ref.snapshot_id, data)
+            if manifest.generation != ref.generation:  # a repack rewrites a snapshot
+                manifest = None
+        if manifest is None:
+            manifest, data = await load_manifest(self.fetcher(), ref)
+            self.db.put_manifest(ref.snapshot_id, data)
+        _PARSED[key] = manifest
+        while len(_PARSED) > _KEEP_PARSED:
+            _PARSED.popitem(last=False)
         return manifest
 
     async def refs(self) -> list[heads.SnapshotRef]:
@@ -168,14 +178,10 @@ class Session:
                 out.append(snap)
         return out
 
-    async def readable(self, ref: heads.SnapshotRef, away_fails: bool = False) -> Snapshot | None:
-        """The snapshot, or None if its manifest cannot be read (noted in ``damaged``).
-        With ``away_fails``, friends being away is their PeerError, not damage."""
+    async def readable(self, ref: heads.SnapshotRef) -> Snapshot | None:
         try:
             return Snapshot(ref, await self.manifest(ref))
         except (IntegrityError, PeerError) as exc:
-            if away_fails and isinstance(exc, PeerError):
-                raise
             if ref.snapshot_id not in self.damaged:
                 self.events(ev.SnapshotDamaged(ref.snapshot_id, exc.message))
             self.damaged[ref.snapshot_id] = (ref, exc.message)
@@ -218,8 +224,7 @@ class Session:
                             f"Snapshot {ref.snapshot_id.hex()[:12]} is damaged: {reason}"
                         ) from None
                 raise
-            # Friends away: say so, rather than pick an older snapshot as if this were lost.
-            snap = await self.readable(chosen.ref, away_fails=True)
+            snap = await self.readable(chosen.ref)
             if snap is not None:
                 return snap
             tips.remove(chosen)
@@ -233,6 +238,10 @@ class Counts:
     roots: tuple[str, ...]
 
 
+# (profile, snapshot id) -> its manifest parsed, the last few used (a manifest never changes
+# but for a repack's new generation, which ``manifest`` checks)
+_PARSED: OrderedDict[tuple[str, bytes], Manifest] = OrderedDict()
+_KEEP_PARSED = 4
 # (profile, snapshot id) -> what its manifest counts, which never changes
 _COUNTS: dict[tuple[str, bytes], Counts] = {}
 

@@ -119,7 +119,8 @@ class Session:
         return self.node.profile.settings()
 
     def fetcher(self) -> Fetcher:
-        return Fetcher(self.keys, self.grid.online, self.events, self.workers)
+        away = [self.grid.name(key) for key in self.grid.friends if key not in self.grid.usage]
+        return Fetcher(self.keys, self.grid.online, self.events, self.workers, away)
 
     def require_friends(self, what: str) -> None:
         if not self.grid.usage:
@@ -178,10 +179,14 @@ class Session:
                 out.append(snap)
         return out
 
-    async def readable(self, ref: heads.SnapshotRef) -> Snapshot | None:
+    async def readable(self, ref: heads.SnapshotRef, away_fails: bool = False) -> Snapshot | None:
+        """The snapshot, or None if its manifest cannot be read (noted in ``damaged``).
+        With ``away_fails``, friends being away is their PeerError, not damage."""
         try:
             return Snapshot(ref, await self.manifest(ref))
         except (IntegrityError, PeerError) as exc:
+            if away_fails and isinstance(exc, PeerError):
+                raise
             if ref.snapshot_id not in self.damaged:
                 self.events(ev.SnapshotDamaged(ref.snapshot_id, exc.message))
             self.damaged[ref.snapshot_id] = (ref, exc.message)
@@ -224,7 +229,8 @@ class Session:
                             f"Snapshot {ref.snapshot_id.hex()[:12]} is damaged: {reason}"
                         ) from None
                 raise
-            snap = await self.readable(chosen.ref)
+            # Friends away: say so, rather than pick an older snapshot as if this were lost.
+            snap = await self.readable(chosen.ref, away_fails=True)
             if snap is not None:
                 return snap
             tips.remove(chosen)

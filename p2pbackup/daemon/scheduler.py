@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pbackup.engine.failures import leaves
 from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
+from p2pbackup.storage.diskerrors import first_storage_error
 
 if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
@@ -107,6 +109,11 @@ class Scheduler:
         except P2PBackupError as exc:
             self.last_error = exc.message
             log.warning("scheduled backup failed: %s", exc.message)
+            return interval
+        except Exception as exc:  # the disk, or a bug: neither may stop the node friends use
+            disk = first_storage_error(leaves(exc))
+            self.last_error = disk.message if disk else "internal error, see the log"
+            log.error("scheduled backup failed: %s", self.last_error, exc_info=exc)
             return interval
         self.last_error = None
         self._retry = FIRST_RETRY

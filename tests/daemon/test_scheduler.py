@@ -3,6 +3,8 @@ and holds off while paused (virtual time: trio's MockClock)."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import trio
 import trio.testing
@@ -77,3 +79,37 @@ def test_no_folders_or_an_interval_of_zero_means_manual_only(tmp_path):
         await trio.sleep(500)
 
     assert _run(profile, 0, script) == []
+
+
+class _FailingDaemon(FakeDaemon):
+    def __init__(self, profile, errors: list[Exception]) -> None:
+        super().__init__(profile)
+        self.errors = errors
+
+    async def run_job(self, name, params, events):
+        self.runs.append(trio.current_time())
+        if self.errors:
+            raise self.errors.pop(0)
+        return {}
+
+
+def test_a_full_disk_or_a_bug_in_a_scheduled_backup_does_not_stop_the_daemon(tmp_path):
+    profile = make_profile(tmp_path, "laptop", folders=[str(tmp_path)], schedule=100)
+    full = OSError(errno.ENOSPC, "No space left on device", "/p/state.sqlite")
+    daemon = _FailingDaemon(profile, [full, TypeError("a bug")])
+    seen = []
+
+    async def main():
+        scheduler = Scheduler(daemon)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scheduler.run)
+            await trio.sleep(50)  # between runs: each run's outcome
+            for _ in range(3):
+                seen.append(scheduler.last_error)
+                await trio.sleep(100)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert daemon.runs == pytest.approx([0, 100, 200, 300])  # every interval, on and on
+    assert seen == ["The disk refused /p/state.sqlite: the disk is full.",
+                    "internal error, see the log", None]  # fmt: skip

@@ -67,23 +67,20 @@ def run_ls(args: argparse.Namespace) -> int:
 
     async def _walk(ask: Ask) -> dict:
         params = {"selector": args.snapshot, "path": from_disk(args.path), "limit": args.limit}
-        first = await pages(ask, "ls", params, entries.append)
-        if args.recursive:
-            folders = [e for e in entries if e["type"] == "dir"]
-            for folder in folders:
-                await _into(ask, first["snapshot"], folder)
+        level: list[dict] = []
+        first = await pages(ask, "ls", params, level.append)
+        await _into(ask, first["snapshot"], level)
         return first
 
-    async def _into(ask: Ask, snapshot: str, folder: dict) -> None:
-        """A folder's entries after it, in path order: its own folders walked in turn."""
-        found: list[dict] = []
-        params = {"selector": snapshot, "path": folder["path"], "limit": args.limit}
-        await pages(ask, "ls", params, found.append)
-        at = entries.index(folder) + 1
-        entries[at:at] = found
-        for sub in found:
-            if sub["type"] == "dir":
-                await _into(ask, snapshot, sub)
+    async def _into(ask: Ask, snapshot: str, level: list[dict]) -> None:
+        """The entries of one level, each folder followed by what it holds (path order)."""
+        for entry in level:
+            entries.append(entry)
+            if args.recursive and entry["type"] == "dir" and entry.get("children"):
+                inner: list[dict] = []
+                params = {"selector": snapshot, "path": entry["path"], "limit": args.limit}
+                await pages(ask, "ls", params, inner.append)
+                await _into(ask, snapshot, inner)
 
     first = call_jobs(args, _walk)
     data = {"snapshot": first["snapshot"], "path": first["path"], "entries": entries}

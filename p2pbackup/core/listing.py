@@ -85,6 +85,10 @@ def page(
 ) -> Page:
     """The page of ``items`` (sorted by path) from ``offset`` or just after the cursor
     ``after``: at most ``limit`` items and ``PAGE_BYTES`` by ``size``, one at least."""
+    if not (offset is None or type(offset) is int) or type(limit) is not int:
+        raise CursorError("an offset and a limit are whole numbers")
+    if not (after is None or isinstance(after, str)):
+        raise CursorError("a cursor is the text a page gave as 'next'")
     if offset is not None and after is not None:
         raise CursorError("give an offset or a cursor, not both")
     if not 1 <= limit <= MAX_LIMIT:
@@ -131,7 +135,8 @@ def read_cursor(cursor: str, snapshot_id: str) -> str:
     if sid != snapshot_id:
         raise CursorError(f"that cursor continues snapshot {sid[:12]}, not {snapshot_id[:12]}")
     try:
-        return base64.urlsafe_b64decode(encoded.encode("ascii")).decode("utf-8", "surrogateescape")
+        raw = base64.b64decode(encoded.encode("ascii"), altchars=b"-_", validate=True)
+        return raw.decode("utf-8", "surrogateescape")
     except (ValueError, UnicodeError):
         raise CursorError("that is not a cursor this listing gave") from None
 

@@ -28,7 +28,8 @@ from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.statedb import StateDB
 
 SNAPSHOT_ID_HEX = 32
-_TREES: OrderedDict[bytes, Tree] = OrderedDict()  # snapshot id -> its tree, newest used last
+# (profile, snapshot id) -> its tree, the last used last
+_TREES: OrderedDict[tuple[str, bytes], Tree] = OrderedDict()
 _KEEP_TREES = 4  # a 10,000-file snapshot's tree is a few MiB
 
 
@@ -64,13 +65,14 @@ def entry_dict(e: Entry, tree: Tree | None = None) -> dict:
     return out
 
 
-def _tree(snapshot_id: bytes, manifest: Manifest) -> Tree:
-    tree = _TREES.get(snapshot_id)
+def _tree(key: tuple[str, bytes], manifest: Manifest) -> Tree:
+    """The tree of a snapshot, built once: a repack's new generation lists the same."""
+    tree = _TREES.get(key)
     if tree is None:
-        tree = _TREES[snapshot_id] = Tree(manifest)
+        tree = _TREES[key] = Tree(manifest)
         while len(_TREES) > _KEEP_TREES:
             _TREES.popitem(last=False)
-    _TREES.move_to_end(snapshot_id)
+    _TREES.move_to_end(key)
     return tree
 
 
@@ -78,7 +80,9 @@ def _size(e: Entry) -> int:
     return listing.wire_size(e.path, e.target)
 
 
-def _paged(tree: Tree, sid: str, items, offset, after, limit) -> dict:
+def _paged(
+    tree: Tree, sid: str, items, offset=None, after=None, limit=listing.DEFAULT_LIMIT
+) -> dict:
     try:
         page = listing.page(items, sid, offset=offset, after=after, limit=limit, size=_size)
     except CursorError as exc:
@@ -92,7 +96,8 @@ def _paged(tree: Tree, sid: str, items, offset, after, limit) -> dict:
     }
 
 
-def _ls(tree: Tree, sid: str, path: str, offset, after, limit) -> dict:
+def _ls(tree: Tree, sid: str, path: str, offset=None, after=None,
+        limit=listing.DEFAULT_LIMIT) -> dict:  # fmt: skip
     path = path.strip("/")
     only = tree.manifest.find(path) if path else None
     if path and only is None:
@@ -101,7 +106,8 @@ def _ls(tree: Tree, sid: str, path: str, offset, after, limit) -> dict:
     return {"path": path, **_paged(tree, sid, items, offset, after, limit)}
 
 
-def _find(tree: Tree, sid: str, pattern: str, offset, after, limit) -> dict:
+def _find(tree: Tree, sid: str, pattern: str, offset=None, after=None,
+          limit=listing.DEFAULT_LIMIT) -> dict:  # fmt: skip
     if not pattern:
         raise ConfigError("Give a name or a pattern to find, as in '*.pdf'.")
     return {"pattern": pattern, **_paged(tree, sid, tree.find(pattern), offset, after, limit)}
@@ -109,7 +115,7 @@ def _find(tree: Tree, sid: str, pattern: str, offset, after, limit) -> dict:
 
 async def _session_tree(s: Session, selector: str) -> tuple[Tree, str]:
     snap = await s.snapshot(selector)
-    return _tree(snap.ref.snapshot_id, snap.manifest), snap.id
+    return _tree((s.node.profile.home, snap.ref.snapshot_id), snap.manifest), snap.id
 
 
 async def ls(
@@ -137,8 +143,12 @@ async def from_copy(profile: Profile, name: str, params: dict) -> dict | None:
     selector = params.get("selector")
     if name not in ("ls", "find") or not _whole_id(selector):
         return None
+    rest = {k: v for k, v in params.items() if k != "selector"}
+    wanted = {"ls": {"path"}, "find": {"pattern"}}[name] | {"offset", "after", "limit"}
+    if not set(rest) <= wanted or (name == "find" and "pattern" not in rest):
+        return None  # the job itself tells the client what is wrong with its parameters
     sid = bytes.fromhex(selector)
-    tree = _TREES.get(sid)
+    tree = _TREES.get((profile.home, sid))
     if tree is None:
         data = await trio.to_thread.run_sync(_copy_of, profile, sid)
         if data is None:
@@ -146,24 +156,12 @@ async def from_copy(profile: Profile, name: str, params: dict) -> dict | None:
         manifest = await trio.to_thread.run_sync(Manifest.from_bytes, data)
         if manifest.snapshot_id != sid:
             return None
-        tree = _tree(sid, manifest)
-    rest = {k: v for k, v in params.items() if k != "selector"}
-    try:
-        if name == "ls":
-            folders = list(profile.settings().get("folders", []))
-            path = in_snapshot(rest.pop("path", ""), folders)
-            return _ls(tree, selector, path, **_page_params(rest))
-        return _find(tree, selector, rest.pop("pattern"), **_page_params(rest))
-    except (KeyError, TypeError) as exc:  # parameters this job does not take
-        raise ConfigError(f"Bad parameters for {name}: {exc}.") from exc
-
-
-def _page_params(rest: dict) -> dict:
-    out = {"offset": rest.pop("offset", None), "after": rest.pop("after", None),
-           "limit": rest.pop("limit", listing.DEFAULT_LIMIT)}  # fmt: skip
-    if rest:
-        raise TypeError(f"unexpected {', '.join(sorted(rest))}")
-    return out
+        tree = _tree((profile.home, sid), manifest)
+    page = {k: rest[k] for k in ("offset", "after", "limit") if k in rest}
+    if name == "ls":
+        path = in_snapshot(str(rest.get("path", "")), list(profile.settings().get("folders", [])))
+        return _ls(tree, selector, path, **page)
+    return _find(tree, selector, str(rest["pattern"]), **page)
 
 
 def _whole_id(selector: object) -> bool:

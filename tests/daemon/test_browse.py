@@ -15,6 +15,10 @@ pytestmark = pytest.mark.trio
 FRIENDS = ("alice", "bob", "carol")
 
 
+def _any_cursor() -> str:
+    return "0" * 32 + ".YQ"  # a well-formed cursor: "a" in a snapshot of zeros
+
+
 def _cached(nodes, name: str, ids: list[str]) -> set[str]:
     """Those of the snapshots ``ids`` whose manifest device ``name`` holds a copy of."""
     db = StateDB(nodes.profiles[name].path("state.sqlite"))
@@ -59,6 +63,10 @@ async def test_ls_lists_one_level_in_pages_and_find_searches_by_name(tmp_path):
                                                                       700_000)]  # fmt: skip
         with pytest.raises(ConfigError, match="not in snapshot"):
             await nodes.run("laptop", "ls", selector="latest", path="Documents/nothing")
+        with pytest.raises(ConfigError, match="whole numbers"):
+            await nodes.run("laptop", "ls", selector="latest", limit="10")
+        with pytest.raises(ConfigError, match="not both"):
+            await nodes.run("laptop", "ls", selector=snap, offset=1, after=_any_cursor())
 
         found = await nodes.run("laptop", "find", pattern="SMALL-1*.TXT", limit=5)
         assert found["total"] == 11 and len(found["entries"]) == 5 and found["next"]

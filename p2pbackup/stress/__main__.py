@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 
 from p2pbackup.stress.suite import DEFAULT_KILLS, SCENARIOS, run_all, text
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep each scenario's folder (profiles, logs, pools)")  # fmt: skip
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a shell: the daemons would inherit the ignored
+        # SIGINT, and each stop would wait out LocalGrid's 15 s before a SIGKILL.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     # Progress goes to stderr, so --json prints only the summary on stdout.
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731

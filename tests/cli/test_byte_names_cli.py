@@ -58,7 +58,7 @@ def test_a_name_that_is_not_utf8_through_the_cli(grid, tmp_path, daemon):
 
     # --json: strict JSON (no lone surrogate), each name exact through its _b64 twin
     listing = json.loads(_run(grid, "ls", "latest", "-R", "--json"))
-    assert all(s.encode("utf-8") for s in _strings(listing))
+    assert all(isinstance(s.encode("utf-8"), bytes) for s in _strings(listing))  # raises if not
     exact = {
         base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode()
         for e in listing["entries"]

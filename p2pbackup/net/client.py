@@ -10,6 +10,7 @@ that is away.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,6 +34,7 @@ from p2pbackup.storage.store import ShareKey, Usage
 CONNECT_TIMEOUT = 10
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0  # seconds between reconnect attempts
 REQUEST_TIMEOUT = 120  # a 256 MiB share at a slow 2 MB/s still fits
+WRITE_TIMEOUT = 60  # one frame (1 MiB) to a friend that stopped reading
 
 _ERRORS: dict[int, type[P2PBackupError]] = {
     ErrorCode.BAD_REQUEST: FormatError,
@@ -173,14 +175,51 @@ class RemoteShareStore:
 
     async def _send(self, stream, frames: Iterator[bytes]) -> None:
         """Each frame is made when it is its turn on the connection: requests queued behind
-        others hold no copy of their share meanwhile (16 in flight per friend)."""
-        while True:
-            async with self._write_lock:
-                frame = next(frames, None)
-                if frame is None:
-                    return
+        others hold no copy of their share meanwhile (16 in flight per friend).
+
+        A frame is written whole, even when the request is cancelled meanwhile (a sibling
+        upload failed, a deadline): half a frame garbles the connection under every stream
+        on it. A request cut off between its frames gives up the stream, so the friend
+        drops the unfinished message it holds."""
+        sent = False
+        try:
+            while True:
+                async with self._write_lock:
+                    frame = next(frames, None)
+                    if frame is None:
+                        return
+                    await self._write_whole(stream, frame)
+                sent = True
+                del frame  # not held while waiting for the next turn
+        except BaseException:
+            if sent:
+                self._abandon(stream)
+            raise
+
+    async def _write_whole(self, stream: INetStream, frame: bytes) -> None:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + WRITE_TIMEOUT
+            try:
                 await stream.write(frame)
-            del frame  # not held while waiting for the next turn
+            except BaseException:
+                self._abandon(stream, whole=False)
+                raise
+        if scope.cancelled_caught:
+            self._abandon(stream, whole=False)
+            raise PeerError(f"Friend {self.name} stopped reading: a write took {WRITE_TIMEOUT} s.")
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancellation held off lands now
+
+    def _abandon(self, stream: INetStream, whole: bool = True) -> None:
+        """Give up a stream; one whose last frame may be half written takes its connection
+        with it, so the next request dials afresh."""
+        self._drop(stream, f"The connection to friend {self.name} was cut mid-request.")
+        self._nursery.start_soon(self._close, stream, whole)
+
+    async def _close(self, stream: INetStream, whole: bool) -> None:
+        with trio.move_on_after(1), contextlib.suppress(BaseLibp2pError):  # gone already: fine
+            await stream.reset()
+            if not whole:
+                await self._host.disconnect(self._peer.peer_id)
 
     async def _expect(self, op: Op, body: bytes, reply_op: Op, prefix: bytes = b"") -> bytes:
         reply = await self._call(op, body, prefix)

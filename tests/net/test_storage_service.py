@@ -145,3 +145,22 @@ async def test_an_absent_friend_is_retried_with_backoff(friend, tmp_path):
             await store.stat()
         with pytest.raises(PeerError, match="next try in"):
             await store.stat()  # fails fast during the back-off, no new dial
+
+
+async def test_a_request_cut_off_mid_write_does_not_garble_the_next(tmp_path):
+    # A sibling upload failing cancels this one, possibly in the middle of a frame: the
+    # next request must not follow half a frame on the same stream (the friend would read
+    # garbage and hang up).
+    import os
+
+    from tests.net.conftest import Friend, listen_addrs
+
+    friend = Friend(str(tmp_path / "pool"), {OWNER.owner_id: 1 << 30})
+    big_id = b"\x08" * 32
+    big = erasure.encode(big_id, os.urandom(8 << 20), 2, 4)[1][0]  # a 4 MiB share
+    async with friend.host.run(listen_addrs(LOOPBACK)), device(OWNER, friend) as store:
+        for delay in (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064):
+            with trio.move_on_after(delay):
+                await store.put(ShareKey(big_id, 0), big)
+            await store.put(ShareKey(RID, 1), SHARES[1])
+            assert await store.get(ShareKey(RID, 1)) == SHARES[1]

@@ -322,7 +322,7 @@ class Published:
         A snapshot in ``damaged_ok`` may be listed as damaged (what a scenario that
         destroys it on every friend promises); any other failure is a loss.
         """
-        listing = grid.run(OWNER, "snapshots")
+        listing = grid.run(OWNER, "snapshots", "--sizes")  # reads every manifest: damage shows
         if not s.answered(listing, "snapshots"):
             listed: dict[str, dict] = {}
         else:

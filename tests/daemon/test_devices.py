@@ -86,7 +86,7 @@ async def test_forget_keeps_per_device_and_leaves_other_devices_alone(tmp_path):
     async with started(tmp_path / "nodes", friends=("alice", "bob", "carol"),
                        folders=[docs]) as nodes:  # fmt: skip
         laptop, desktop = await _two_devices(nodes, tmp_path)
-        sizes = {sn["id"]: sn["bytes"] for sn in await nodes.run("laptop", "snapshots")}
+        sizes = {sn["id"]: sn["bytes"] for sn in await nodes.run("laptop", "snapshots", sizes=True)}
         assert sizes[laptop[-1]] != sizes[desktop[-1]]
         # What status calls protected is this device's latest, though the desktop's is newer.
         status = await nodes.run("laptop", "status")

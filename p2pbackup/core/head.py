@@ -396,10 +396,12 @@ def _best_per(
     return list(best.values())
 
 
-def _friend_order(friend: FriendEntry) -> tuple[int, bytes]:
+def _friend_order(friend: FriendEntry) -> tuple[int, bool, bytes]:
+    """Newest first; in the same second a removal wins (paired and unfriended within one
+    second is an unfriend), then the bytes, so the order never depends on the arguments'."""
     w = Writer()
     friend.write_to(w)
-    return friend.updated_at, w.getvalue()
+    return friend.updated_at, friend.removed, w.getvalue()
 
 
 def _read_texts(r: Reader, field: str, maximum: int) -> tuple[str, ...]:

@@ -354,3 +354,18 @@ def test_a_removed_friend_stays_removed_until_updated_again():
     assert merge(with_ann, without).friends == {removed}
     again = HeadBody(frozenset(), frozenset(), frozenset({readded}), None)
     assert merge(merge(with_ann, without), again).friends == {readded}
+
+
+def test_an_unfriend_in_the_same_second_as_the_pairing_wins_the_merge():
+    from p2pbackup.core.head import FriendEntry, HeadBody, merge
+
+    addresses, nodes = ("/ip4/127.0.0.1/tcp/1",), ("12D3KooWdave",)
+    live = FriendEntry(b"\x05" * 32, "dave", addresses, nodes, 100, False)
+    gone = FriendEntry(b"\x05" * 32, "dave", (), (), 100, True)
+
+    def body(friend: FriendEntry) -> HeadBody:
+        return HeadBody(frozenset(), frozenset(), frozenset({friend}), None)
+
+    for a, b in ((live, gone), (gone, live)):
+        (merged,) = merge(body(a), body(b)).friends
+        assert merged.removed

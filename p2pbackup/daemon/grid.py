@@ -108,8 +108,7 @@ async def friends_from_lan(node: Node) -> int:
     if node.lan is None or node.catalog.friends():
         return 0
     with trio.move_on_after(LAN_WAIT):
-        while not node.lan.peers():
-            await trio.sleep(0.1)
+        await node.lan.wait_until(bool)  # any node heard
     for peer in node.lan.peers():
         async with remote_store(
             node.host, peer, "a node on this network", node.certificate, node.keys.signing_key
@@ -143,8 +142,7 @@ async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[
         if missing and node.lan is not None:
             wanted = {n for key in missing for n in grid.friends[key].node_ids}
             with trio.move_on_after(LAN_WAIT):
-                while not wanted & {str(p.peer_id) for p in node.lan.peers()}:
-                    await trio.sleep(0.1)
+                await node.lan.wait_until(lambda heard: bool(_ids(heard) & wanted))
             await _connect(node, grid, stack, missing, timeout)
         yield grid
 
@@ -179,3 +177,7 @@ async def _connect(
     async with trio.open_nursery() as nursery:
         for key in located:
             nursery.start_soon(_stat, key, grid.stores[key])
+
+
+def _ids(peers) -> set[str]:
+    return {str(p.peer_id) for p in peers}

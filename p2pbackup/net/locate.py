@@ -134,8 +134,7 @@ async def probe(
     if reach.lan is not None:  # give mDNS a moment to hear friends on this network
         wanted = {n for f in friends for n in f.node_ids}
         with trio.move_on_after(LAN_LISTEN):
-            while not wanted <= {str(p.peer_id) for p in reach.lan.peers()}:
-                await trio.sleep(0.1)
+            await reach.lan.wait_until(lambda heard: wanted <= {str(p.peer_id) for p in heard})
 
     async def _one(friend: Friend) -> None:
         results[friend.owner_id] = None

@@ -8,6 +8,7 @@ import random
 import shutil
 
 import pytest
+import trio
 
 from p2pbackup.cli.demo import same_tree
 from p2pbackup.engine import events as ev
@@ -177,6 +178,12 @@ class _HeardOnTheLan:
         from libp2p.peer.peerinfo import info_from_p2p_addr
 
         return [info_from_p2p_addr(n.host.get_addrs()[0]) for n in self._nodes]
+
+    async def wait_until(self, wanted):
+        """As LanPeers: the nodes heard once ``wanted`` holds; these never change."""
+        if not wanted(peers := self.peers()):
+            await trio.sleep_forever()
+        return peers
 
 
 async def test_a_recovered_device_finds_its_friends_on_the_lan_without_pairing(tmp_path):

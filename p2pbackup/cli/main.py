@@ -9,7 +9,7 @@ import os
 import sys
 
 from p2pbackup import __version__, runtime
-from p2pbackup.cli import backups, browse, completion, demo, friends, setup
+from p2pbackup.cli import backups, browse, completion, demo, friends, settings, setup
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import leaves, one_error
@@ -46,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     setup.add_parsers(commands)
     friends.add_parsers(commands)
+    settings.add_parsers(commands)  # what to back up, first
     backups.add_parsers(commands)
     browse.add_parsers(commands)
-    backups.add_schedule_parsers(commands)
     demo.add_parser(commands)
     completion.add_parser(commands, parser)
     return parser

@@ -1,0 +1,169 @@
+"""The settings a daemon acts on, from the command line: folders, excludes, the schedule,
+pause and resume, the bandwidth limit. They live in the profile; a running daemon is told
+at once, so it acts on them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import trio
+
+from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.core import names
+from p2pbackup.core.names import shown
+from p2pbackup.core.placement import format_size, parse_size
+from p2pbackup.daemon import control
+from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
+from p2pbackup.engine import events as ev
+from p2pbackup.errors import ConfigError
+from p2pbackup.storage.profile import Profile
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    folders = commands.add_parser("folders", help="list, add or remove folders to back up")
+    add_common(folders)
+    action = folders.add_subparsers(dest="action", metavar="ACTION")
+    for name, helptext in (("add", "protect a folder"), ("remove", "stop protecting a folder")):
+        sub = action.add_parser(name, help=helptext)
+        add_common(sub)
+        sub.add_argument("path")
+    folders.set_defaults(run=run_folders)
+
+    exclude = commands.add_parser("exclude", help="skip names or paths matching a pattern")
+    add_common(exclude)
+    exclude.add_argument("pattern", nargs="?", help="e.g. '*.tmp' or 'Documents/cache'")
+    exclude.add_argument("--remove", action="store_true", help="stop excluding PATTERN")
+    exclude.set_defaults(run=run_exclude)
+    add_schedule_parsers(commands)
+
+
+def _folders_text(data: dict) -> str:
+    return "\n".join(map(shown, data["folders"])) or "No folders yet: 'p2pbackup folders add PATH'."
+
+
+def run_folders(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    folders = list(profile.settings().get("folders", []))
+    if args.action:
+        path = os.path.abspath(os.path.expanduser(args.path))
+        if args.action == "add":
+            if not os.path.isdir(path):
+                raise ConfigError(f"{path} is not a folder.")
+            if path not in folders:
+                folders.append(path)
+        elif path in folders:
+            folders.remove(path)
+        else:
+            raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
+        profile.update_settings(folders=folders)
+        _tell_daemon(profile, "folders", {})  # its scheduler looks again
+    data = {"folders": folders}
+    text = _folders_text(data)
+    names.to_json(data, "folders")
+    emit(args, data, text)
+    return 0
+
+
+def _tell_daemon(profile: Profile, name: str, params: dict) -> bool:
+    """Settings live in the profile; a running daemon is told at once, so it acts on them.
+    Whether one was."""
+    try:
+        trio.run(control.call, control.address(profile.home), name, params, ev.ignore)
+    except control.NoDaemon:
+        return False
+    return True
+
+
+def run_exclude(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    patterns = list(profile.settings().get("excludes", []))
+    if args.pattern:
+        if args.remove:
+            if args.pattern not in patterns:
+                raise ConfigError(f"{args.pattern!r} is not excluded.")
+            patterns.remove(args.pattern)
+        elif args.pattern not in patterns:
+            patterns.append(args.pattern)
+        profile.update_settings(excludes=patterns)
+    emit(args, {"excludes": patterns}, "\n".join(patterns) or "Nothing is excluded.")
+    return 0
+
+
+def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
+    for name, helptext in (
+        ("pause", "stop scheduled backups until 'resume'"),
+        ("resume", "start scheduled backups again"),
+    ):
+        sub = commands.add_parser(name, help=helptext)
+        add_common(sub)
+        sub.set_defaults(run=lambda args, name=name: run_schedule(args, name, {}))
+    schedule = commands.add_parser("schedule", help="how often the daemon backs up")
+    add_common(schedule)
+    schedule.add_argument(
+        "interval", nargs="?", help="e.g. 30m, 1h, 1d, or 'off' (none: show the schedule)"
+    )
+    limit = commands.add_parser("limit", help="cap upload bandwidth (all friends together)")
+    add_common(limit)
+    limit.add_argument("rate", help="per second, e.g. 500K, 2M; or 'off'")
+    limit.set_defaults(run=run_limit)
+    schedule.set_defaults(
+        run=lambda args: run_schedule(
+            args, "schedule",
+            {} if args.interval is None else {"interval": parse_interval(args.interval)},
+        )
+    )  # fmt: skip
+
+
+def run_limit(args: argparse.Namespace) -> int:
+    profile = profile_of(args).require()
+    rate = 0 if args.rate.strip().lower() in ("off", "0", "none") else parse_size(args.rate)
+    profile.update_settings(bandwidth=rate)
+    text = f"Uploads limited to {format_size(rate)}/s." if rate else "Uploads are not limited."
+    emit(args, {"bandwidth": rate}, text)
+    return 0
+
+
+def parse_interval(text: str) -> float:
+    text = text.strip().lower()
+    if text in ("off", "never", "0"):
+        return 0.0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an interval like 30m, 1h or 1d.") from None
+
+
+def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
+    """Kept in the profile, so it holds without a daemon; a running daemon is told at once."""
+    profile = profile_of(args).require()
+    if name == "schedule" and "interval" in params:
+        profile.update_settings(schedule=params["interval"])
+    elif name != "schedule":
+        profile.update_settings(paused=name == "pause")
+    settings = profile.settings()
+    data = {
+        "interval": settings.get("schedule", DEFAULT_INTERVAL),
+        "paused": settings.get("paused", False),
+        "daemon": _tell_daemon(profile, name, params),
+    }
+    emit(args, data, _schedule_text(data))
+    return 0
+
+
+def _schedule_text(schedule: dict) -> str:
+    interval = schedule["interval"]
+    text = f"Scheduled backups: {'never' if not interval else 'every ' + duration(interval)}"
+    text += ", paused." if schedule["paused"] else "."
+    if interval and not schedule["daemon"]:
+        text += ("\nNo daemon runs for this profile, so nothing runs on schedule until "
+                 "'p2pbackup daemon' (or the app) does.")  # fmt: skip
+    return text
+
+
+def duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"

@@ -7,7 +7,6 @@ for requests on its control socket and for its scheduler.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.headstore import publish
-from p2pbackup.engine.holdings import store_from_sources, store_manifests
+from p2pbackup.engine.holdings import sources_under, store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
 from p2pbackup.engine.repack import repack
@@ -304,16 +303,11 @@ async def _store_lost_again(s: Session, report: VerifyReport, snaps: list[Snapsh
     refs = [snap.ref for snap in snaps] + [ref for ref, _ in s.damaged.values()]
     again = await store_manifests(s.keys, stores, s.state, s.events, refs, set(lost), room,
                                   s.workers)  # fmt: skip
-    folders = folders_of(s.settings())
-    targets = {}
-    for snap in snaps:  # only this device's snapshots came from files on this disk
-        if snap.device == s.device:
-            with contextlib.suppress(ConfigError):
-                targets[id(snap.manifest)] = _in_place(snap, folders)
+    under = sources_under(folders_of(s.settings()))
 
     def _source(manifest: manifests.Manifest, path: str) -> str | None:
-        target = targets.get(id(manifest))
-        return target(path) if target is not None else None
+        # Only this device's snapshots came from files on this disk.
+        return under(manifest, path) if manifest.device == s.device else None
 
     rest = {rid: d for rid, d in lost.items() if rid not in again}
     found = await store_from_sources(s.keys, stores, s.state, s.events,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,17 +28,15 @@ from p2pbackup.core.refs import BlobRef, StorageKind
 from p2pbackup.core.revlog import ChainPolicy, Revision, Revlog, choose_storage, rebuild_plan
 from p2pbackup.core.seal import Kind, record_id
 from p2pbackup.engine import sourcefile
-from p2pbackup.engine.diskname import to_disk
 from p2pbackup.engine.events import (
     EventSink,
     FileDone,
     FileSkipped,
     FilesUnchanged,
-    RecordsMissing,
 )
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
-from p2pbackup.engine.holdings import missing_records, store_from_sources, store_manifests
+from p2pbackup.engine.holdings import reconcile
 from p2pbackup.engine.packer import Packer
 from p2pbackup.engine.scanner import Found, root_labels, scan
 from p2pbackup.engine.state import BackupState, FileState
@@ -207,47 +204,11 @@ class Backup:
         return manifest
 
     async def _check_holdings(self, roots: Sequence[str]) -> None:
-        """Local state says which records friends hold; friends say what they hold. Of the
-        records fewer than k shares of are held, those this device can rebuild exactly
-        (a manifest it has a copy of; full texts and packs of files unchanged on disk)
-        are stored again, so the old snapshots that use them are whole again; the rest
-        are forgotten, and the files that used them are read and stored again below."""
-        missing = await missing_records(self._stores, self._state, self._events)
-        if missing:
-            self._events(RecordsMissing(len(missing)))
-            missing -= await self._store_again(roots, missing)
-            await trio.to_thread.run_sync(self._state.forget_lost, missing)
-        self._state.rollbacks_checked()  # local state says what friends hold again
-
-    async def _store_again(self, roots: Sequence[str], missing: set[bytes]) -> set[bytes]:
-        """The missing records stored again under the same ids and shares."""
-        head = self._state.head
-        if head is None:
-            return set()
-        args = (self._keys, self._stores, self._state, self._events)
-        done = set(await store_manifests(*args, head.tips, missing, self._room, self._workers))
-        manifests = []  # this device's snapshots, from its copies: their files are here
-        for ref in head.tips:
-            data = self._state.manifest_bytes(ref.snapshot_id)
-            if data is not None:
-                manifest = await trio.to_thread.run_sync(Manifest.from_bytes, data)
-                if manifest.device == self._settings.device:
-                    manifests.append(manifest)
-        lost = {
-            d.record_id: d
-            for m in manifests
-            for d in m.records
-            if d.record_id in missing and d.record_id not in done
-        }
-        where = dict(zip(root_labels(roots), roots, strict=True))
-
-        def _source(manifest: Manifest, path: str) -> str | None:
-            label, _, rest = path.partition("/")
-            return os.path.join(where[label], *to_disk(rest).split("/")) if label in where else None
-
-        found = await store_from_sources(*args, manifests, lost, _source, self._room,
-                                         self._workers)  # fmt: skip
-        return done | set(found.records)
+        """Local state says which records friends hold; friends say what they hold."""
+        await reconcile(
+            self._keys, self._stores, self._state, self._events, self._settings.device, roots,
+            self._room, self._workers,
+        )  # fmt: skip
 
     def _other_entry(self, item: Found) -> Entry:
         st = item.st

@@ -33,7 +33,9 @@ from p2pbackup.core.manifest import EntryType, Manifest
 from p2pbackup.core.refs import RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind, record_id
 from p2pbackup.engine import sourcefile
-from p2pbackup.engine.events import EventSink, FriendTrouble
+from p2pbackup.engine.diskname import to_disk
+from p2pbackup.engine.events import EventSink, FriendTrouble, RecordsMissing
+from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.uploader import Uploader, split_segments
 from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, SourceChangedError
@@ -238,3 +240,74 @@ def _pack(pieces: dict[tuple[int, int], bytes], sources: dict[bytes, str]) -> by
             return None
         data += blob
     return bytes(data)
+
+async def reconcile(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    events: EventSink,
+    device: str,
+    roots: Sequence[str],
+    room: Mapping[str, int],
+    workers: trio.CapacityLimiter,
+) -> None:
+    """What a backup does first. Of the records fewer than k shares of are held, those
+    this device can rebuild exactly (a manifest it has a copy of; full texts and packs of
+    files unchanged on disk) are stored again, so the old snapshots that use them are
+    whole again; the rest are forgotten, and the backup reads their files again."""
+    missing = await missing_records(stores, state, events)
+    if missing:
+        events(RecordsMissing(len(missing)))
+        missing -= await _store_again_from_copies(
+            keys, stores, state, events, device, roots, missing, room, workers
+        )
+        await trio.to_thread.run_sync(state.forget_lost, missing)
+    state.rollbacks_checked()  # local state says what friends hold again
+
+
+async def _store_again_from_copies(
+    keys: OwnerKeys,
+    stores: Mapping[str, ShareStore],
+    state: BackupState,
+    events: EventSink,
+    device: str,
+    roots: Sequence[str],
+    missing: set[bytes],
+    room: Mapping[str, int],
+    workers: trio.CapacityLimiter,
+) -> set[bytes]:
+    """The missing records stored again under the same ids and shares."""
+    head = state.head
+    if head is None:
+        return set()
+    args = (keys, stores, state, events)
+    done = set(await store_manifests(*args, head.tips, missing, room, workers))
+    manifests = []  # this device's snapshots, from its copies: their files are here
+    for ref in head.tips:
+        data = state.manifest_bytes(ref.snapshot_id)
+        if data is not None:
+            manifest = await trio.to_thread.run_sync(Manifest.from_bytes, data)
+            if manifest.device == device:
+                manifests.append(manifest)
+    lost = {
+        d.record_id: d
+        for m in manifests
+        for d in m.records
+        if d.record_id in missing and d.record_id not in done
+    }
+    found = await store_from_sources(*args, manifests, lost, sources_under(roots), room, workers)
+    return done | set(found.records)
+
+
+def sources_under(folders: Sequence[str]) -> Callable[[Manifest, str], str | None]:
+    """Where a snapshot path's file is on this disk, under the folders this device backs
+    up (a snapshot path starts with its folder's label); None outside them."""
+    where = dict(zip(root_labels(folders), folders, strict=True))
+
+    def _source(manifest: Manifest, path: str) -> str | None:
+        label, _, rest = path.partition("/")
+        if label not in where:
+            return None
+        return os.path.join(where[label], *to_disk(rest).split("/")) if rest else where[label]
+
+    return _source

@@ -8,17 +8,10 @@ import pytest
 from p2pbackup.cli.localgrid import LocalGrid
 from tests.daemon.test_cycle import edit, make_tree
 
-FRIENDS = ("alice", "bob", "carol")
-
 
 @pytest.fixture
-def grid(tmp_path):
-    with LocalGrid(str(tmp_path / "nodes")) as grid:
-        grid.init_all(["laptop", *FRIENDS])
-        grid.cli("laptop", "schedule", "off")
-        grid.start("laptop", *FRIENDS)
-        grid.pair("laptop", *FRIENDS)
-        yield grid
+def grid(paired):
+    return paired
 
 
 def _text(grid: LocalGrid, *args: str) -> str:

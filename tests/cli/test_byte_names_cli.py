@@ -12,18 +12,12 @@ import pytest
 from p2pbackup.cli.localgrid import LocalGrid
 from tests.engine.test_byte_names import make_byte_tree, tree_of
 
-FRIENDS = ("alice", "bob", "carol")
 BAD = b"Docs/bad\xffname.txt"
 
 
 @pytest.fixture
-def grid(tmp_path):
-    with LocalGrid(str(tmp_path / "nodes")) as grid:
-        grid.init_all(["laptop", *FRIENDS])
-        grid.cli("laptop", "schedule", "off")
-        grid.start("laptop", *FRIENDS)
-        grid.pair("laptop", *FRIENDS)
-        yield grid
+def grid(paired):
+    return paired
 
 
 def _strings(value):

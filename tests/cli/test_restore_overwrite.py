@@ -7,20 +7,12 @@ import os
 
 import pytest
 
-from p2pbackup.cli.localgrid import LocalGrid
-
-FRIENDS = ("alice", "bob", "carol")
 HOUR = 3600 * 10**9
 
 
 @pytest.fixture
-def grid(tmp_path):
-    with LocalGrid(str(tmp_path / "nodes")) as grid:
-        grid.init_all(["laptop", *FRIENDS])
-        grid.cli("laptop", "schedule", "off")
-        grid.start("laptop", *FRIENDS)
-        grid.pair("laptop", *FRIENDS)
-        yield grid
+def grid(paired):
+    return paired
 
 
 def _write(path, data: bytes, mtime_ns: int | None = None) -> None:

@@ -2,7 +2,8 @@
 
 ``python -m p2pbackup.bench core --json`` (the pipeline), ``... net --json``
 (shares over libp2p to friend nodes in separate processes) and ``... backup
---json`` (backup and restore end to end, against restic where installed).
+--json`` (backup and restore end to end, against restic where installed), ``... latency
+--json`` (how long each command takes a user, through the daemon and without).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from p2pbackup import runtime
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m p2pbackup.bench")
-    parser.add_argument("suite", choices=["core", "net", "backup"])
+    parser.add_argument("suite", choices=["core", "net", "backup", "latency"])
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--mib", type=int, default=256, help="size of each data set")
     parser.add_argument("--small", type=int, default=10_000, help="backup: small files")
     parser.add_argument("--many", type=int, default=100_000, help="backup: unchanged files")
+    parser.add_argument("--calls", type=int, default=30, help="latency: calls per figure")
     parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's malloc defaults")
     args = parser.parse_args()
     tuned = False if args.no_mallopt else runtime.tune_malloc()
@@ -27,11 +29,15 @@ def main() -> None:
         from p2pbackup.bench import core as suite
     elif args.suite == "net":
         from p2pbackup.bench import net as suite
+    elif args.suite == "latency":
+        from p2pbackup.bench import latency
+
+        figures = latency.run(args.calls)
     else:
         from p2pbackup.bench import backup
 
         figures = backup.run(args.mib * 1024 * 1024, args.small, args.many)
-    if args.suite != "backup":
+    if args.suite not in ("backup", "latency"):
         figures = suite.run(args.mib * 1024 * 1024)
     result = {"suite": args.suite, "mallopt": tuned, **figures}
     if args.json:

@@ -104,6 +104,35 @@ class Progress:
     total: int
 
 
+@dataclass(frozen=True)
+class FriendOnline:
+    """A friend's node answers (again): jobs use it from now on."""
+
+    name: str
+    owner_id: bytes
+    path: str | None  # "direct" or "relay"
+    rtt_ms: float | None
+
+
+@dataclass(frozen=True)
+class FriendOffline:
+    """A friend's node stopped answering (a laptop asleep, a node stopped)."""
+
+    name: str
+    owner_id: bytes
+    last_seen: str | None  # ISO time it last answered; None: never
+
+
+@dataclass(frozen=True)
+class FriendUsage:
+    """What a friend stores for me changed, or my quota there: ``stored`` of ``quota``."""
+
+    name: str
+    owner_id: bytes
+    stored: int
+    quota: int
+
+
 Event = (
     FileSkipped
     | FileDone
@@ -116,6 +145,9 @@ Event = (
     | SnapshotDamaged
     | InviteReady
     | Progress
+    | FriendOnline
+    | FriendOffline
+    | FriendUsage
 )
 _KINDS = {cls.__name__: cls for cls in Event.__args__}
 

@@ -133,6 +133,78 @@ class FriendUsage:
     quota: int
 
 
+@dataclass(frozen=True)
+class ScanProgress:
+    """A backup's scan so far, cumulative (one per scan batch, and one with ``done`` when
+    the scan has listed everything): every regular file seen, and those it must store."""
+
+    files: int
+    bytes: int
+    changed_files: int
+    changed_bytes: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class RestoreProgress:
+    """A restore so far, cumulative: files and bytes written of those chosen."""
+
+    files: int
+    bytes: int
+    files_total: int
+    bytes_total: int
+
+
+@dataclass(frozen=True)
+class JobQueued:
+    """The daemon took a job; ``source`` is "client", "schedule" or "daemon"."""
+
+    job: int
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job: int
+    name: str
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """What a window draws for a running job (the daemon sends one at most every half
+    second). Backup: ``scanned_*`` so far, ``total_*`` to send, ``done_*`` sent; restore:
+    ``total_*`` chosen, ``done_*`` written. ``seconds_left`` is None until it can be told."""
+
+    job: int
+    phase: str  # "scanning", "sending", "restoring", or the word of a Progress event
+    scanned_files: int = 0
+    scanned_bytes: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    done_files: int = 0
+    done_bytes: int = 0
+    seconds_left: float | None = None
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """``state`` is "finished", "failed" or "cancelled"; ``error`` the failure's message."""
+
+    job: int
+    name: str
+    state: str
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EventsDropped:
+    """A slow reader of the control socket missed ``count`` events (the oldest)."""
+
+    count: int
+
+
 Event = (
     FileSkipped
     | FileDone

@@ -220,6 +220,13 @@ Event = (
     | FriendOnline
     | FriendOffline
     | FriendUsage
+    | ScanProgress
+    | RestoreProgress
+    | JobQueued
+    | JobStarted
+    | JobProgress
+    | JobFinished
+    | EventsDropped
 )
 _KINDS = {cls.__name__: cls for cls in Event.__args__}
 

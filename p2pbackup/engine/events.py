@@ -205,6 +205,15 @@ class EventsDropped:
     count: int
 
 
+@dataclass(frozen=True)
+class SettingsChanged:
+    """A setting changed through a settings job (daemon/settings.py): a window showing it
+    reads it again. ``setting`` names what: folders, excludes, schedule, bandwidth, quota,
+    friends."""
+
+    setting: str
+
+
 Event = (
     FileSkipped
     | FileDone
@@ -227,6 +236,7 @@ Event = (
     | JobProgress
     | JobFinished
     | EventsDropped
+    | SettingsChanged
 )
 _KINDS = {cls.__name__: cls for cls in Event.__args__}
 

@@ -5,6 +5,12 @@ this process (so its peak RSS is this process's). k=2, n=4. Every figure
 comes from one run on the same data; where ``restic`` is installed, it backs
 up and restores the same data to a local repository in the same run (all but
 the photos, a phase kept for our own peak memory).
+
+The random, compressible and small-file phases run ``REPEATS`` times, each on
+fresh content (a new seed, so nothing is deduplicated), and report the median.
+Each reports CPU seconds per GB of source as well as wall time: this process
+(the owner), the four friend daemons together, and restic, because on two
+cores the owner, its friends and the baseline share the same CPU.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -20,6 +27,7 @@ import time
 import trio
 
 from p2pbackup import runtime
+from p2pbackup.bench.cpu import Meter, per_gb
 from p2pbackup.cli.localgrid import LocalGrid
 from p2pbackup.daemon import jobs
 from p2pbackup.daemon.node import running_node
@@ -30,6 +38,11 @@ FRIENDS = ("alice", "bob", "carol", "dave")
 MiB = 1024 * 1024
 WRITE = 4 * MiB
 PHOTOS, PHOTO = 16, 15 * MiB  # a folder of camera pictures: files just under any "large" line
+REPEATS = 3
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
 
 
 def _random_file(path: str, size: int, seed: int) -> None:
@@ -119,20 +132,41 @@ class _Owner:
         return await list_friends(self.node, lambda event: None)
 
 
-async def _measure(profile: Profile, root: str, size: int, small: int, unchanged: int) -> dict:
-    out: dict = {}
+async def _measure(
+    profile: Profile, root: str, size: int, small: int, unchanged: int, friends: tuple[int, ...]
+) -> dict:
+    out: dict = {"cpu_s_per_gb": {}}
     async with running_node(profile) as node:
         owner = _Owner(profile, node)
         for kind, make in (("random", _random_file), ("compressible", _text_file)):
-            folder = os.path.join(root, kind)
-            os.makedirs(folder)
-            make(os.path.join(folder, f"{kind}.bin"), size, 1)
-            seconds, _ = await owner.backup(folder)
-            back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
-            shutil.rmtree(os.path.join(root, "out"))
-            out[f"backup_{kind}_mb_s"] = round(size / seconds / 1e6, 1)
-            out[f"restore_{kind}_mb_s"] = round(size / back / 1e6, 1)
-            os.unlink(os.path.join(folder, f"{kind}.bin"))
+            runs: dict[str, list[float]] = {}
+            for run in range(REPEATS):
+                folder = os.path.join(root, f"{kind}{run}")
+                os.makedirs(folder)
+                make(os.path.join(folder, f"{kind}.bin"), size, 1 + run)
+                meter = Meter(friends).start()
+                seconds, _ = await owner.backup(folder)
+                meter.stop()
+                runs.setdefault("backup", []).append(size / seconds / 1e6)
+                runs.setdefault("owner", []).append(per_gb(meter.own_s, size))
+                runs.setdefault("friends", []).append(per_gb(meter.others_s, size))
+                meter = Meter(friends).start()
+                back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
+                meter.stop()
+                runs.setdefault("restore", []).append(size / back / 1e6)
+                runs.setdefault("restore_owner", []).append(per_gb(meter.own_s, size))
+                runs.setdefault("restore_friends", []).append(per_gb(meter.others_s, size))
+                shutil.rmtree(os.path.join(root, "out"))
+                shutil.rmtree(folder)
+            out[f"backup_{kind}_mb_s"] = _median(runs["backup"])
+            out[f"restore_{kind}_mb_s"] = _median(runs["restore"])
+            out["cpu_s_per_gb"][f"backup_{kind}"] = {
+                "owner": _median(runs["owner"]), "friends": _median(runs["friends"]),
+            }  # fmt: skip
+            out["cpu_s_per_gb"][f"restore_{kind}"] = {
+                "owner": _median(runs["restore_owner"]),
+                "friends": _median(runs["restore_friends"]),
+            }
             out[f"rss_after_{kind}_mb"] = round(_peak_rss_mb(), 1)
 
         folder = os.path.join(root, "photos")
@@ -147,14 +181,19 @@ async def _measure(profile: Profile, root: str, size: int, small: int, unchanged
         out["restore_photos_mb_s"] = round(PHOTOS * PHOTO / back / 1e6, 1)
         out["rss_after_photos_mb"] = round(_peak_rss_mb(), 1)
 
-        folder = os.path.join(root, "small")
         out["small_files"] = small
-        out["small_bytes"] = _small_files(folder, small, 2)
-        seconds, _ = await owner.backup(folder)
-        back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
-        shutil.rmtree(os.path.join(root, "out"))
-        out["small_backup_s"] = round(seconds, 2)
-        out["small_restore_s"] = round(back, 2)
+        times: dict[str, list[float]] = {"backup": [], "restore": []}
+        for run in range(REPEATS):
+            folder = os.path.join(root, f"small{run}")  # a new folder: a first backup each time
+            out["small_bytes"] = _small_files(folder, small, 2 + run)
+            seconds, _ = await owner.backup(folder)
+            back, _ = await owner.timed("restore", to=os.path.join(root, "out"))
+            shutil.rmtree(os.path.join(root, "out"))
+            shutil.rmtree(folder)
+            times["backup"].append(seconds)
+            times["restore"].append(back)
+        out["small_backup_s"] = _median(times["backup"])
+        out["small_restore_s"] = _median(times["restore"])
         out["rss_after_small_mb"] = round(_peak_rss_mb(), 1)
 
         folder = os.path.join(root, "many")
@@ -186,32 +225,65 @@ def _restic(root: str, size: int, small: int) -> dict | None:
     if shutil.which("restic") is None:
         return None
     env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": f"{root}/restic"}
+    cpu: list[float] = []
 
     def _run(*args: str) -> float:
+        meter = Meter().start()
         started = time.perf_counter()
         subprocess.run(["restic", "--quiet", *args], env=env, check=True, capture_output=True)
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        cpu.append(meter.stop().children_s)
+        return seconds
+
+    def _restore(folder: str) -> float:
+        return _run("restore", "latest", "--path", folder, "--target", f"{root}/r-out")
 
     _run("init")
-    out: dict = {}
+    out: dict = {"cpu_s_per_gb": {}}
     for kind, make in (("random", _random_file), ("compressible", _text_file)):
-        folder = os.path.join(root, f"r-{kind}")
-        os.makedirs(folder)
-        make(os.path.join(folder, f"{kind}.bin"), size, 1)
-        out[f"backup_{kind}_mb_s"] = round(size / _run("backup", folder) / 1e6, 1)
-        out[f"restore_{kind}_mb_s"] = round(
-            size / _run("restore", "latest", "--path", folder, "--target", f"{root}/r-out")
-            / 1e6, 1,
-        )  # fmt: skip
+        runs: dict[str, list[float]] = {}
+        for run in range(REPEATS):
+            folder = os.path.join(root, f"r-{kind}{run}")
+            os.makedirs(folder)
+            make(os.path.join(folder, f"{kind}.bin"), size, 1 + run)
+            runs.setdefault("backup", []).append(size / _run("backup", folder) / 1e6)
+            runs.setdefault("backup_cpu", []).append(per_gb(cpu[-1], size))
+            runs.setdefault("restore", []).append(size / _restore(folder) / 1e6)
+            runs.setdefault("restore_cpu", []).append(per_gb(cpu[-1], size))
+            shutil.rmtree(folder)
+            shutil.rmtree(f"{root}/r-out")
+        out[f"backup_{kind}_mb_s"] = _median(runs["backup"])
+        out[f"restore_{kind}_mb_s"] = _median(runs["restore"])
+        out["cpu_s_per_gb"][f"backup_{kind}"] = _median(runs["backup_cpu"])
+        out["cpu_s_per_gb"][f"restore_{kind}"] = _median(runs["restore_cpu"])
+    times: dict[str, list[float]] = {"backup": [], "restore": []}
+    for run in range(REPEATS):
+        folder = os.path.join(root, f"r-small{run}")
+        _small_files(folder, small, 2 + run)
+        times["backup"].append(_run("backup", folder))
+        times["restore"].append(_restore(folder))
         shutil.rmtree(folder)
         shutil.rmtree(f"{root}/r-out")
-    folder = os.path.join(root, "r-small")
-    _small_files(folder, small, 2)
-    out["small_backup_s"] = round(_run("backup", folder), 2)
-    out["small_restore_s"] = round(
-        _run("restore", "latest", "--path", folder, "--target", f"{root}/r-out"), 2
-    )
+    out["small_backup_s"] = _median(times["backup"])
+    out["small_restore_s"] = _median(times["restore"])
     return out
+
+
+def _ratios(ours: dict, theirs: dict) -> dict:
+    """Every figure as ours against restic's: >1 means we are faster, or (CPU) that we
+    spend that many times restic's CPU per GB."""
+    ratios = {
+        key: round(ours[key] / theirs[key], 2) if key.endswith("mb_s")
+        else round(theirs[key] / ours[key], 2)
+        for key in theirs if key != "cpu_s_per_gb"
+    }  # fmt: skip
+    for phase, restic_cpu in theirs["cpu_s_per_gb"].items():
+        mine = ours["cpu_s_per_gb"][phase]
+        ratios[f"cpu_{phase}_owner_over_restic"] = round(mine["owner"] / restic_cpu, 2)
+        ratios[f"cpu_{phase}_all_over_restic"] = round(
+            (mine["owner"] + mine["friends"]) / restic_cpu, 2
+        )
+    return ratios
 
 
 def run(size: int, small: int = 10_000, unchanged: int = 100_000) -> dict:
@@ -223,15 +295,13 @@ def run(size: int, small: int = 10_000, unchanged: int = 100_000) -> dict:
             grid.start("owner", *FRIENDS)
             grid.pair("owner", *FRIENDS, offer="64G")
             grid.stop("owner")  # from here the owner's node runs in this process
-            ours = trio.run(_measure, Profile(grid.home("owner")), root, size, small, unchanged)
+            friends = grid.pids(*FRIENDS)
+            ours = trio.run(_measure, Profile(grid.home("owner")), root, size, small, unchanged,
+                            friends)  # fmt: skip
         theirs = _restic(root, size, small)
-    result = {"k": 2, "n": 4, "friends": len(FRIENDS), "mib": size // MiB, **ours}
+    result = {"k": 2, "n": 4, "friends": len(FRIENDS), "mib": size // MiB, "repeats": REPEATS,
+              **ours}  # fmt: skip
     if theirs is not None:
         result["restic"] = theirs
-        result["ratio_vs_restic"] = {
-            key: round(ours[key] / theirs[key], 2)
-            if key.endswith("mb_s")
-            else round(theirs[key] / ours[key], 2)
-            for key in theirs
-        }  # >1 means we are faster
+        result["ratio_vs_restic"] = _ratios(ours, theirs)
     return result

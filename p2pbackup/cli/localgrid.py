@@ -88,6 +88,10 @@ class LocalGrid:
                 raise GridError(f"{name}: no daemon: {process.stderr.read().strip()}")
             self._daemons[name] = process
 
+    def pids(self, *names: str) -> tuple[int, ...]:
+        """The process ids of the running daemons of ``names`` (to count their CPU)."""
+        return tuple(self._daemons[name].pid for name in names)
+
     def running(self, name: str) -> bool:
         return name in self._daemons
 

@@ -3,6 +3,9 @@
 Friend nodes are real ``p2pbackup daemon`` processes on 127.0.0.1. The bench
 is the owner's device: it puts and gets 1 MiB shares to one friend, then
 spread over four, with many requests in flight, and times small requests.
+In the same run, the same messages go over plain trio TCP to sink processes
+(``rawtcp``): the ceiling, and each libp2p figure as a ratio of it. Every
+phase runs ``REPEATS`` times; the medians are reported.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import AsyncExitStack
 
 import trio
 
+from p2pbackup.bench import rawtcp
 from p2pbackup.core import erasure
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys, new_secret
@@ -31,6 +35,7 @@ MiB = 1024 * 1024
 CLI = [sys.executable, "-m", "p2pbackup.cli.main"]
 ENV = {**os.environ, "P2PBACKUP_MDNS": "0"}  # everything stays on 127.0.0.1
 IN_FLIGHT = 16  # requests in flight per friend
+REPEATS = 3
 
 
 def _start_friend(home: str, owner: OwnerKeys) -> tuple[subprocess.Popen, str]:
@@ -84,7 +89,9 @@ async def _get(store, key, share) -> None:
         raise AssertionError("a share came back with the wrong size")
 
 
-async def _measure(addresses: list[str], owner: OwnerKeys, total: int) -> dict:
+async def _measure(
+    addresses: list[str], owner: OwnerKeys, total: int, sinks: list[int]
+) -> dict:
     identity = NodeIdentity.from_seed(os.urandom(32))
     host = build_host(identity)
     cert = issue_certificate(owner, identity.node_key, "bench", int(time.time()))
@@ -100,14 +107,28 @@ async def _measure(addresses: list[str], owner: OwnerKeys, total: int) -> dict:
         for store in stores:
             await store.stat()  # connect first: ~250 ms each, not part of throughput
         size = sum(len(s) for _, s in shares)
-        for label, chosen in (("1_friend", stores[:1]), ("4_friends", stores)):
-            for store in chosen:  # start from empty pools
-                for key, _ in shares:
-                    await store.remove(key)
-            seconds = await _spread(chosen, shares, lambda st, k, s: st.put(k, s))
-            result[f"put_mb_s_{label}"] = round(size / seconds / 1e6, 1)
-            seconds = await _spread(chosen, shares, _get)
-            result[f"get_mb_s_{label}"] = round(size / seconds / 1e6, 1)
+        for label, chosen, ports in (("1_friend", stores[:1], sinks[:1]),
+                                     ("4_friends", stores, sinks)):  # fmt: skip
+            runs: dict[str, list[float]] = {}
+            for _ in range(REPEATS):
+                for store in chosen:  # start from empty pools
+                    for key, _ in shares:
+                        await store.remove(key)
+                seconds = await _spread(chosen, shares, lambda st, k, s: st.put(k, s))
+                runs.setdefault("put", []).append(size / seconds / 1e6)
+                seconds = await _spread(chosen, shares, _get)
+                runs.setdefault("get", []).append(size / seconds / 1e6)
+                for op, name in ((b"P", "raw_put"), (b"G", "raw_get")):
+                    runs.setdefault(name, []).append(
+                        await rawtcp.throughput(ports, op, size, MiB, IN_FLIGHT)
+                    )
+            medians = {name: statistics.median(values) for name, values in runs.items()}
+            for name in ("put", "get"):
+                result[f"{name}_mb_s_{label}"] = round(medians[name], 1)
+                result[f"raw_tcp_{name}_mb_s_{label}"] = round(medians[f"raw_{name}"], 1)
+                result[f"{name}_over_raw_tcp_{label}"] = round(
+                    medians[name] / medians[f"raw_{name}"], 3
+                )
         latencies = []
         for _ in range(300):
             started = time.perf_counter()
@@ -126,14 +147,18 @@ def run(total: int = 256 * MiB, friends: int = 4) -> dict:
     processes = []
     with tempfile.TemporaryDirectory(prefix="p2pbackup-bench-net-") as folder:
         try:
-            addresses = []
+            addresses, sinks = [], []
             for n in range(friends):
                 process, address = _start_friend(os.path.join(folder, f"friend{n}"), owner)
                 processes.append(process)
                 addresses.append(address)
-            result = trio.run(_measure, addresses, owner, total)
+                process, port = rawtcp.start_sink()
+                processes.append(process)
+                sinks.append(port)
+            result = trio.run(_measure, addresses, owner, total, sinks)
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=10)
-    return {"share_mib": 1, "shares": total // MiB, "in_flight_per_friend": IN_FLIGHT, **result}
+    return {"share_mib": 1, "shares": total // MiB, "in_flight_per_friend": IN_FLIGHT,
+            "repeats": REPEATS, **result}  # fmt: skip

@@ -328,11 +328,18 @@ def verify_share(
     descriptor: RecordDescriptor, index: int, share: bytes | bytearray | memoryview
 ) -> None:
     """Raise IntegrityError unless ``share`` is exactly share ``index`` of ``descriptor``."""
+    checker = ShareChecker()
+    checker.feed(share)
+    verify_checked(descriptor, index, checker)
+
+
+def verify_checked(descriptor: RecordDescriptor, index: int, checker: ShareChecker) -> None:
+    """``verify_share`` for a share fed to ``checker`` in pieces (read by ranges)."""
     what = f"share {index} of record {_short(descriptor.record_id)}"
     if not 0 <= index < descriptor.n:
         raise IntegrityError(f"{what} does not exist: the record has {descriptor.n} shares")
     try:
-        info = parse_share(share)
+        info = checker.finish()
     except IntegrityError as exc:
         raise type(exc)(f"{what} is unusable: {exc.message}") from None
     if info.hash != descriptor.share_hashes[index]:
@@ -342,6 +349,17 @@ def verify_share(
     if found != wanted:
         # Only reachable if the descriptor itself is inconsistent with what was encoded.
         raise IntegrityError(f"{what} does not match the record's description")
+
+
+def block_size_of(header: bytes | bytearray | memoryview) -> int:
+    """The block size a share's header names (FormatError outside 1..MAX_BLOCK_SIZE); for
+    decoding a share read by ranges, whose hash is checked only at its end."""
+    if len(header) < HEADER_SIZE:
+        raise FormatError(f"share header is truncated: {len(header)} of {HEADER_SIZE} bytes")
+    (block_size,) = _BLOCK_SIZE_FIELD.unpack_from(header, 8)
+    if not 1 <= block_size <= MAX_BLOCK_SIZE:
+        raise FormatError(f"share header names block size {block_size}, not 1..{MAX_BLOCK_SIZE}")
+    return block_size
 
 
 class SegmentDecoder:

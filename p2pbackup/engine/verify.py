@@ -4,11 +4,14 @@ Proofs: when a record is uploaded, the owner keeps a few (nonce, answer)
 pairs per share, answers computed from the share itself. ``verify`` spends
 one pair per share: the friend must hash the share it keeps with that nonce,
 which it cannot do without the share, and the owner never needs the data.
-``--read-data`` downloads every share and checks it against the descriptor's
-hash instead (a recovered device, which has no pairs, relies on that).
+``--read-data`` reads every share and checks it against the descriptor's
+hash instead (a recovered device, which has no pairs, relies on that), by
+ranges (engine/rangecheck.py), so memory is one read per check in flight.
 ``--repair`` fetches k good shares, decodes, encodes the missing ones again
 (byte-identical: encoding is deterministic) and places them on friends so
-every record again survives the loss of any one friend.
+every record again survives the loss of any one friend; shares larger than
+WHOLE_SHARE are rebuilt a few segments at a time (engine/rebuild.py). Hashing
+and coding run in worker threads. Progress counts checks and records finished.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import trio
 from p2pbackup.core import erasure, placement
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.engine import events as ev
+from p2pbackup.engine import rebuild
 from p2pbackup.engine.fetcher import list_holders
+from p2pbackup.engine.rangecheck import check_share
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, StorageError
 from p2pbackup.storage.sharepool import prove_answer
@@ -33,6 +38,7 @@ from p2pbackup.storage.store import ShareKey, ShareStore
 
 CHALLENGES = 2  # proof pairs kept per share (each costs a hash of it); --read-data adds more
 NONCE_SIZE = 16
+WHOLE_SHARE = 1 << 20  # larger shares are repaired segment by segment, never held whole
 
 
 def make_challenges(
@@ -152,54 +158,66 @@ class Verifier:
             for index, friend in placed.placement.items() if placed else ():
                 if friend in report.asked and friend not in holders.get(ShareKey(rid, index), ()):
                     report.missing[friend] += 1
+        report.records = {rid: RecordHealth(d) for rid, d in wanted.items()}
+        checks = [
+            (health, index, friend)
+            for rid, health in report.records.items()
+            for index in range(health.descriptor.n)
+            for friend in holders.get(ShareKey(rid, index), ())
+        ]
         done = 0
 
-        async def _check(descriptor: RecordDescriptor, index: int, friend: str) -> None:
-            health = report.records[descriptor.record_id]
-            key = ShareKey(descriptor.record_id, index)
+        async def _check(health: RecordHealth, index: int, friend: str) -> None:
+            nonlocal done
             async with self._requests:
-                try:
-                    if read_data:
-                        share = await self._stores[friend].get(key)
-                        erasure.verify_share(descriptor, index, share)
-                        self._state.new_challenges(key, make_challenges([share])[0])
-                    else:
-                        challenge = self._state.next_challenge(key)
-                        if challenge is None:
-                            health.add(health.unproven, index, friend)
-                            return
-                        nonce, answer = challenge
-                        if await self._stores[friend].prove(key, nonce) != answer:
-                            raise IntegrityError("wrong proof")
-                    health.add(health.good, index, friend)
-                except IntegrityError:
-                    health.add(health.bad, index, friend)
-                    self._events(ev.ShareRejected(friend, descriptor.record_id, index))
-                except PeerError:
-                    pass  # missing there after all, or the friend went away
+                await self._check(health, index, friend, read_data)
+            done += 1  # finished checks, in the order they finish
+            self._events(ev.Progress("verify", done, len(checks)))
 
         async with trio.open_nursery() as nursery:
-            for rid, descriptor in wanted.items():
-                report.records[rid] = RecordHealth(descriptor)
-                for index in range(descriptor.n):
-                    for friend in holders.get(ShareKey(rid, index), ()):
-                        nursery.start_soon(_check, descriptor, index, friend)
-                done += 1
-                self._events(ev.Progress("records", done, len(wanted)))
+            for check in checks:
+                nursery.start_soon(_check, *check)
         return report
+
+    async def _check(self, health: RecordHealth, index: int, friend: str, read_data: bool) -> None:
+        descriptor = health.descriptor
+        key = ShareKey(descriptor.record_id, index)
+        try:
+            if read_data:
+                pairs = await check_share(
+                    self._stores[friend], descriptor, index, self._workers, CHALLENGES
+                )
+                self._state.new_challenges(key, pairs)
+            else:
+                challenge = self._state.next_challenge(key)
+                if challenge is None:
+                    health.add(health.unproven, index, friend)
+                    return
+                nonce, answer = challenge
+                if await self._stores[friend].prove(key, nonce) != answer:
+                    raise IntegrityError("wrong proof")
+            health.add(health.good, index, friend)
+        except IntegrityError:
+            health.add(health.bad, index, friend)
+            self._events(ev.ShareRejected(friend, descriptor.record_id, index))
+        except PeerError:
+            pass  # missing there after all, or the friend went away
 
     async def repair(self, report: VerifyReport, room: Mapping[str, int], survive: int = 1) -> None:
         """Rebuild the shares that are missing or bad, on friends with room."""
         planner_room = dict(room)
+        todo = []
         for health in report.records.values():
             complete = len(health.held()) == health.descriptor.n and not health.bad
-            if health.lost or (complete and health.safe_losses >= survive):
-                continue
+            if not (health.lost or (complete and health.safe_losses >= survive)):
+                todo.append(health)
+        for done, health in enumerate(todo, 1):
             try:
                 await self._repair_one(health, planner_room, survive)
                 report.repaired += 1
             except P2PBackupError as exc:
                 self._events(ev.FriendTrouble("repair", exc.message))
+            self._events(ev.Progress("repair", done, len(todo)))
 
     async def _good_shares(self, health: RecordHealth) -> dict[int, bytes]:
         d, shares = health.descriptor, {}
@@ -209,7 +227,9 @@ class Verifier:
                     return shares
                 try:
                     share = await self._stores[friend].get(ShareKey(d.record_id, index))
-                    erasure.verify_share(d, index, share)
+                    await trio.to_thread.run_sync(
+                        erasure.verify_share, d, index, share, limiter=self._workers
+                    )
                 except (PeerError, IntegrityError):
                     continue
                 shares[index] = share
@@ -224,14 +244,7 @@ class Verifier:
             for friend in friends:
                 with contextlib.suppress(PeerError):
                     await self._stores[friend].remove(ShareKey(d.record_id, index))
-        shares = await self._good_shares(health)
-
-        def _reencode() -> list[bytes]:
-            sealed = erasure.decode_verified(d, shares)
-            return erasure.encode(d.record_id, sealed, d.k, d.n)[1]
-
-        all_shares = await trio.to_thread.run_sync(_reencode, limiter=self._workers)
-        size = len(all_shares[0])
+        size = erasure.share_size(d.length, d.k)
         friends = [placement.FriendRoom(name, free) for name, free in room.items()]
         # Keep one good holder per share where the safety rule allows; else place afresh
         # (a friend that already holds a share is not sent it again).
@@ -244,18 +257,44 @@ class Verifier:
             wanted = placement.place(d.k, d.n, size, friends, survive=survive, existing=existing)
         except P2PBackupError:
             wanted = placement.place(d.k, d.n, size, friends, survive=survive)
-        for index, friend in wanted.items():
-            if friend in health.good.get(index, ()):
-                continue
+        targets = {i: f for i, f in wanted.items() if f not in health.good.get(i, ())}
+        if size > WHOLE_SHARE:
+            candidates = [(i, f) for i, held in health.held().items() for f in held]
+            done = await rebuild.rebuild(
+                self._stores, d, candidates, targets, self._workers, self._events, CHALLENGES
+            )
+            sent, challenges = done.sent, done.challenges
+        else:
+            sent, challenges = await self._rebuild_whole(d, health, targets)
+        for index, friend in sent.items():
+            room[friend] -= size
+            health.add(health.good, index, friend)
+        health.bad.clear()
+        for index in range(d.n):
+            self._state.new_challenges(ShareKey(d.record_id, index), challenges[index])
+        # the shares kept where they were, and those placed again: the whole placement
+        self._state.record_stored(d.record_id, StoredRecord(d, {**existing, **wanted}))
+
+    async def _rebuild_whole(
+        self, d: RecordDescriptor, health: RecordHealth, targets: Mapping[int, str]
+    ) -> tuple[dict[int, str], list[list[tuple[bytes, bytes]]]]:
+        """A small record's lost shares, rebuilt from k whole shares: who got theirs, and
+        fresh proof pairs for all n."""
+        shares = await self._good_shares(health)
+
+        def _reencode() -> tuple[list[bytes], list[list[tuple[bytes, bytes]]]]:
+            sealed = erasure.decode_verified(d, shares)
+            block_size = erasure.block_size_of(next(iter(shares.values())))  # as stored
+            all_shares = erasure.encode(d.record_id, sealed, d.k, d.n, block_size)[1]
+            return all_shares, make_challenges(all_shares)
+
+        all_shares, challenges = await trio.to_thread.run_sync(_reencode, limiter=self._workers)
+        sent = {}
+        for index, friend in targets.items():
             try:
                 await self._stores[friend].put(ShareKey(d.record_id, index), all_shares[index])
             except (PeerError, StorageError) as exc:
                 self._events(ev.FriendTrouble(friend, exc.message))
                 continue
-            room[friend] -= size
-            health.add(health.good, index, friend)
-        health.bad.clear()
-        challenges = make_challenges(all_shares)
-        for index in range(d.n):
-            self._state.new_challenges(ShareKey(d.record_id, index), challenges[index])
-        self._state.record_stored(d.record_id, StoredRecord(d, wanted))
+            sent[index] = friend
+        return sent, challenges

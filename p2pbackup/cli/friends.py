@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import trio
@@ -30,6 +31,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--serve-rendezvous",
         action="store_true",
         help="be a rendezvous point where friends' nodes find each other",
+    )
+    daemon.add_argument(
+        "--public-relay",
+        action="store_true",
+        help="with --serve-rendezvous: relay for anyone, not only your friends' devices "
+        "(smaller circuits: docs/security.md, 'Relay')",
     )
     daemon.add_argument(
         "--rendezvous",
@@ -111,7 +118,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
             node = await nursery.start(
-                run_daemon_forever,
+                functools.partial(run_daemon_forever, public_relay=args.public_relay),
                 profile_of(args),
                 args.listen,
                 args.rendezvous,

@@ -17,6 +17,7 @@ from p2pbackup import runtime
 from p2pbackup.daemon import browse, control, jobs
 from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
+from p2pbackup.daemon.rendezvous import PointLink
 from p2pbackup.daemon.scheduler import Scheduler
 from p2pbackup.daemon.session import session
 from p2pbackup.engine import events as ev
@@ -31,6 +32,7 @@ class Daemon:
         self.node = node
         self.jobs_lock = trio.Lock()
         self.scheduler = Scheduler(self)
+        self.point = PointLink(node)  # registration and relay slot at the rendezvous point
 
     async def run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
         with one_error():  # a failure inside a task group is still one error for the client
@@ -48,6 +50,7 @@ class Daemon:
             runtime.release_memory()  # the job's buffers go back to the system, not the next job
         if name == "status":
             result["schedule"] = self.scheduler.status()
+            result["rendezvous"] = self.point.state()  # registered, relay slot, since, error
         return result
 
     async def _session_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
@@ -61,11 +64,15 @@ async def run_daemon(
     rendezvous: str | None = None,
     serve_rendezvous: bool = False,
     *,
+    public_relay: bool = False,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with running_node(profile, listen, rendezvous, serve_rendezvous) as node:
+    async with running_node(
+        profile, listen, rendezvous, serve_rendezvous, public_relay=public_relay
+    ) as node:
         daemon = Daemon(node)
         async with trio.open_nursery() as nursery:
             await nursery.start(control.serve, control.address(profile.home), daemon.run_job)
             nursery.start_soon(daemon.scheduler.run)
+            nursery.start_soon(daemon.point.run)  # kept up at the rendezvous point, if any
             task_status.started(node)

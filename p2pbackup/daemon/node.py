@@ -17,7 +17,6 @@ from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
 from p2pbackup.core.peerid import peer_id as peer_id_of_key
 from p2pbackup.daemon.identity import device_name, identity_of, with_ports
-from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import discovery, invite, locate, relay
 from p2pbackup.net.host import (
     DEFAULT_LISTEN,
@@ -97,8 +96,14 @@ async def running_node(
     listen: list[str] | None = None,
     rendezvous: str | None = None,
     serve_rendezvous: bool = False,
+    public_relay: bool = False,
 ) -> AsyncIterator[Node]:
-    """Start a node on ``profile``; the listen port and the rendezvous point are remembered."""
+    """Start a node on ``profile``; the listen port and the rendezvous point are remembered.
+
+    A rendezvous point relays for its owner's friends' devices and the owner's own, or
+    with ``public_relay`` for anyone, with smaller circuits (net/relay.py). Registering
+    at the point and holding a slot there is the daemon's (daemon/rendezvous.py): a
+    one-shot node takes no slot."""
     profile.require()
     if listen:
         profile.update_settings(listen=listen)
@@ -119,13 +124,25 @@ async def running_node(
             host = build_host(identity, mdns=mdns, strangers=strangers)
             # Listen before the host starts: mDNS reports what it hears at once.
             lan = stack.enter_context(discovery.LanPeers(host)) if mdns else None
-            service = StorageService(pool, catalog.quota_for, identity.node_key)
+            admission = None  # a public point admits anyone; a friends' point, friends
+            if serve_rendezvous and not public_relay:
+                admission = relay.Admission(
+                    keys.owner_id, lambda owner: catalog.quota_for(owner) is not None,
+                    lambda: {n for f in catalog.friends() for n in f.node_ids},
+                )  # fmt: skip
+            service = StorageService(pool, catalog.quota_for, identity.node_key,
+                                     saw=admission.saw if admission else None)  # fmt: skip
             invites = invite.Invites()
             host.set_stream_handler(STORAGE_PROTOCOL, service.handle)
             host.set_stream_handler(invite.PROTOCOL, invites.handle)
             async with (
                 serving(host, listen_addrs(addresses)),
-                relay.relay(host, serve=serve_rendezvous) as node_relay,
+                relay.relay(
+                    host, certificate,
+                    serve=(relay.PUBLIC if public_relay else relay.FRIENDS_ONLY)
+                    if serve_rendezvous else None,
+                    admits=admission.admits if admission else None,
+                ) as node_relay,  # fmt: skip
             ):
                 chosen = [str(a).split("/p2p/")[0] for a in host.get_addrs()]
                 if any(a.endswith("/tcp/0") for a in addresses):
@@ -135,15 +152,6 @@ async def running_node(
                     discovery.serve(host)
                 node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
                 node.lan, node.relay = lan, node_relay
-                point = node.rendezvous()
-                if point is not None:  # findable there, and reachable through it behind NAT
-                    try:
-                        await discovery.register(
-                            host, point, discovery.node_namespace(host.get_id())
-                        )
-                        await node_relay.reserve(point)
-                    except P2PBackupError as exc:
-                        log.warning("rendezvous: %s", exc.message)
                 yield node
         finally:
             catalog.close()

@@ -3,6 +3,7 @@ invite, join, and the friend list with what each one stores."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -38,6 +39,7 @@ async def invite_friend(node: Node, events: ev.EventSink, offer: int, minutes: f
     namespace = discovery.invite_namespace(code.nameplate)
     if point is not None:  # so a friend elsewhere finds us with the code alone
         await discovery.register(node.host, point, namespace)
+        await _reachable_through(node, point)
     addresses = tuple(public_addresses(node.profile, node.peer_id))
     point_address = node.profile.settings().get("rendezvous", "") if point else ""
     events(ev.InviteReady(str(code), addresses, point_address))
@@ -56,11 +58,25 @@ async def join_friend(
     parsed = parse_code(code)
     if peer:  # the user named the friend's node: its errors are the friend's
         where = discovery.rendezvous_peer(peer, flag="--peer")
-        card = await invite.join(node.host, where, parsed, node.card(offer))
+        card = await invite.join(node.host, where, parsed, node.card(offer),
+                                 dial=functools.partial(locate.dial, node.reach()))  # fmt: skip
     else:
         card = await _join_any(node, parsed, offer)
     node.remember_friend(card, offer)
     return _paired(card, offer)
+
+
+async def _reachable_through(node: Node, point: locate.Peer) -> None:
+    """Hold a relay slot at the point while the invite waits, so a joiner behind another
+    NAT reaches us through it (a daemon holds one already: this refreshes it). Without
+    one a joiner on another network may not reach us: say so, and go on."""
+    if node.relay is None:
+        return
+    try:
+        await node.relay.reserve(point)
+    except P2PBackupError as exc:
+        log.warning("invite: no relay slot at the rendezvous point, so a friend behind "
+                    "another NAT may not reach this node: %s", exc.message)  # fmt: skip
 
 
 class _Tries:
@@ -98,8 +114,9 @@ async def _try(node: Node, candidate: locate.Peer, code: InviteCode, offer: int,
     """
     try:
         return await invite.join(
-            node.host, candidate, code, node.card(offer), dial_timeout=FOUND_DIAL_TIMEOUT
-        )
+            node.host, candidate, code, node.card(offer), dial_timeout=FOUND_DIAL_TIMEOUT,
+            dial=functools.partial(locate.dial, node.reach()),
+        )  # fmt: skip
     except InviteNotHere:
         tries.not_here += 1  # nothing used up there: not the inviter
     except PeerError as exc:

@@ -214,6 +214,17 @@ class SettingsChanged:
     setting: str
 
 
+@dataclass(frozen=True)
+class RendezvousChanged:
+    """The daemon's standing at its rendezvous point changed: registered there (friends
+    find its addresses), holding a relay slot (friends behind NAT reach it); ``error``
+    says why not, "" when both hold."""
+
+    registered: bool
+    reserved: bool
+    error: str = ""
+
+
 Event = (
     FileSkipped
     | FileDone
@@ -237,6 +248,7 @@ Event = (
     | JobFinished
     | EventsDropped
     | SettingsChanged
+    | RendezvousChanged
 )
 _KINDS = {cls.__name__: cls for cls in Event.__args__}
 

@@ -61,10 +61,10 @@ class RemoteShareStore:
         certificate: bytes,
         signing_key: SigningKey,
         nursery: trio.Nursery,
-        via: Callable[[], Awaitable[None]] | None = None,
+        via: Callable[[PeerInfo], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
-        self._via = via  # opens a relayed connection when the friend cannot be dialled
+        self._via = via  # connects to the friend's node (else: a plain direct dial)
         self._host = host
         self._peer = peer
         self._certificate = certificate
@@ -93,14 +93,12 @@ class RemoteShareStore:
             internals.forget_failed_dial(self._host, self._peer.peer_id)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
-                    try:
+                    if self._via is None:
                         await self._host.connect(self._peer)
-                    except (BaseLibp2pError, OSError):
-                        if self._via is None:
-                            raise
-                        await self._via()
+                    else:  # the caller's way in: direct and relay at once (net/locate)
+                        await self._via(self._peer)
                     stream = await self._host.new_stream(self._peer.peer_id, [PROTOCOL])
-            except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+            except (BaseLibp2pError, OSError, trio.TooSlowError, PeerError) as exc:
                 delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
                 self._failures += 1
                 self._retry_at = trio.current_time() + delay
@@ -284,7 +282,7 @@ async def remote_store(
     name: str,
     certificate: bytes,
     signing_key: SigningKey,
-    via: Callable[[], Awaitable[None]] | None = None,
+    via: Callable[[PeerInfo], Awaitable[None]] | None = None,
 ) -> AsyncIterator[RemoteShareStore]:
     async with trio.open_nursery() as nursery:
         store = RemoteShareStore(host, peer, name, certificate, signing_key, nursery, via)

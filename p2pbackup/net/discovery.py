@@ -37,6 +37,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.net.reasons import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def _client(host: IHost, point: PeerInfo) -> RendezvousClient:
         with trio.fail_after(TIMEOUT):
             await host.connect(point)
     except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
-        raise PeerError(f"The rendezvous point cannot be reached: {exc or 'timeout'}.") from exc
+        raise PeerError(f"The rendezvous point cannot be reached: {reason_of(exc)}.") from exc
     return RendezvousClient(host, point.peer_id)
 
 
@@ -83,7 +84,7 @@ async def register(host: IHost, point: PeerInfo, namespace: str) -> None:
         with trio.fail_after(TIMEOUT):
             await client.register(namespace, TTL)
     except (RendezvousError, BaseLibp2pError, ValueError, trio.TooSlowError) as exc:
-        raise PeerError(f"The rendezvous point refused to register us: {exc}.") from exc
+        raise PeerError(f"The rendezvous point refused to register us: {reason_of(exc)}.") from exc
 
 
 async def unregister(host: IHost, point: PeerInfo, namespace: str) -> None:
@@ -101,7 +102,7 @@ async def discover(host: IHost, point: PeerInfo, namespace: str) -> list[PeerInf
         with trio.fail_after(TIMEOUT):
             peers, _ = await client.discover(namespace)
     except (RendezvousError, BaseLibp2pError, trio.TooSlowError) as exc:
-        raise PeerError(f"The rendezvous point did not answer: {exc}.") from exc
+        raise PeerError(f"The rendezvous point did not answer: {reason_of(exc)}.") from exc
     return [p for p in peers if p.peer_id != host.get_id() and p.addrs]
 
 

@@ -24,8 +24,10 @@ runs a stock py-libp2p peer in another process against a tuned one.
 
 Behaviour: ``forget_unread`` (a reset stream's bytes), ``forget_failed_dial``
 (the swarm's negative cache), ``never_auto_connect``, ``announce_as``
-(the addresses a host tells) and ``notifees_of`` / ``is_inbound`` (the
-connection objects the stranger cap reads).
+(the addresses a host tells), ``notifees_of`` / ``is_inbound`` (the
+connection objects the stranger cap reads), ``is_relayed`` (how a connection
+runs) and ``relay_point`` (a circuit relay that admits whom we say and frees
+the slots of nodes that went away).
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ from collections.abc import Callable, Iterable
 
 import multiaddr
 from libp2p.abc import IHost, INetConn, INetStream
+from libp2p.connection_types import ConnectionType
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
+from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
+from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+from libp2p.relay.circuit_v2.protocol_buffer import StatusCode, to_proto_status
+from libp2p.relay.circuit_v2.resources import RelayLimits, RelayResourceManager
+from libp2p.relay.circuit_v2.utils import write_delimited_msg
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
 from libp2p.stream_muxer.yamux import yamux
 
@@ -139,3 +147,54 @@ def notifees_of(stream: INetStream) -> tuple[INetConn | None, Iterable[object]]:
 def is_inbound(conn: INetConn) -> bool:
     """Whether the peer dialled this connection (the swarm sets ``direction``)."""
     return getattr(conn, "direction", None) == Direction.INBOUND
+
+
+def is_relayed(conn: INetConn) -> bool:
+    """Whether a connection runs through a circuit relay (either direction)."""
+    if getattr(conn, "get_connection_type", lambda: None)() == ConnectionType.RELAYED:
+        return True
+    muxed = getattr(conn, "muxed_conn", None)
+    addrs = getattr(muxed, "get_transport_addresses", lambda: [])() or []
+    return any("/p2p-circuit" in str(a) for a in addrs)
+
+
+class _FreeingSlots(RelayResourceManager):
+    """Slots of nodes no longer connected are given to newcomers when the table is
+    full: the library keeps a reservation for its whole TTL, so one-shot nodes that came
+    and went locked friends out (a slot only serves while its node is connected)."""
+
+    def can_accept_reservation(self, peer_id: ID) -> bool:
+        if len(self._reservations) >= self.limits.max_reservations:
+            for gone in [p for p in self._reservations if not self._is_peer_connected(p)]:
+                del self._reservations[gone]
+        return super().can_accept_reservation(peer_id)
+
+
+class _AdmittingRelay(CircuitV2Protocol):
+    """The library's relay, answering PERMISSION_DENIED to a reservation from a peer
+    ``admits`` refuses, or for another peer (the library has no hook for either)."""
+
+    def __init__(self, host: IHost, limits: RelayLimits, admits: Callable[[ID], bool]) -> None:
+        super().__init__(host, limits=limits, allow_hop=True)
+        self.resource_manager = _FreeingSlots(limits, host)
+        self._admits = admits
+
+    async def _handle_reserve(self, stream: INetStream, msg: HopMessage) -> None:
+        peer = stream.muxed_conn.peer_id
+        # The library reserves for the peer a message names: only for oneself here.
+        for_another = msg.HasField("peer") and msg.peer.id and ID(msg.peer.id) != peer
+        if for_another or not self._admits(peer):
+            denied = HopMessage(
+                type=HopMessage.STATUS, status=to_proto_status(StatusCode.PERMISSION_DENIED)
+            )
+            await write_delimited_msg(stream, denied)
+            return
+        await super()._handle_reserve(stream, msg)
+
+
+def relay_point(
+    host: IHost, limits: RelayLimits, admits: Callable[[ID], bool] | None
+) -> CircuitV2Protocol:
+    """A circuit relay serving others within ``limits``, reserving slots only for the
+    peers ``admits`` (everyone when None)."""
+    return _AdmittingRelay(host, limits, admits or (lambda peer: True))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -40,6 +41,7 @@ from p2pbackup.core.pairing import (
 from p2pbackup.errors import PairingError, PeerError
 from p2pbackup.net import internals
 from p2pbackup.net.host import node_key_of
+from p2pbackup.net.reasons import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,6 @@ STEP_TIMEOUT = 30
 
 class _HungUp(Exception):
     """The stream ended in the middle of a frame."""
-
-
-def _reason(exc: Exception) -> str:
-    # libp2p often raises with no message, and a timeout has none: name the case.
-    if isinstance(exc, trio.TooSlowError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__
 
 
 async def _read_exactly(stream: INetStream, size: int) -> bytes:
@@ -106,7 +101,7 @@ async def _run(stream: INetStream, machine: Inviter | Joiner) -> FriendCard:
             actions = machine.broke("the other node hung up")
             continue
         except (BaseLibp2pError, trio.TooSlowError) as exc:
-            actions = machine.broke(_reason(exc))
+            actions = machine.broke(reason_of(exc))
             continue
         if kind == FrameKind.DATA:
             actions = machine.received(payload)
@@ -194,20 +189,25 @@ async def join(
     code: InviteCode,
     my_card: bytes,
     dial_timeout: float = STEP_TIMEOUT,
+    dial: Callable[[PeerInfo], Awaitable[None]] | None = None,
 ) -> FriendCard:
     """The joiner's side: pair with the node at ``inviter``, which should hold ``code``.
 
-    PeerError if that node cannot be reached; InviteNotHere if it holds no invite by
-    that nameplate (nothing is used up); PairingError for any other failure.
+    ``dial`` connects to it (``locate.dial``: direct and through the relay at once);
+    without it, a direct dial. PeerError if that node cannot be reached; InviteNotHere
+    if it holds no invite by that nameplate (nothing is used up); PairingError for any
+    other failure.
     """
     # A join the user retries at once must dial again, whatever libp2p's negative cache says.
     internals.forget_failed_dial(host, inviter.peer_id)
     try:
         with trio.fail_after(dial_timeout):
-            await host.connect(inviter)
+            await (dial or host.connect)(inviter)
             stream = await host.new_stream(inviter.peer_id, [PROTOCOL])
+    except PeerError as exc:  # every path was tried; the message names why each failed
+        raise PeerError(f"Your friend's node cannot be reached: {exc.message}.") from exc
     except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
-        raise PeerError(f"Your friend's node cannot be reached: {_reason(exc)}.") from exc
+        raise PeerError(f"Your friend's node cannot be reached: {reason_of(exc)}.") from exc
     try:
         return await _run(stream, Joiner(code, my_card, node_key_of(stream.muxed_conn.peer_id)))
     except PeerError as exc:  # its peer id carries no Ed25519 key: not one of our nodes

@@ -5,25 +5,34 @@ on this LAN, and wherever the rendezvous point last saw it; a node that cannot
 be dialled is reached through the rendezvous point's relay. The daemon hands in
 what its catalog knows (``Friend``: peer ids and addresses as strings) and
 gets back a ``Peer``, which only this layer looks inside.
+
+Dialing (``connect``) is happy eyeballs: the direct addresses first, the relay
+after a short head start (or at once when the direct dial fails), each with its
+own deadline; the first connection wins and the other attempt is cancelled. A
+direct dial that hangs (a NAT dropping the SYN) no longer uses up the time the
+relay needed. ``path_of`` says how a friend is connected now.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import trio
+from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 from nacl.signing import SigningKey
 
-from p2pbackup.errors import ConfigError, P2PBackupError
-from p2pbackup.net import discovery
+from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
+from p2pbackup.net import discovery, internals
 from p2pbackup.net.client import RemoteShareStore, remote_store
 from p2pbackup.net.host import Host
+from p2pbackup.net.reasons import reason_of
 from p2pbackup.net.relay import Relay
 from p2pbackup.storage.catalog import Friend
 from p2pbackup.storage.store import Usage
@@ -33,6 +42,12 @@ log = logging.getLogger(__name__)
 Peer = PeerInfo  # a node and the addresses to dial it at; opaque outside net/
 
 LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
+# Happy eyeballs: the relay starts this long after the direct dial (a direct path on a
+# LAN answers in milliseconds); each has its own deadline, both within the storage
+# client's 10 s to connect.
+HEAD_START = 0.3
+DIRECT_TIMEOUT = 9.0
+RELAY_TIMEOUT = 9.0
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,9 @@ def peer_id_of(peer: Peer) -> str:
 
 
 def via_relay(reach: Reach, peer_id: ID) -> Callable[[], Awaitable[None]] | None:
-    """How to reach ``peer_id`` through the rendezvous point when it cannot be dialled."""
+    """How to reach ``peer_id`` through the rendezvous point's relay, if there is one."""
     point, node_relay = reach.point, reach.relay
-    if point is None or node_relay is None:
+    if point is None or node_relay is None or point.peer_id == peer_id:
         return None
 
     async def _dial() -> None:
@@ -85,11 +100,91 @@ def via_relay(reach: Reach, peer_id: ID) -> Callable[[], Awaitable[None]] | None
     return _dial
 
 
+def path_of(reach: Reach, peer: Peer | ID | str) -> str | None:
+    """How this node is connected to ``peer`` now: "direct", "relay" (only through a
+    circuit relay), or None (not connected)."""
+    peer_id = peer.peer_id if isinstance(peer, PeerInfo) else peer
+    if isinstance(peer_id, str):
+        peer_id = ID.from_base58(peer_id)
+    conns = reach.host.get_network().get_connections(peer_id)
+    live = [c for c in conns if not getattr(c, "is_closed", False)]
+    if not live:
+        return None
+    return "relay" if all(internals.is_relayed(c) for c in live) else "direct"
+
+
+async def connect(
+    reach: Reach,
+    peer: Peer,
+    head_start: float = HEAD_START,
+    direct_timeout: float = DIRECT_TIMEOUT,
+    relay_timeout: float = RELAY_TIMEOUT,
+) -> str:
+    """Connect to ``peer``, direct and through the relay in parallel; the path that won.
+
+    PeerError naming why each path failed if neither did."""
+    if (path := path_of(reach, peer)) is not None:
+        return path
+    # Our own back-off decides when to try a peer again, not libp2p's negative cache.
+    internals.forget_failed_dial(reach.host, peer.peer_id)
+    through_relay = via_relay(reach, peer.peer_id)
+    failed: dict[str, str] = {}
+    won: list[str] = []
+    direct_over = trio.Event()
+
+    async def _direct(cancel: trio.CancelScope) -> None:
+        try:
+            if not peer.addrs:
+                failed["direct"] = "no address known"
+                return
+            with trio.fail_after(direct_timeout):
+                await reach.host.connect(peer)
+            won.append("direct")
+            cancel.cancel()
+        except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+            failed["direct"] = reason_of(exc)
+        finally:
+            direct_over.set()
+
+    async def _relayed(cancel: trio.CancelScope) -> None:
+        assert through_relay is not None
+        with trio.move_on_after(head_start):
+            await direct_over.wait()
+        try:
+            with trio.fail_after(relay_timeout):
+                await through_relay()
+            won.append("relay")
+            cancel.cancel()
+        except trio.TooSlowError:
+            failed["relay"] = "no answer in time"
+        except PeerError as exc:
+            failed["relay"] = exc.message
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_direct, nursery.cancel_scope)
+        if through_relay is not None:
+            nursery.start_soon(_relayed, nursery.cancel_scope)
+    if won:
+        log.debug("connected to %s: %s", peer.peer_id, won[0])
+        return won[0]
+    if through_relay is None:
+        raise PeerError(f"direct: {failed.get('direct', 'no answer')}; no relay to try")
+    raise PeerError(
+        f"direct: {failed.get('direct', 'no answer')}; "
+        f"through the relay: {failed.get('relay', 'no answer')}"
+    )
+
+
+async def dial(reach: Reach, peer: Peer) -> None:
+    """``connect``, as the storage client and pairing call it (the path is not needed)."""
+    await connect(reach, peer)
+
+
 def store_at(reach: Reach, peer: Peer, name: str) -> AbstractAsyncContextManager[RemoteShareStore]:
-    """The friend's share store at ``peer``, through the relay if it cannot be dialled."""
+    """The friend's share store at ``peer``, dialled direct and through the relay at once."""
     return remote_store(
         reach.host, peer, name, reach.certificate, reach.signing_key,
-        via=via_relay(reach, peer.peer_id),
+        via=functools.partial(dial, reach),
     )  # fmt: skip
 
 

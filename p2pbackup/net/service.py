@@ -69,7 +69,9 @@ class StorageService:
         quota: Callable[[bytes], int | None],
         node_key: bytes,
         gate: Gate | None = None,
+        saw: Callable[[bytes, bytes], None] | None = None,
     ) -> None:
+        self._saw = saw  # (node key, owner id) of each valid certificate shown: the relay's
         self._pool = pool
         self._quota = quota
         self._node_key = node_key
@@ -159,6 +161,8 @@ class StorageService:
         cert = verify_certificate(certificate)
         if cert.node_key != node_key:
             raise _Refused("That certificate is for another device.")
+        if self._saw is not None:  # before the friend check: the owner's own devices too
+            self._saw(node_key, cert.owner_id)
         if self._quota(cert.owner_id) is None:
             raise _Refused("You are not a paired friend of this node.")
         return cert.owner_id

@@ -128,6 +128,9 @@ async def connect(
     # Our own back-off decides when to try a peer again, not libp2p's negative cache.
     internals.forget_failed_dial(reach.host, peer.peer_id)
     through_relay = via_relay(reach, peer.peer_id)
+    # Within the caller's deadline, so that the error names each path's reason.
+    budget = trio.current_effective_deadline() - trio.current_time() - 0.05
+    direct_timeout, relay_timeout = min(direct_timeout, budget), min(relay_timeout, budget)
     failed: dict[str, str] = {}
     won: list[str] = []
     direct_over = trio.Event()

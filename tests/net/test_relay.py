@@ -3,6 +3,7 @@ the relay serves whom we say, within our limits; dialing tries both paths at onc
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -15,10 +16,13 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from p2pbackup.core import erasure
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys
+from p2pbackup.core.pairing import InviteCode, make_card
 from p2pbackup.errors import PeerError
 from p2pbackup.net import locate
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs, serving
+from p2pbackup.net.invite import PROTOCOL as INVITE_PROTOCOL
+from p2pbackup.net.invite import Invites, join
 from p2pbackup.net.relay import (
     PUBLIC,
     Admission,
@@ -187,3 +191,48 @@ async def test_an_unreachable_relay_says_why(silent_port):
             await device_relay.reserve(point)
     message = caught.value.message
     assert message.startswith("No reservation at the relay: ") and not message.endswith(": .")
+
+
+async def test_a_join_reaches_the_inviter_through_the_relay(silent_port):
+    """The inviter's registered addresses do not answer (private, behind its NAT): the
+    joiner pairs through the point's relay, where it dialled those addresses alone."""
+    inviter_keys = OwnerKeys.from_secret(b"\x08" * 32)
+    inviter_id = NodeIdentity.from_seed(b"i" * 32)
+    inviter_card = make_card(inviter_keys, "Ann", _cert(inviter_keys, inviter_id), [], 1 << 30)
+    joiner_id = NodeIdentity.from_seed(b"j" * 32)
+    joiner_card = make_card(OWNER, "Bob", _cert(OWNER, joiner_id), [], 1 << 30)
+    invites = Invites()
+    async with (
+        _node(b"r" * 32, serve=PUBLIC) as (_, _, point),
+        _node(b"i" * 32, inviter_keys) as (inviter_host, inviter_relay, inviter),
+        _node(b"j" * 32) as (joiner_host, joiner_relay, _),
+    ):
+        inviter_host.set_stream_handler(INVITE_PROTOCOL, invites.handle)
+        await inviter_relay.reserve(point)
+        code = invites.create(inviter_card)
+        private = multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{silent_port}")
+        behind_nat = PeerInfo(inviter.peer_id, [private])
+        reach = locate.Reach(joiner_host, b"", OWNER.signing_key, relay=joiner_relay, point=point)
+        with trio.fail_after(5):
+            card = await join(joiner_host, behind_nat, code, joiner_card,
+                              dial=functools.partial(locate.dial, reach))  # fmt: skip
+        assert card.name == "Ann"
+
+
+async def test_a_join_that_reaches_nobody_says_why_for_each_path(silent_port):
+    """It said "Your friend's node cannot be reached: ." (an exception is always truthy)."""
+    async with (
+        _node(b"r" * 32, serve=PUBLIC) as (_, _, point),
+        _node(b"j" * 32) as (joiner_host, joiner_relay, _),
+    ):
+        nobody = PeerInfo(NodeIdentity.from_seed(b"n" * 32).peer_id,
+                          [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{silent_port}")])  # fmt: skip
+        reach = locate.Reach(joiner_host, b"", OWNER.signing_key, relay=joiner_relay, point=point)
+        code = InviteCode(nameplate=7, words=("a", "b"))  # never reaches a node anyway
+        with pytest.raises(PeerError) as caught:
+            await join(joiner_host, nobody, code, b"", dial_timeout=3,
+                       dial=functools.partial(locate.dial, reach))  # fmt: skip
+    assert caught.value.message.startswith(
+        "Your friend's node cannot be reached: direct: no answer in time; through the relay: "
+        "Could not reach it through the relay: "
+    )

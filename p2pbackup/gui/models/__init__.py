@@ -1,0 +1,1 @@
+"""Table and state models, tested without widgets."""

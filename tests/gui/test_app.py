@@ -1,0 +1,116 @@
+"""The app against real daemons: it starts one when none runs and stops it on Quit, leaves
+a running one alone, starts a dead one again once, and one app runs per profile."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from p2pbackup.gui.app import App, main
+from p2pbackup.gui.bridge import Request
+from p2pbackup.gui.models.friends import QUOTA_ROLE, Column
+from p2pbackup.gui.single import SingleInstance
+from p2pbackup.gui.supervisor import Service
+
+WAIT = 8000  # ms
+LISTEN = ["--listen", "/ip4/127.0.0.1/tcp/0"]
+
+
+def _started(qtbot, home: str) -> App:
+    app = App(home, LISTEN, tray=False)
+    app.start()
+    qtbot.addWidget(app.window)
+    # A bool: waitUntil takes None as "no assertion failed", so it must not see one.
+    qtbot.waitUntil(lambda: app.supervisor.state is Service.RUNNING
+                    and app.model.status is not None, timeout=WAIT)  # fmt: skip
+    return app
+
+
+def _answers(qtbot, home: str) -> str:
+    told = []
+    request = Request(home, "status")
+    request.result.connect(lambda _: told.append("result"))
+    request.no_daemon.connect(lambda: told.append("no daemon"))
+    with qtbot.waitSignal(request.finished, timeout=WAIT):
+        request.start()
+    return told[0]
+
+
+def _quit(qtbot, app: App) -> None:
+    with qtbot.waitSignal(app.finished, timeout=WAIT + 2000):
+        app.quit()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_the_app_starts_a_daemon_when_none_runs_and_stops_it_on_quit(qtbot, grid):
+    grid.init("laptop")
+    home = grid.home("laptop")
+    app = _started(qtbot, home)
+    assert app.supervisor.owned
+    pid = app.supervisor.process.processId()
+    _quit(qtbot, app)
+    qtbot.waitUntil(lambda: _gone(pid), timeout=WAIT)  # and not left a zombie: reaped
+    assert _answers(qtbot, home) == "no daemon"
+
+
+def test_the_app_leaves_a_running_daemon_alone(qtbot, grid, laptop):
+    app = _started(qtbot, laptop)
+    assert not app.supervisor.owned
+    _quit(qtbot, app)
+    assert grid.running("laptop")
+    assert _answers(qtbot, laptop) == "result"
+
+
+def test_a_daemon_that_dies_is_started_again_once_then_offered(qtbot, grid):
+    grid.init("laptop")
+    app = _started(qtbot, grid.home("laptop"))
+    first = app.supervisor.process.processId()
+    os.kill(first, signal.SIGKILL)
+    qtbot.waitUntil(lambda: app.supervisor.process is not None
+                    and app.supervisor.process.processId() not in (0, first)
+                    and app.supervisor.state is Service.RUNNING, timeout=WAIT)  # fmt: skip
+    assert "started again" in app.supervisor.problem
+    assert "started again" in app.window.banner_text.text()
+
+    os.kill(app.supervisor.process.processId(), signal.SIGKILL)
+    qtbot.waitUntil(lambda: app.supervisor.state is Service.STOPPED, timeout=WAIT)
+    assert app.supervisor.process is None  # not started a third time by itself
+    assert not app.window.start_again.isHidden()
+    assert "exit code" in app.window.banner_text.text()
+    _quit(qtbot, app)
+
+
+def test_a_second_launch_brings_the_first_forward(qtbot, tmp_path):
+    home = str(tmp_path / "laptop")
+    first = SingleInstance(home)
+    assert first.claim()
+    with qtbot.waitSignal(first.activated, timeout=WAIT):
+        assert main(["--home", home]) == 0  # returns at once: nothing of its own started
+    first.close()
+    other = SingleInstance(str(tmp_path / "another"))
+    assert other.claim()  # another profile is another app
+    other.close()
+
+
+def test_the_main_window_shows_the_daemons_status_and_friends(qtbot, grid):
+    grid.init_all(["laptop", "alice"])
+    grid.start("laptop", "alice")
+    grid.pair("laptop", "alice", offer="3G")
+    app = _started(qtbot, grid.home("laptop"))
+    qtbot.waitUntil(lambda: app.window.friends.friends.rowCount() == 1, timeout=WAIT)
+    overview = app.window.overview
+    assert overview.friends.text() == "1 of 1"
+    assert overview.safety.text() == "nothing backed up yet"
+    assert "No folder is chosen" in overview.warnings.text()
+    table = app.window.friends.friends
+    assert table.index(0, Column.NAME).data() == "alice"
+    assert table.index(0, Column.I_KEEP).data(QUOTA_ROLE) == (0, 3 << 30)
+    assert not app.window.friends.table.isHidden()  # on the tab not shown
+    _quit(qtbot, app)

@@ -1,4 +1,4 @@
-"""Friends from the command line: daemon, invite, join, friends, quota, unfriend."""
+"""Friends from the command line: daemon, invite, join, friends, quota, rename, unfriend."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import sys
 
 import trio
 
-from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.cli.common import add_common, plural, profile_of
 from p2pbackup.cli.runner import run_job
 from p2pbackup.core.pairing import DEFAULT_VALIDITY, parse_code
 from p2pbackup.core.placement import format_size, parse_size
-from p2pbackup.storage.catalog import Catalog
-from p2pbackup.storage.sharepool import stored_for
 
 DEFAULT_OFFER = "20G"
 
@@ -99,6 +97,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     quota.add_argument("size", help="e.g. 500M, 20G, 1T")
     quota.set_defaults(run=run_quota)
 
+    rename = commands.add_parser("rename", help="change the name you know a friend by")
+    add_common(rename)
+    rename.add_argument("friend", help="name, or the start of their node or owner id")
+    rename.add_argument("name", help="the new name (this device only)")
+    rename.set_defaults(run=run_rename)
+
     unfriend = commands.add_parser(
         "unfriend",
         help="stop being friends: drop their shares, and place what they held on the others",
@@ -173,26 +177,26 @@ def run_friends(args: argparse.Namespace) -> int:
     return run_job(args, "friends", {}, _friends_text)
 
 
-def _catalog(args: argparse.Namespace) -> tuple[Catalog, str]:
-    profile = profile_of(args).require()
-    return Catalog(profile.path("catalog.sqlite")), profile.path("pool")
+def _quota_text(data: dict) -> str:
+    text = f"You now give {data['name']} {format_size(data['i_give'])}."
+    if data["over_quota"]:
+        text += (
+            f"\nWARNING: you already keep {format_size(data['i_store_for_them'])} for "
+            f"{data['name']}, more than that. Nothing is deleted, but nothing new of theirs "
+            "fits until they are under it: their backups place new shares on their other "
+            "friends instead."
+        )
+    return text
 
 
 def run_quota(args: argparse.Namespace) -> int:
-    catalog, pool = _catalog(args)
-    friend = catalog.find(args.friend)
-    size = parse_size(args.size)
-    catalog.set_quota(friend.owner_id, size)
-    kept = stored_for(pool, friend.owner_id)
-    text = f"You now give {friend.name} {format_size(size)}."
-    if kept > size:
-        text += (
-            f"\nWARNING: you already keep {format_size(kept)} for {friend.name}, more than "
-            "that. Nothing is deleted, but nothing new of theirs fits until they are under "
-            "it: their backups place new shares on their other friends instead."
-        )
-    emit(args, {"name": friend.name, "i_give": size, "i_store_for_them": kept}, text)
-    return 0
+    params = {"friend": args.friend, "size": parse_size(args.size)}
+    return run_job(args, "quota", params, _quota_text)
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    params = {"friend": args.friend, "name": args.name}
+    return run_job(args, "rename", params, lambda d: f"{d['old_name']} is now {d['name']} here.")
 
 
 def _unfriend_text(data: dict) -> str:
@@ -213,6 +217,10 @@ def _unfriend_text(data: dict) -> str:
     else:
         lines.append(f"{data['records_checked']} records they held are safe on your other "
                      f"friends ({data['replaced']} placed again).")  # fmt: skip
+    survives = data.get("latest_survives_losing")
+    if survives is not None:
+        lines.append(f"You have {plural(data['friends_left'], 'friend')} left; your latest "
+                     f"backup survives losing {survives} of them.")  # fmt: skip
     return "\n".join(lines)
 
 

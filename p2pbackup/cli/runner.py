@@ -77,6 +77,10 @@ def join_help(invite: ev.InviteReady) -> str:
 
 
 async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.EventSink) -> Any:
+    from p2pbackup.daemon.settings import SETTINGS_JOBS, run_settings_job
+
+    if name in SETTINGS_JOBS:  # no daemon runs: this process changes the profile, as one would
+        return await run_settings_job(profile_of(args), name, params, sink)
     # Imported here: a command that the daemon runs never needs libp2p (half a second).
     from p2pbackup.daemon import browse, jobs
     from p2pbackup.daemon.node import running_node

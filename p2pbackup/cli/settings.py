@@ -1,23 +1,19 @@
 """The settings a daemon acts on, from the command line: folders, excludes, the schedule,
-pause and resume, the bandwidth limit. They live in the profile; a running daemon is told
-at once, so it acts on them."""
+pause and resume, the bandwidth limit. They live in the profile, and the settings jobs
+(daemon/settings.py) change them: in the daemon when one runs (the only writer of the
+profile then), else here."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-import trio
-
-from p2pbackup.cli.common import add_common, emit, profile_of
+from p2pbackup.cli.common import add_common
+from p2pbackup.cli.runner import run_job
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
 from p2pbackup.core.placement import format_size, parse_size
-from p2pbackup.daemon import control
-from p2pbackup.daemon.scheduler import DEFAULT_INTERVAL
-from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError
-from p2pbackup.storage.profile import Profile
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -39,55 +35,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _folders_text(data: dict) -> str:
-    return "\n".join(map(shown, data["folders"])) or "No folders yet: 'p2pbackup folders add PATH'."
+    return ("\n".join(map(shown, names.from_json(data, "folders")))
+            or "No folders yet: 'p2pbackup folders add PATH'.")  # fmt: skip
 
 
 def run_folders(args: argparse.Namespace) -> int:
-    profile = profile_of(args).require()
-    folders = list(profile.settings().get("folders", []))
-    if args.action:
-        path = os.path.abspath(os.path.expanduser(args.path))
-        if args.action == "add":
-            if not os.path.isdir(path):
-                raise ConfigError(f"{path} is not a folder.")
-            if path not in folders:
-                folders.append(path)
-        elif path in folders:
-            folders.remove(path)
-        else:
-            raise ConfigError(f"{path} is not backed up; 'p2pbackup folders' lists what is.")
-        profile.update_settings(folders=folders)
-        _tell_daemon(profile, "folders", {})  # its scheduler looks again
-    data = {"folders": folders}
-    text = _folders_text(data)
-    names.to_json(data, "folders")
-    emit(args, data, text)
-    return 0
-
-
-def _tell_daemon(profile: Profile, name: str, params: dict) -> bool:
-    """Settings live in the profile; a running daemon is told at once, so it acts on them.
-    Whether one was."""
-    try:
-        trio.run(control.call, control.address(profile.home), name, params, ev.ignore)
-    except control.NoDaemon:
-        return False
-    return True
+    params = {}
+    if args.action:  # a full path: the daemon does not know this shell's folder
+        params[args.action] = os.path.abspath(os.path.expanduser(args.path))
+    return run_job(args, "folders", params, _folders_text)
 
 
 def run_exclude(args: argparse.Namespace) -> int:
-    profile = profile_of(args).require()
-    patterns = list(profile.settings().get("excludes", []))
-    if args.pattern:
-        if args.remove:
-            if args.pattern not in patterns:
-                raise ConfigError(f"{args.pattern!r} is not excluded.")
-            patterns.remove(args.pattern)
-        elif args.pattern not in patterns:
-            patterns.append(args.pattern)
-        profile.update_settings(excludes=patterns)
-    emit(args, {"excludes": patterns}, "\n".join(patterns) or "Nothing is excluded.")
-    return 0
+    params = {"remove" if args.remove else "add": args.pattern} if args.pattern else {}
+    return run_job(args, "excludes", params,
+                   lambda data: "\n".join(data["excludes"]) or "Nothing is excluded.")  # fmt: skip
 
 
 def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
@@ -116,12 +78,14 @@ def add_schedule_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_limit(args: argparse.Namespace) -> int:
-    profile = profile_of(args).require()
-    rate = 0 if args.rate.strip().lower() in ("off", "0", "none") else parse_size(args.rate)
-    profile.update_settings(bandwidth=rate)
-    text = f"Uploads limited to {format_size(rate)}/s." if rate else "Uploads are not limited."
-    emit(args, {"bandwidth": rate}, text)
-    return 0
+    off = args.rate.strip().lower() in ("off", "0", "none")
+    return run_job(args, "bandwidth", {"limit": 0 if off else parse_size(args.rate)},
+                   _limit_text)  # fmt: skip
+
+
+def _limit_text(data: dict) -> str:
+    rate = data["bandwidth"]
+    return f"Uploads limited to {format_size(rate)}/s." if rate else "Uploads are not limited."
 
 
 def parse_interval(text: str) -> float:
@@ -136,20 +100,8 @@ def parse_interval(text: str) -> float:
 
 
 def run_schedule(args: argparse.Namespace, name: str, params: dict) -> int:
-    """Kept in the profile, so it holds without a daemon; a running daemon is told at once."""
-    profile = profile_of(args).require()
-    if name == "schedule" and "interval" in params:
-        profile.update_settings(schedule=params["interval"])
-    elif name != "schedule":
-        profile.update_settings(paused=name == "pause")
-    settings = profile.settings()
-    data = {
-        "interval": settings.get("schedule", DEFAULT_INTERVAL),
-        "paused": settings.get("paused", False),
-        "daemon": _tell_daemon(profile, name, params),
-    }
-    emit(args, data, _schedule_text(data))
-    return 0
+    """Kept in the profile, so it holds without a daemon; one that runs changes it."""
+    return run_job(args, name, params, _schedule_text)
 
 
 def _schedule_text(schedule: dict) -> str:

@@ -7,8 +7,7 @@ import contextlib
 import sys
 
 from p2pbackup.cli.common import add_common, emit, profile_of
-from p2pbackup.core.keys import new_secret, owner_fingerprint
-from p2pbackup.core.phrase import phrase_to_secret, secret_to_phrase
+from p2pbackup.core.keys import owner_fingerprint
 from p2pbackup.errors import ConfigError
 
 
@@ -28,33 +27,26 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from p2pbackup.daemon.identity import identity_of
+    # The first-run jobs the app's wizard calls too (daemon/firstrun.py): one implementation.
+    from p2pbackup.daemon import firstrun
 
     profile = profile_of(args)
     if args.recover:
         if sys.stdin.isatty():
             print("Type your 24-word recovery phrase, then Enter:", file=sys.stderr)
-        secret = phrase_to_secret(sys.stdin.readline())
+        data = firstrun.recover(profile, sys.stdin.readline(), args.name)
     else:
-        secret = new_secret()
-    profile.create(secret)
-    if args.name:
-        profile.update_settings(name=args.name)
-    device = identity_of(profile)
-    phrase = secret_to_phrase(secret)
-    data = {"owner_id": device.keys.owner_id.hex(), "node_id": device.peer_id}
-    if not args.recover:
-        data["recovery_phrase"] = phrase
+        data = firstrun.create_identity(profile, args.name)
     text = [
         f"Profile created in {profile.home}.",
-        f"Owner {owner_fingerprint(device.keys.owner_id)}, node {data['node_id']}.",
+        f"Owner {owner_fingerprint(bytes.fromhex(data['owner_id']))}, node {data['node_id']}.",
     ]
     if not args.recover:
         text += [
             "",
             "Your recovery phrase (write it down; it is shown only this once):",
             "",
-            f"    {phrase}",
+            f"    {data['recovery_phrase']}",
             "",
             "With it and one friend, you can get everything back on a new computer.",
         ]

@@ -90,12 +90,18 @@ def _split(text: str) -> list[str]:
     return [token for token in tokens if token]
 
 
-def _suggestion(typed: str) -> str:
+def suggestions(typed: str) -> list[str]:
+    """Up to three list words near ``typed``, nearest first (for a form, or an error)."""
     # Prefer near misses (a typo, a dropped letter); fall back to looser matches only if
     # there are none, so a one-letter slip is not buried among unrelated words.
-    close = difflib.get_close_matches(typed, WORDS, n=3, cutoff=0.75) or (
+    typed = typed.strip().lower()
+    return difflib.get_close_matches(typed, WORDS, n=3, cutoff=0.75) or (
         difflib.get_close_matches(typed, WORDS, n=3, cutoff=0.6)
     )
+
+
+def _suggestion(typed: str) -> str:
+    close = suggestions(typed)
     if not close:
         return ""
     quoted = [repr(word) for word in close]

@@ -20,6 +20,7 @@ from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
 from p2pbackup.daemon.rendezvous import PointLink
 from p2pbackup.daemon.scheduler import Scheduler
 from p2pbackup.daemon.session import session
+from p2pbackup.daemon.settings import SETTINGS_JOBS, run_settings_job
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import one_error
 from p2pbackup.storage.profile import Profile
@@ -39,10 +40,10 @@ class Daemon:
             return await self._run_job(name, params, events)
 
     async def _run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
+        if name in SETTINGS_JOBS:  # what a settings window changes: daemon/settings.py
+            return await run_settings_job(self, name, params, events)
         if name in NODE_JOBS:
             return await run_node_job(self.node, name, params, events)
-        if name in self.scheduler.commands:
-            return self.scheduler.command(name, params)
         if (copy := await browse.from_copy(self.node.profile, name, params)) is not None:
             return copy  # a page of a snapshot this device holds: no friend, no job lock
         async with self.jobs_lock:
@@ -72,6 +73,7 @@ async def run_daemon(
     ) as node:
         daemon = Daemon(node)
         async with trio.open_nursery() as nursery:
+            daemon.cancel_scope = nursery.cancel_scope  # the shutdown job stops the daemon
             await nursery.start(control.serve, control.address(profile.home), daemon.run_job)
             nursery.start_soon(daemon.scheduler.run)
             nursery.start_soon(daemon.point.run)  # kept up at the rendezvous point, if any

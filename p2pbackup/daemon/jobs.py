@@ -26,7 +26,6 @@ from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.identity import device_name
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, ref_time
-from p2pbackup.daemon.unfriend import unfriend
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.diskname import to_disk
@@ -452,8 +451,7 @@ JOBS = {
     "diff": diff,
     "restore": restore,
     "status": status,
-    "unfriend": unfriend,
-}
+}  # settings, unfriend and first-run jobs: daemon/settings.py
 
 
 async def run(s: Session, name: str, params: dict):

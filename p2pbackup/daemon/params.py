@@ -15,7 +15,7 @@ from typing import Any
 from p2pbackup.errors import ConfigError
 
 
-def check(name: str, job: Callable[..., Any], *args: Any, **params: Any) -> None:
+def check(name: str, job: Callable[..., Any], /, *args: Any, **params: Any) -> None:
     """ConfigError if ``job(*args, **params)`` would not take these parameters."""
     try:
         inspect.signature(job).bind(*args, **params)

@@ -1,8 +1,8 @@
 """Backs up on a schedule: every interval, unless paused; waits for friends.
 
 Settings live in the profile (``schedule``: interval in seconds, 0 for never;
-``paused``), so they survive restarts and the CLI or the tray can change them
-through the control socket (``pause``, ``resume``, ``schedule``). A backup
+``paused``), so they survive restarts; the CLI or the tray change them through
+the daemon's settings jobs (daemon/settings.py), which call ``changed``. A backup
 that finds no friend online, or fails for want of them, is retried with
 backoff (30 s doubling to 30 min) instead of waiting a whole interval.
 """
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pbackup.daemon.settings import DEFAULT_INTERVAL
 from p2pbackup.engine.failures import leaves
-from p2pbackup.errors import ConfigError, P2PBackupError, PeerError
+from p2pbackup.errors import P2PBackupError, PeerError
 from p2pbackup.storage.diskerrors import first_storage_error
 
 if TYPE_CHECKING:
@@ -24,14 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL = 3600
 FIRST_RETRY = 30.0
 MAX_RETRY = 1800.0
 
 
 class Scheduler:
-    commands = frozenset({"pause", "resume", "schedule", "folders"})
-
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
         self._profile = daemon.node.profile
@@ -45,21 +43,12 @@ class Scheduler:
         interval = float(settings.get("schedule", DEFAULT_INTERVAL))
         return interval, bool(settings.get("paused", False))
 
-    def command(self, name: str, params: dict) -> dict:
-        if name == "pause":
-            self._profile.update_settings(paused=True)
-        elif name == "resume":
-            self._profile.update_settings(paused=False)
-        elif name == "folders":
-            pass  # folders changed: wake up and look again
-        elif name == "schedule" and "interval" in params:
-            interval = float(params["interval"])
-            if interval < 0:
-                raise ConfigError("The interval cannot be negative.")
-            self._profile.update_settings(schedule=interval)
-            self._due = self._due_after_last(interval)
+    def changed(self, reschedule: bool = False) -> None:
+        """The settings changed: look again now; with ``reschedule``, the interval did, so
+        the next backup is due that long after the last one."""
+        if reschedule:
+            self._due = self._due_after_last(self._settings()[0])
         self._wake.set()
-        return self.status()
 
     def status(self) -> dict[str, Any]:
         interval, paused = self._settings()

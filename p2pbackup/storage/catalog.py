@@ -139,6 +139,10 @@ class Catalog:
     def set_quota(self, owner_id: bytes, i_give: int) -> None:
         self._db.execute("UPDATE friends SET i_give = ? WHERE owner_id = ?", (i_give, owner_id))
 
+    def rename_friend(self, owner_id: bytes, name: str) -> None:
+        """The name this device shows for a friend (pairing again takes their card's)."""
+        self._db.execute("UPDATE friends SET name = ? WHERE owner_id = ?", (name, owner_id))
+
     def set_addresses(self, owner_id: bytes, addresses: list[str]) -> None:
         self._db.execute(
             "UPDATE friends SET addresses = ? WHERE owner_id = ?",

@@ -74,7 +74,8 @@ def test_schedule_shows_itself_and_says_when_nothing_will_run_it(tmp_path):
         assert shown.startswith("Scheduled backups: every 1 h.")  # the default, unchanged
         assert "No daemon runs" in shown
         assert grid.cli("laptop", "schedule", "30m") == {
-            "interval": 1800.0, "paused": False, "daemon": False
+            "interval": 1800.0, "paused": False, "daemon": False, "next_run": None,
+            "last_error": None,
         }
         grid.cli("laptop", "pause")
         grid.start("laptop")

@@ -13,6 +13,7 @@ from p2pbackup.daemon import jobs
 from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS, invite_friend, join_friend, run_node_job
 from p2pbackup.daemon.session import session
+from p2pbackup.daemon.settings import SETTINGS_JOBS, run_settings_job
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import one_error
 from p2pbackup.storage.profile import Profile
@@ -83,6 +84,8 @@ class Nodes:
         with one_error():  # as the CLI and the daemon report it: one error, not a group
             if job in NODE_JOBS:
                 return await run_node_job(self.nodes[name], job, params, events)
+            if job in SETTINGS_JOBS:
+                return await run_settings_job(self.nodes[name], job, params, events)
             async with session(self.nodes[name], events) as s:
                 return await jobs.run(s, job, params)
 

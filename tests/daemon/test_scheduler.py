@@ -62,7 +62,8 @@ def test_paused_means_no_backups_until_resumed(tmp_path):
     async def script(scheduler):
         await trio.sleep(1000)
         assert scheduler.status()["paused"] and scheduler.status()["next_run"] is None
-        scheduler.command("resume", {})
+        profile.update_settings(paused=False)  # as the resume job does
+        scheduler.changed()
         await trio.sleep(150)
 
     assert _run(profile, 0, script) == pytest.approx([1000, 1100])
@@ -73,9 +74,10 @@ def test_no_folders_or_an_interval_of_zero_means_manual_only(tmp_path):
 
     async def script(scheduler):
         await trio.sleep(500)
-        scheduler.command("schedule", {"interval": 0})
+        profile.update_settings(schedule=0)
+        scheduler.changed(reschedule=True)
         profile.update_settings(folders=[str(tmp_path)])
-        scheduler.command("folders", {})
+        scheduler.changed()
         await trio.sleep(500)
 
     assert _run(profile, 0, script) == []

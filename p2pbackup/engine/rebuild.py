@@ -18,7 +18,8 @@ offset 0 (the friend drops its partial upload).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import trio
@@ -110,6 +111,26 @@ class _Coder:
         return [hasher.challenges() for hasher in self._made]
 
 
+@dataclass
+class _Blocks:
+    batch: list[tuple[int, int, int]]  # the segments' layout entries
+    start: int  # where their blocks start in a share's body
+    blocks: dict[int, bytes]  # per source index
+
+
+@contextmanager
+def _one_source_failure() -> Iterator[None]:
+    """A source failing in a nursery comes out as itself (one at a time: the next try
+    finds the next), not as trio's group; anything else stays as trio made it."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        found = list(leaves(group))
+        if not all(isinstance(e, _SourceFailed) for e in found):
+            raise
+        raise found[0] from group
+
+
 def _sources(candidates: Iterable[tuple[int, str]], k: int) -> dict[int, str]:
     """k distinct share indexes and a friend for each, primaries first (decoding them is
     a copy, not arithmetic)."""
@@ -145,11 +166,12 @@ async def rebuild(
                 stores, descriptor, sources, targets, failed, workers, events, challenges
             )
         except _SourceFailed as exc:
-            if exc.away:
+            if exc.away:  # none of its shares can be read now
                 events(ev.FriendTrouble(exc.friend, exc.reason))
+                left = {(i, f) for i, f in left if f != exc.friend}
             else:
                 events(ev.ShareRejected(exc.friend, descriptor.record_id, exc.index))
-            left.discard((exc.index, exc.friend))
+                left.discard((exc.index, exc.friend))
 
 
 async def _rebuild_from(
@@ -181,15 +203,10 @@ async def _rebuild_from(
 
     async def _ranges(offset: int, length: int) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
-        try:
+        with _one_source_failure():
             async with trio.open_nursery() as nursery:
                 for index in sources:
                     nursery.start_soon(_read, index, offset, length, out)
-        except BaseExceptionGroup as group:  # dropped one at a time: the next try tells
-            found = list(leaves(group))
-            if not all(isinstance(e, _SourceFailed) for e in found):
-                raise
-            raise found[0] from group
         return out
 
     async def _send(index: int, piece: bytes, last: bool) -> None:
@@ -220,24 +237,39 @@ async def _rebuild_from(
     coder = _Coder(d, sorted(sources), block_size, challenges, offsets)
     await trio.to_thread.run_sync(coder.hash_sources, heads, limiter=workers)
     layout = erasure.segment_layout(d.length, d.k, block_size)
+    # The next batch is read while this one is coded and sent: two batches in memory.
+    send_batches, receive_batches = trio.open_memory_channel[_Blocks](0)
+
+    async def _read_ahead() -> None:
+        async with send_batches:
+            for at in range(0, len(layout), REBUILD_SEGMENTS):
+                batch = layout[at : at + REBUILD_SEGMENTS]
+                start, end = batch[0][0], batch[-1][0] + batch[-1][1]
+                blocks = await _ranges(erasure.HEADER_SIZE + start, end - start)
+                await send_batches.send(_Blocks(batch, start, blocks))
+                del blocks
+
     broken = False
-    for at in range(0, len(layout), REBUILD_SEGMENTS):
-        batch = layout[at : at + REBUILD_SEGMENTS]
-        start, end = batch[0][0], batch[-1][0] + batch[-1][1]
-        blocks = await _ranges(erasure.HEADER_SIZE + start, end - start)
-        if broken:  # read on, hashing only, so the hashes say which source is bad
-            await trio.to_thread.run_sync(coder.hash_sources, blocks, limiter=workers)
-            continue
-        try:
-            pieces = await trio.to_thread.run_sync(
-                coder.segments, batch, blocks, start, limiter=workers
-            )
-        except IntegrityError:
-            broken = True
-            continue
-        del blocks
-        await _send_all(pieces, last=False)
-        del pieces  # before the next batch is read: one batch in memory at a time
+    with _one_source_failure():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_ahead)
+            async with receive_batches:
+                async for got in receive_batches:
+                    if broken:  # read on, hashing only, so the hashes say which source is bad
+                        await trio.to_thread.run_sync(
+                            coder.hash_sources, got.blocks, limiter=workers
+                        )
+                        continue
+                    try:
+                        pieces = await trio.to_thread.run_sync(
+                            coder.segments, got.batch, got.blocks, got.start, limiter=workers
+                        )
+                    except IntegrityError:
+                        broken = True
+                        continue
+                    del got
+                    await _send_all(pieces, last=False)
+                    del pieces
     tails = await _ranges(erasure.HEADER_SIZE + body, erasure.TRAILER_SIZE - 32)  # the length
     await trio.to_thread.run_sync(coder.hash_sources, tails, limiter=workers)
     bad = coder.bad_sources()

@@ -236,3 +236,20 @@ async def test_repair_of_a_small_record_keeps_its_block_size(grid):
     )
     holder = grid.state.records[d.record_id].placement[1]
     erasure.verify_share(d, 1, await grid.stores[holder].get(lost))
+
+
+async def test_repair_reads_around_a_source_friend_that_went_away(grid, tmp_path):
+    """Away is not damage: the friend is named in FriendTrouble, its shares are not
+    rejected, and the share is rebuilt from the others."""
+    d, placed = await _backed_up_large(grid, tmp_path)
+    await grid.stores[placed[3]].remove(ShareKey(d.record_id, 3))
+    verifier = _verifier(grid)
+    report = await verifier.verify([d], read_data=False)
+    away = placed[0]
+    grid.stores[away].online = False
+    await verifier.repair(report, {n: 1 << 30 for n in grid.stores if n != away})
+    assert report.repaired == 1
+    assert any(isinstance(e, ev.FriendTrouble) and e.friend == away for e in grid.events)
+    assert not any(isinstance(e, ev.ShareRejected) for e in grid.events)
+    holder = grid.state.records[d.record_id].placement[3]
+    erasure.verify_share(d, 3, await grid.stores[holder].get(ShareKey(d.record_id, 3)))

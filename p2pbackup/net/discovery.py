@@ -37,6 +37,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from p2pbackup.errors import ConfigError, PeerError
+from p2pbackup.net import internals
 from p2pbackup.net.reasons import reason_of
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def rendezvous_peer(address: str, flag: str = "--rendezvous") -> PeerInfo:
 
 
 async def _client(host: IHost, point: PeerInfo) -> RendezvousClient:
+    # A point that was down a moment ago (restarting) is dialled again now, whatever
+    # libp2p's negative cache says: callers keep their own back-off.
+    internals.forget_failed_dial(host, point.peer_id)
     try:
         with trio.fail_after(TIMEOUT):
             await host.connect(point)

@@ -16,7 +16,11 @@ and 1 hour per circuit, for anyone: docs/security.md, "Relay"):
   sized for pairing and catching up, not for first backups.
 
 Anyone may open a circuit to a node holding a slot (a joiner is nobody's
-friend yet); that node's own storage service decides who gets in.
+friend yet); that node's own storage service decides who gets in. Two nodes
+joined through a relay try to hole-punch a direct connection (DCUtR, from
+py-libp2p); whether that works through real NATs is measured by
+``python -m p2pbackup.netns``, not assumed: where it fails, the relay carries
+the data.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
@@ -124,9 +129,11 @@ class Admission:
 class Relay:
     """This node's side of circuit relay: reserve a slot, dial through a point."""
 
-    def __init__(self, host: IHost, protocol: CircuitV2Protocol, certificate: bytes) -> None:
+    def __init__(self, host: IHost, protocol: CircuitV2Protocol, certificate: bytes,
+                 dcutr: DCUtRProtocol | None = None) -> None:  # fmt: skip
         self._host = host
         self._certificate = certificate
+        self._dcutr = dcutr
         self._transport = CircuitV2Transport(
             host, protocol, RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT)
         )
@@ -136,6 +143,7 @@ class Relay:
 
         ReservationRefused if the point says no, PeerError if it cannot be reached.
         The caller refreshes it before then (daemon/rendezvous.py)."""
+        internals.forget_failed_dial(self._host, point.peer_id)  # our back-off, not libp2p's
         try:
             with trio.fail_after(TIMEOUT):
                 await self._host.connect(point)
@@ -179,6 +187,7 @@ class Relay:
     async def dial(self, point: PeerInfo, peer_id: ID) -> None:
         """Open a connection to ``peer_id`` through ``point``; streams then use it."""
         circuit = Multiaddr(f"{point.addrs[0]}/p2p/{point.peer_id}/p2p-circuit/p2p/{peer_id}")
+        internals.forget_failed_dial(self._host, point.peer_id)
         try:
             with trio.fail_after(TIMEOUT):
                 await self._host.connect(point)
@@ -227,6 +236,19 @@ class PointWatch(INotifee):
         pass
 
 
+    async def hole_punch(self, peer_id: ID) -> bool:
+        """Try once to turn a relayed connection to ``peer_id`` into a direct one (DCUtR:
+        both sides dial each other's observed address at once). Whether it worked."""
+        if self._dcutr is None:
+            return False
+        try:
+            with trio.fail_after(TIMEOUT * 2):
+                return await self._dcutr.initiate_hole_punch(peer_id)
+        except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+            log.info("hole punch to %s: %s", peer_id, reason_of(exc))
+            return False
+
+
 @asynccontextmanager
 async def relay(
     host: IHost,
@@ -236,9 +258,14 @@ async def relay(
 ) -> AsyncIterator[Relay]:
     """Circuit relay on a running host; with ``serve``, it relays for others too, within
     those limits and, given ``admits``, only for the peers it admits."""
-    if serve is None:
-        protocol = CircuitV2Protocol(host, allow_hop=False)
-    else:
+    if serve is not None:
         protocol = internals.relay_point(host, serve.library(), admits)
-    async with background_trio_service(protocol):
-        yield Relay(host, protocol, certificate)
+        async with background_trio_service(protocol):
+            yield Relay(host, protocol, certificate)
+        return
+    # A node reached through a relay tries to upgrade to a direct connection: the
+    # library's DCUtR drives a hole punch to each relayed peer a few times on its own.
+    protocol = CircuitV2Protocol(host, allow_hop=False)
+    dcutr = DCUtRProtocol(host)
+    async with background_trio_service(protocol), background_trio_service(dcutr):
+        yield Relay(host, protocol, certificate, dcutr)

@@ -74,6 +74,11 @@ async def test_a_restarted_point_has_the_registration_and_slot_back(tmp_path):
         with trio.fail_after(5):
             await _until(link, False)  # the connection closed: the slot went with it
         assert "closed" in link.state()["last_error"]
+        with trio.fail_after(5):  # a renewal failed while the point was down...
+            while "cannot be reached" not in (link.last_error or ""):
+                await link.changed.wait()
+        # ...which made libp2p refuse to dial it for a minute (its negative cache): the
+        # point came back, and alice stayed away from it.
         point_node = await point.start()  # same identity, same port, nothing remembered
         with trio.fail_after(5):
             await _until(link, True)

@@ -253,3 +253,20 @@ async def test_repair_reads_around_a_source_friend_that_went_away(grid, tmp_path
     assert not any(isinstance(e, ev.ShareRejected) for e in grid.events)
     holder = grid.state.records[d.record_id].placement[3]
     erasure.verify_share(d, 3, await grid.stores[holder].get(ShareKey(d.record_id, 3)))
+
+
+async def test_repair_is_not_misled_by_a_header_that_lies_about_the_block_size(grid, tmp_path):
+    """The block size comes from a source's header, checked only by the hash at the share's
+    end: a wrong one decodes garbage, which is never finished on a friend."""
+    d, placed = await _backed_up_large(grid, tmp_path)
+    await grid.stores[placed[3]].remove(ShareKey(d.record_id, 3))
+    verifier = _verifier(grid)
+    report = await verifier.verify([d], read_data=False)
+    key = ShareKey(d.record_id, 0)
+    share = bytearray(grid.stores[placed[0]]._shares[key])
+    share[8:12] = (128 * KiB).to_bytes(4, "big")  # erasure.BLOCK_SIZE is 256 KiB
+    grid.stores[placed[0]]._shares[key] = bytes(share)
+    await verifier.repair(report, {n: 1 << 30 for n in grid.stores})
+    assert ev.ShareRejected(placed[0], d.record_id, 0) in grid.events
+    holder = grid.state.records[d.record_id].placement[3]
+    erasure.verify_share(d, 3, await grid.stores[holder].get(ShareKey(d.record_id, 3)))

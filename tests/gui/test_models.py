@@ -39,7 +39,7 @@ def test_friends_model_rows_columns_and_roles():
     assert model.index(0, Column.THEY_KEEP).data(QUOTA_ROLE) == (3 * GIB // 2, 2 * GIB)
     assert model.index(0, Column.THEY_KEEP).data() == "1.5 GiB of 2.0 GiB"
     assert model.index(0, Column.I_KEEP).data() == "512.0 MiB of 2.0 GiB"
-    assert model.index(1, Column.THEY_KEEP).data() == "? of 2.0 GiB"  # offline: not known
+    assert model.index(1, Column.THEY_KEEP).data() == "2.0 GiB given (offline)"
     assert model.index(0, Column.NAME).data(QUOTA_ROLE) is None
     assert "alice" in model.index(0, Column.I_KEEP).data(Qt.ItemDataRole.ToolTipRole)
     assert model.headerData(Column.THEY_KEEP, Qt.Orientation.Horizontal) == "They keep for you"

@@ -91,7 +91,7 @@ class FriendsModel(QAbstractTableModel):
         if quota is None:
             return self.tr("unknown")
         if used is None:  # offline: what they keep is told by them only
-            return self.tr("? of %1").replace("%1", format_size(quota))
+            return self.tr("%1 given (offline)").replace("%1", format_size(quota))
         return self.tr("%1 of %2").replace("%1", format_size(used)).replace(
             "%2", format_size(quota))
 

@@ -77,8 +77,10 @@ def warnings(status: dict, now: float | None = None) -> list[Advice]:
         out.append(Advice(_tr("No folder is chosen for backup."),
                            _tr("Choose the folders to back up.")))  # fmt: skip
     if schedule.get("last_error"):
-        out.append(Advice(_tr("The last backup failed: %1").replace("%1", schedule["last_error"]),
-                           _tr("Try Back up now; if it fails again, open the log.")))  # fmt: skip
+        out.append(Advice(
+            _tr("The last backup failed: %1").replace("%1", schedule["last_error"]),
+            _tr("Try Back up now; if it fails again, check that your friends are online."),
+        ))  # fmt: skip
     for rolled in status.get("head_rolled_back") or []:
         out.append(Advice(
             _tr("%1 gave an older copy of your backup list than before.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -58,7 +59,8 @@ class FriendsTab(QWidget):
         buttons.addStretch(1)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.empty)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.empty, 1)  # with no table, it takes the room, text at the top
         layout.addWidget(self.table, 1)
         layout.addWidget(self.explain)
         layout.addLayout(buttons)

@@ -15,6 +15,7 @@ import trio
 
 from p2pbackup import runtime
 from p2pbackup.daemon import browse, control, jobs
+from p2pbackup.daemon.friends import Friends, log_events
 from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
 from p2pbackup.daemon.rendezvous import PointLink
@@ -33,6 +34,8 @@ class Daemon:
         self.node = node
         self.jobs_lock = trio.Lock()
         self.scheduler = Scheduler(self)
+        # TODO(lead): events=self.publish once the daemon has one event bus (CONTROL)
+        self.friends = node.friends = Friends(node, events=log_events)
         self.point = PointLink(node)  # registration and relay slot at the rendezvous point
 
     async def run_job(self, name: str, params: dict, events: ev.EventSink) -> Any:
@@ -74,6 +77,7 @@ async def run_daemon(
         daemon = Daemon(node)
         async with trio.open_nursery() as nursery:
             daemon.cancel_scope = nursery.cancel_scope  # the shutdown job stops the daemon
+            await nursery.start(daemon.friends.run)  # friends connected before any job
             await nursery.start(control.serve, control.address(profile.home), daemon.run_job)
             nursery.start_soon(daemon.scheduler.run)
             nursery.start_soon(daemon.point.run)  # kept up at the rendezvous point, if any

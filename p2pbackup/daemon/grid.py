@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
@@ -131,32 +131,42 @@ async def friends_from_lan(node: Node) -> int:
 
 @asynccontextmanager
 async def connected(node: Node, timeout: float = STAT_TIMEOUT) -> AsyncIterator[Grid]:
-    """Every friend located, connected and asked ``stat``; friends that do not answer at
-    their remembered addresses get a second chance once mDNS has heard them."""
+    """Every friend connected and asked ``stat``, for a command run without a daemon.
+
+    All are dialled at once where they were last seen (and where mDNS heard them already).
+    Only the friends that did not answer there wait for mDNS to hear them (LAN_WAIT) and
+    are looked up at the rendezvous point (whose relay is tried too), then dialled again
+    if that told something new."""
     grid = Grid()
     for friend in node.catalog.friends():
         grid.friends[friend_key(friend)] = friend
+    reach = node.reach()
     async with AsyncExitStack() as stack:
-        await _connect(node, grid, stack, list(grid.friends), timeout)
+        dialled: dict[str, locate.Peer] = {}
+        remembered = replace(reach, point=None)  # no rendezvous lookup, no relay: not yet
+        await _connect(node, grid, stack, remembered, list(grid.friends), timeout, dialled)
         missing = [key for key in grid.friends if key not in grid.usage]
-        if missing and node.lan is not None:
-            wanted = {n for key in missing for n in grid.friends[key].node_ids}
-            with trio.move_on_after(LAN_WAIT):
-                await node.lan.wait_until(lambda heard: bool(_ids(heard) & wanted))
-            await _connect(node, grid, stack, missing, timeout)
+        if missing and (reach.lan is not None or reach.point is not None):
+            if reach.lan is not None:
+                wanted = {n for key in missing for n in grid.friends[key].node_ids}
+                with trio.move_on_after(LAN_WAIT):
+                    await reach.lan.wait_until(lambda heard: wanted <= _ids(heard))
+            await _connect(node, grid, stack, reach, missing, timeout, dialled)
         yield grid
 
 
 async def _connect(
-    node: Node, grid: Grid, stack: AsyncExitStack, keys: list[str], timeout: float
-) -> None:
-    reach = node.reach()
+    node: Node, grid: Grid, stack: AsyncExitStack, reach: locate.Reach, keys: list[str],
+    timeout: float, dialled: dict[str, locate.Peer],
+) -> None:  # fmt: skip
+    """Locate, connect and ``stat`` the friends ``keys`` at once; each is dialled again
+    only where it was not (``dialled``), or when the relay is new."""
     located: dict[str, locate.Peer] = {}
 
     async def _locate(key: str) -> None:
         peer = await locate.locate(reach, grid.friends[key], node.catalog.set_addresses)
-        if peer is not None:
-            located[key] = peer
+        if peer is not None and (peer != dialled.get(key) or reach.point is not None):
+            located[key] = dialled[key] = peer
 
     async def _stat(key: str, store: RemoteShareStore) -> None:
         with trio.move_on_after(timeout):

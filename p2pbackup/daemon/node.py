@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.pairing import FriendCard, make_card
@@ -34,6 +35,9 @@ from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.sharepool import SharePool
 from p2pbackup.storage.store import Usage
 
+if TYPE_CHECKING:
+    from p2pbackup.daemon.friends import Friends
+
 log = logging.getLogger(__name__)
 
 # mDNS is on unless this is "0": friends on one LAN find each other with no
@@ -53,6 +57,7 @@ class Node:
     invites: invite.Invites
     lan: discovery.LanPeers | None = None  # nodes heard by mDNS, when it is on
     relay: relay.Relay | None = None
+    friends: Friends | None = None  # the daemon's friends kept connected; None: one-shot
 
     def reach(self) -> locate.Reach:
         """What this node reaches its friends with, as the net layer needs it."""

@@ -10,8 +10,9 @@ from typing import Any
 import trio
 
 from p2pbackup.core.pairing import FriendCard, InviteCode, parse_code
+from p2pbackup.daemon.grid import connected
 from p2pbackup.daemon.identity import public_addresses
-from p2pbackup.daemon.node import Node, probe_friends
+from p2pbackup.daemon.node import Node
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
@@ -175,7 +176,11 @@ async def _join_any(node: Node, code: InviteCode, offer: int) -> FriendCard:
 
 
 async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:
-    remote = await probe_friends(node)
+    if node.friends is not None:  # the daemon keeps them connected: nobody is dialled
+        remote = node.friends.usage()
+    else:
+        async with connected(node) as grid:
+            remote = {friend.owner_id: grid.usage.get(key) for key, friend in grid.friends.items()}
     rows = []
     for f in node.catalog.friends():
         usage = remote.get(f.owner_id)

@@ -329,7 +329,9 @@ async def session(node: Node, events: ev.EventSink = ev.ignore) -> AsyncIterator
         # then it connects again, to all of them. Each round adds a friend at least, so
         # this ends.
         while True:
-            async with connected(node) as grid:
+            # The daemon lends its friends' connections; a one-shot command dials them.
+            grid_of = connected(node) if node.friends is None else node.friends.borrowed()
+            async with grid_of as grid:
                 s = Session(node, grid, db, state, _named(events, grid), workers)
                 try:
                     await s.head()

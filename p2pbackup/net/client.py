@@ -1,17 +1,19 @@
 """A friend's pool over libp2p: the ShareStore the engine uses for real friends.
 
 One long-lived stream per friend (a new connection costs ~250 ms here and a
-new stream a few ms), opened on first use and reopened after a failure.
-Requests are pipelined: each carries an id, a reader task hands responses to
-their waiters, and many puts are in flight at once. Every call has a
-deadline; a friend that does not answer in time is a PeerError, like one
-that is away.
+new stream a few ms), opened on first use and reopened after a failure, no
+sooner than its backoff allows. Requests are pipelined: each carries an id, a
+reader task hands responses to their waiters, and many puts are in flight at
+once, from any number of tasks (the daemon's heartbeat and its jobs share one
+store). Every call has a deadline; a friend that does not answer in time is a
+PeerError, like one that is away.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -77,15 +79,35 @@ class RemoteShareStore:
         self._waiting: dict[int, tuple[trio.Event, list[Message]]] = {}
         self._failures = 0
         self._retry_at = 0.0
+        self._closed = False
+        self.last_heard = -math.inf  # trio time of the friend's last bytes: busy is alive
+        self.on_broken: Callable[[], None] | None = None  # the open stream broke
 
     @property
     def peer_id(self) -> ID:
         return self._peer.peer_id
 
+    def retry_now(self) -> None:
+        """The next call dials at once, backoff or not (the friend was heard again)."""
+        self._retry_at = 0.0
+
+    def move_to(self, peer: PeerInfo) -> None:
+        """Dial the friend's node at ``peer``'s addresses from now on (it moved)."""
+        if peer.peer_id == self._peer.peer_id:
+            self._peer = peer
+
+    def _backoff(self) -> float:
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
+        self._failures += 1
+        self._retry_at = trio.current_time() + delay
+        return delay
+
     async def _open(self) -> INetStream:
         async with self._connecting:
             if self._stream is not None:
                 return self._stream
+            if self._closed:  # a job still holding a friend the daemon let go
+                raise PeerError(f"Friend {self.name} is no longer connected.")
             wait = self._retry_at - trio.current_time()
             if wait > 0:  # back off: a friend who is away is not dialled in a tight loop
                 raise PeerError(f"Friend {self.name} is unreachable; next try in {wait:.0f} s.")
@@ -99,18 +121,16 @@ class RemoteShareStore:
                         await self._via(self._peer)
                     stream = await self._host.new_stream(self._peer.peer_id, [PROTOCOL])
             except (BaseLibp2pError, OSError, trio.TooSlowError, PeerError) as exc:
-                delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
-                self._failures += 1
-                self._retry_at = trio.current_time() + delay
+                self._backoff()
                 reason = str(exc) or "no answer in time"
                 raise PeerError(f"Friend {self.name} cannot be reached: {reason}.") from exc
-            self._failures, self._retry_at = 0, 0.0
             self._stream = stream
             self._nursery.start_soon(self._read_responses, stream)
             try:
                 await self._call(Op.HELLO, proto.hello_body(self._certificate))
             except P2PBackupError as exc:
-                self._drop(stream, exc.message)
+                self._backoff()  # a friend that refuses us is not asked again at once
+                self._drop(stream, exc.message, broke=False)
                 with trio.move_on_after(1):
                     await stream.reset()
                 if isinstance(exc, IntegrityError):  # it could not read our certificate
@@ -119,11 +139,14 @@ class RemoteShareStore:
                         f"device's hello; ask them to update. ({exc.message})"
                     ) from exc
                 raise
+            self._failures, self._retry_at = 0, 0.0
             return stream
 
-    def _drop(self, stream: INetStream, reason: str) -> None:
+    def _drop(self, stream: INetStream, reason: str, broke: bool = True) -> None:
         if self._stream is stream:
             self._stream = None
+            if broke and self.on_broken is not None:
+                self.on_broken()
         for event, slot in self._waiting.values():
             slot.append(Message(Op.ERROR, 0, proto.error_body(ErrorCode.NOT_FOUND, reason)))
             event.set()
@@ -137,6 +160,7 @@ class RemoteShareStore:
                 data = await stream.read(READ_SIZE)
                 if not data:
                     break
+                self.last_heard = trio.current_time()
                 for message in decoder.feed(data):
                     waiter = self._waiting.pop(message.request_id, None)
                     if waiter is not None:
@@ -269,9 +293,12 @@ class RemoteShareStore:
         await self._expect(Op.HEAD_PUT, head, Op.OK)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._stream is not None:
             stream, self._stream = self._stream, None
-            with trio.move_on_after(1):
+            # Closed even when the owner is cancelled (a friend let go): the friend's node
+            # then ends its side at once.
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await stream.close()
 
 

@@ -335,12 +335,28 @@ def _restore_json(data: dict) -> None:
         names.to_json(error, "path")
 
 
+def _reached(data: dict) -> list[str]:
+    """Each friend online and how it is reached: "bob: direct", "carol: through the relay"."""
+    paths = data.get("paths") or {f["name"]: f.get("path") for f in data.get("presence", ())}
+    words = {"direct": ": direct", "relay": ": through the relay"}
+    return [name + words.get(paths.get(name) or "", "") for name in data["friends_online"]]
+
+
+def _rendezvous_line(data: dict) -> list[str]:
+    point = data.get("rendezvous")
+    if not point:
+        return []
+    if point["registered"] and point["reserved"]:
+        return [f"rendezvous       registered, relay slot held (since {point['since']})"]
+    return [f"rendezvous       not reachable through it: {point['last_error']}"]
+
+
 def _status_text(data: dict) -> str:
     safe = data["friends_that_could_disappear"]
     return "\n".join(
         [
             f"friends online   {len(data['friends_online'])} of {data['friends']}"
-            + (f" ({', '.join(data['friends_online'])})" if data["friends_online"] else ""),
+            + (f" ({', '.join(_reached(data))})" if data["friends_online"] else ""),
             f"folders          {', '.join(map(shown, data['folders'])) or 'none'}",
             f"last backup      {data['last_backup'] or 'never'}",
             f"snapshots        {data['snapshots']}",
@@ -350,6 +366,7 @@ def _status_text(data: dict) -> str:
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
             f"schedule         {_status_schedule(data)}",
         ]
+        + _rendezvous_line(data)
         + [f"unreachable      {line}" for line in _offline_lines(data.get("offline", ()))]
         + (
             ["backup now       would survive losing no friend (too few online)"]

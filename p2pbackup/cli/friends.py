@@ -169,6 +169,7 @@ def _friends_text(rows: list) -> str:
         lines.append(
             f"{r['name'][:16]:16} {online:7} {format_size(r['i_store_for_them']):>9} of "
             f"{format_size(r['i_give']):>9}  {theirs:>9} of {format_size(r['they_give']):>9}"
+            + (f"  {r['reached']}" if r.get("reached") else "")  # direct, through a relay...
         )
     return "\n".join(lines)
 

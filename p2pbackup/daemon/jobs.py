@@ -40,6 +40,7 @@ from p2pbackup.engine.throttle import Throttle, ThrottledStore
 from p2pbackup.engine.uploader import Uploader
 from p2pbackup.engine.verify import RecordHealth, Verifier, VerifyReport
 from p2pbackup.errors import ConfigError, IntegrityError
+from p2pbackup.net import locate
 
 
 def folders_of(settings: dict) -> list[str]:
@@ -229,6 +230,11 @@ async def status(s: Session) -> dict:
     return {
         "friends": len(s.grid.friends),
         "friends_online": sorted(s.grid.name(k) for k in s.grid.usage),
+        # How each is reached now: "direct" or "relay" (net.locate.path_of).
+        "paths": {
+            s.grid.name(k): locate.path_of(s.node.reach(), s.grid.stores[k].peer_id)
+            for k in s.grid.usage
+        },
         "offline": _offline(s),
         # What a backup made now would survive: fewer friends online than the rule needs
         # means one on those online alone, until the others are back.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime
 from typing import Any
 
 import trio
@@ -178,14 +179,21 @@ async def _join_any(node: Node, code: InviteCode, offer: int) -> FriendCard:
 async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:
     if node.friends is not None:  # the daemon keeps them connected: nobody is dialled
         remote = node.friends.usage()
+        paths = {bytes.fromhex(p["owner_id"]): p["path"] for p in node.friends.presence()}
     else:
         async with connected(node) as grid:
             remote = {friend.owner_id: grid.usage.get(key) for key, friend in grid.friends.items()}
+            paths = {grid.friends[key].owner_id: locate.path_of(node.reach(), store.peer_id)
+                     for key, store in grid.online.items()}  # fmt: skip
     rows = []
     for f in node.catalog.friends():
         usage = remote.get(f.owner_id)
+        path = paths.get(f.owner_id) if usage is not None else None
         rows.append(
             {
+                "path": path,  # "direct", "relay" or None (unreachable)
+                "reached": reached_text(node, path, node.catalog.last_seen(f.owner_id))
+                if usage is None or path else "online",
                 "name": f.name,
                 "owner_id": f.owner_id.hex(),
                 "node_ids": list(f.node_ids),
@@ -198,6 +206,22 @@ async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:
             }
         )
     return rows
+
+
+def reached_text(node: Node, path: str | None, last_seen: float | None) -> str:
+    """How a friend is reached, for people: "direct", "through <relay>", or
+    "unreachable since <when>"."""
+    if path == "direct":
+        return "direct"
+    if path == "relay":
+        point = node.rendezvous()
+        owner = next((f.name for f in node.catalog.friends()
+                      if point is not None and locate.peer_id_of(point) in f.node_ids), None)
+        return f"through {owner}'s relay" if owner else "through the rendezvous point's relay"
+    if last_seen is None:
+        return "unreachable (never seen online)"
+    when = datetime.fromtimestamp(last_seen).astimezone().isoformat(timespec="minutes")
+    return f"unreachable since {when}"
 
 
 NODE_JOBS = {"invite": invite_friend, "join": join_friend, "friends": list_friends}

@@ -106,7 +106,8 @@ def test_the_main_window_shows_the_daemons_status_and_friends(qtbot, grid):
     app = _started(qtbot, grid.home("laptop"))
     qtbot.waitUntil(lambda: app.window.friends.friends.rowCount() == 1, timeout=WAIT)
     overview = app.window.overview
-    assert overview.friends.text() == "1 of 1"
+    # Alice comes online when the daemon's presence reaches her (an event, or a poll).
+    qtbot.waitUntil(lambda: overview.friends.text() == "1 of 1", timeout=WAIT)
     assert overview.safety.text() == "nothing backed up yet"
     assert "No folder is chosen" in overview.warnings.text()
     table = app.window.friends.friends

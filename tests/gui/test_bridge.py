@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from p2pbackup import errors
 from p2pbackup.gui.bridge import DaemonState, Request, Watch, error_of
 
@@ -69,4 +71,19 @@ def test_a_daemon_killed_under_the_watch_is_noticed_and_found_again(qtbot, grid,
     with qtbot.waitSignal(watch.state_changed, timeout=WAIT) as told:
         grid.start("laptop")
     assert told.args == [DaemonState.RUNNING]
+    watch.stop()
+
+
+def test_the_watch_hears_a_jobs_events(qtbot, laptop):
+    watch = Watch(laptop)
+    with qtbot.waitSignal(watch.state_changed, timeout=WAIT):
+        watch.start()
+    if not watch.has_watch:
+        watch.stop()
+        pytest.skip("this daemon speaks control protocol 1, without watch")
+    heard: list[str] = []
+    watch.event.connect(lambda event, _job: heard.append(event.get("type")))
+    _run(qtbot, laptop, "friends")
+    qtbot.waitUntil(lambda: "JobFinished" in heard, timeout=WAIT)
+    assert heard.index("JobQueued") < heard.index("JobFinished")
     watch.stop()

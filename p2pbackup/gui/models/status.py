@@ -160,7 +160,8 @@ class StatusModel(QObject):
 
     @property
     def busy(self) -> bool:
-        return any(job.get("name") in BUSY_JOBS for job in self.jobs.values())
+        return any(job.get("name") in BUSY_JOBS and job.get("state") != "queued"
+                   for job in self.jobs.values())  # fmt: skip
 
     def tray_state(self) -> TrayState:
         return tray_state(self.status, self.busy, self.running)
@@ -186,7 +187,27 @@ class StatusModel(QObject):
     def _status(self, result: object) -> None:
         if isinstance(result, dict):
             self.status, self.error = result, ""
+            if isinstance(result.get("jobs"), list):  # version 2 lists the jobs it runs
+                self.jobs = {
+                    job["id"]: {"name": job.get("name"), "state": job.get("state"),
+                                "progress": job.get("progress") or {}}
+                    for job in result["jobs"]
+                    if isinstance(job, dict) and isinstance(job.get("id"), int)
+                }  # fmt: skip
             self.changed.emit()
+
+    def friend_rows(self) -> list[dict]:
+        """The ``friends`` answer, with when each was last seen and how it is reached from
+        the daemon's presence (version 2's ``status``), where it tells."""
+        presence = (self.status or {}).get("presence")
+        if not isinstance(presence, list):
+            return self.friends
+        seen = {str(p.get("owner_id")): p for p in presence if isinstance(p, dict)}
+        rows = []
+        for row in self.friends:
+            extra = seen.get(str(row.get("owner_id")), {})
+            rows.append({**row, **{k: extra[k] for k in ("last_seen", "path") if k in extra}})
+        return rows
 
     def _friends(self, result: object) -> None:
         if isinstance(result, list):
@@ -210,7 +231,7 @@ class StatusModel(QObject):
     def _watching(self, watching: dict) -> None:
         for job in watching.get("jobs") or []:
             if isinstance(job, dict) and isinstance(job.get("id"), int):
-                self.jobs[job["id"]] = {"name": job.get("name")}
+                self.jobs[job["id"]] = {"name": job.get("name"), "state": job.get("state")}
         self.changed.emit()
 
     def feed(self, event: dict, job: object = None) -> None:
@@ -218,7 +239,7 @@ class StatusModel(QObject):
         kind = event.get("type")
         ident = event.get("job")
         if kind == "JobStarted" and isinstance(ident, int):
-            self.jobs[ident] = {"name": event.get("name")}
+            self.jobs[ident] = {"name": event.get("name"), "state": "running"}
             self.changed.emit()
         elif kind == "JobProgress" and ident in self.jobs:
             self.jobs[ident]["progress"] = event

@@ -68,10 +68,13 @@ class FriendsTab(QWidget):
         self.update_view()
 
     def update_view(self) -> None:
-        if self.model.friends != [self.friends.friend(r) for r in range(self.friends.rowCount())]:
-            self.friends.set_friends(self.model.friends)
+        rows = self.model.friend_rows()
+        if sorted(map(repr, rows)) != sorted(
+            repr(self.friends.friend(r)) for r in range(self.friends.rowCount())
+        ):  # a reset only when something changed: it loses the selection
+            self.friends.set_friends(rows)
             self.table.resizeRowsToContents()
-        has = bool(self.model.friends)
+        has = bool(rows)
         self.empty.setVisible(not has)
         self.table.setVisible(has)
         self.explain.setVisible(has)

@@ -95,9 +95,14 @@ class OverviewTab(QWidget):
             self.next.setText(self.tr("soon") if due else when(schedule["next_run"]))
         else:
             self.next.setText(self.tr("not planned"))
-        self.protected.setText(
-            self.tr("%1 in %2 files").replace("%1", format_size(status.get("protected_bytes", 0)))
-            .replace("%2", f"{status.get('protected_files', 0):,}"))  # fmt: skip
+        size, files = status.get("protected_bytes"), status.get("protected_files")
+        if (size is None or files is None) and status.get("last_backup") is None:
+            self.protected.setText(self.tr("nothing yet"))
+        elif size is None or files is None:  # version 2, before its first check with friends
+            self.protected.setText(self.tr("not known yet"))
+        else:
+            self.protected.setText(self.tr("%1 in %2 files").replace("%1", format_size(size))
+                                   .replace("%2", f"{files:,}"))  # fmt: skip
         self.safety.setText(self._safety(status))
         self.friends.setText(self.tr("%1 of %2").replace(
             "%1", str(len(status.get("friends_online") or []))).replace(
@@ -108,6 +113,11 @@ class OverviewTab(QWidget):
 
     def _safety(self, status: dict) -> str:
         spare = status.get("friends_that_could_disappear")
+        never = status.get("last_backup") is None and not status.get("snapshots")
+        if never:  # this device never backed up (and, in version 2, nothing was checked)
+            return self.tr("nothing backed up yet")
+        if status.get("snapshots") is None:
+            return self.tr("not known yet")
         if not status.get("snapshots"):
             return self.tr("nothing backed up yet")
         if spare is None:

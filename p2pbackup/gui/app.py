@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from p2pbackup.gui import tray as tray_module
 from p2pbackup.gui.actions import Actions
@@ -55,6 +55,8 @@ class App(QObject):
         self.model.changed.connect(self._follow_model)
         if self.tray is not None:
             self.tray.activated.connect(self.window.bring_forward)
+            self._told = ""
+            self.supervisor.changed.connect(self._tell_problem)
         self._follow_model()
 
     def start(self) -> None:
@@ -78,6 +80,14 @@ class App(QObject):
             self.tray.hide()
         self.supervisor.stopped.connect(self.finished)
         self.supervisor.stop()
+
+    def _tell_problem(self) -> None:
+        """A daemon that died or cannot start is said once, even with the window hidden."""
+        problem = self.supervisor.problem
+        if problem and problem != self._told and self.tray is not None:
+            self.tray.icon.showMessage(self.tr("p2pbackup"), problem,
+                                       QSystemTrayIcon.MessageIcon.Warning)  # fmt: skip
+        self._told = problem
 
     def _follow_model(self) -> None:
         status = self.model.status or {}

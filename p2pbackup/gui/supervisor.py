@@ -128,6 +128,12 @@ class Supervisor(QObject):
             self.stopped.emit()
             return
         said = self._last_error_line()
+        if self.state is Service.STARTING:
+            # It never ran (no profile yet, or the profile is in use): starting it again
+            # would fail the same way, so say why at once.
+            why = self.tr("The backup service could not start.")
+            self._set(Service.STOPPED, f"{why} {said}".strip())
+            return
         why = self.tr("The backup service stopped (exit code %1).").replace("%1", str(code))
         self._died(f"{why} {said}".strip())
 

@@ -115,3 +115,26 @@ def test_the_main_window_shows_the_daemons_status_and_friends(qtbot, grid):
     assert table.index(0, Column.I_KEEP).data(QUOTA_ROLE) == (0, 3 << 30)
     assert not app.window.friends.table.isHidden()  # on the tab not shown
     _quit(qtbot, app)
+
+
+def test_a_daemon_that_cannot_start_says_why_at_once(qtbot, tmp_path):
+    app = App(str(tmp_path / "no-profile-here"), LISTEN, tray=False)
+    app.start()
+    qtbot.addWidget(app.window)
+    qtbot.waitUntil(lambda: app.supervisor.state is Service.STOPPED, timeout=WAIT)
+    assert app.supervisor.restarts_left == 1  # a start that fails is not a death
+    assert app.window.banner_text.text().startswith("The backup service could not start.")
+    assert len(app.window.banner_text.text()) > len("The backup service could not start.")
+    _quit(qtbot, app)
+
+
+def test_pause_and_resume_from_the_menu(qtbot, laptop):
+    app = _started(qtbot, laptop)
+    assert app.actions.pause.text() == "&Pause backups"
+    app.actions.pause.trigger()
+    qtbot.waitUntil(lambda: app.actions.pause.text() == "&Resume backups", timeout=WAIT)
+    assert app.model.status["schedule"]["paused"] is True
+    assert app.window.overview.next.text() == "paused"
+    app.actions.pause.trigger()
+    qtbot.waitUntil(lambda: app.actions.pause.text() == "&Pause backups", timeout=WAIT)
+    _quit(qtbot, app)

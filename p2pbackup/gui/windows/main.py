@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName(self.tr("Sections"))
+        self.tabs.tabBar().setAccessibleName(self.tr("Sections"))
         self.overview = OverviewTab(model, actions)
         self.friends = FriendsTab(model, actions)
         self.tabs.addTab(self.overview, self.tr("&Overview"))

@@ -27,6 +27,7 @@ class OverviewTab(QWidget):
         self.icon = QLabel()
         self.icon.setAccessibleName(self.tr("Backup state"))
         self.headline = QLabel()
+        self.headline.setAccessibleName(self.tr("State"))
         font = QFont(self.headline.font())
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)

@@ -33,7 +33,6 @@ from p2pbackup.net.service import StorageService
 from p2pbackup.storage.catalog import Catalog
 from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.sharepool import SharePool
-from p2pbackup.storage.store import Usage
 
 if TYPE_CHECKING:
     from p2pbackup.daemon.friends import Friends
@@ -160,9 +159,3 @@ async def running_node(
                 yield node
         finally:
             catalog.close()
-
-
-async def probe_friends(node: Node, timeout: float = 5.0) -> dict[bytes, Usage | None]:
-    """Each friend's answer to STAT (what they store for me, and my quota there), or None."""
-    return await locate.probe(node.reach(), node.catalog.friends(), node.catalog.set_addresses,
-                              timeout)  # fmt: skip

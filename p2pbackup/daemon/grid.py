@@ -1,8 +1,10 @@
 """My friends' nodes as share stores, for the length of one job.
 
-Each friend is located (remembered addresses, mDNS, the rendezvous point),
-connected once, and asked ``stat``: who answers is online, and how much room
-my shares still have there. Friends are keyed by their owner id in hex, which
+A daemon lends the stores it keeps connected (daemon/friends.py). A command
+run without one connects here (``connected``): each friend is located
+(remembered addresses first, then mDNS and the rendezvous point), connected,
+and asked ``stat``. Either way, who answers is online, with how much room my
+shares still have there. Friends are keyed by their owner id in hex, which
 never changes; names are for people and may repeat.
 """
 

@@ -110,8 +110,11 @@ def _offline(s: Session) -> list[dict]:
         if key in s.grid.usage:
             continue
         seen = s.node.catalog.last_seen(friend.owner_id)
+        if seen is None:  # fromtimestamp(None) was a TypeError that stopped the daemon
+            out.append({"name": friend.name, "last_seen": None})
+            continue
         when = datetime.fromtimestamp(seen).astimezone().isoformat(timespec="minutes")
-        out.append({"name": friend.name, "last_seen": when if seen else None})
+        out.append({"name": friend.name, "last_seen": when})
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from p2pbackup.cli.backups import _status_text
+from p2pbackup.net.host import NodeIdentity
 from tests.daemon.conftest import started
 
 
@@ -34,3 +35,15 @@ def test_status_text_names_the_path_and_the_rendezvous_standing():
     text = _status_text(data)
     assert "(alice: direct, bob: through the relay)" in text
     assert "rendezvous       not reachable through it: The relay refused a reservation" in text
+
+
+@pytest.mark.trio
+async def test_status_with_a_friend_never_seen_online(tmp_path):
+    """status computed datetime.fromtimestamp(None) for a friend never seen: a TypeError
+    that stopped the daemon at its first status check."""
+    async with started(tmp_path, friends=("alice",)) as nodes:
+        ghost = NodeIdentity.from_seed(b"g" * 32).peer_id.to_base58()
+        catalog = nodes.nodes["laptop"].catalog
+        catalog.add_friend(b"\x01" * 32, "ghost", ghost, ["/ip4/127.0.0.1/tcp/9"], b"", 1 << 20, 0)
+        status = await nodes.run("laptop", "status")
+        assert {"name": "ghost", "last_seen": None} in status["offline"]

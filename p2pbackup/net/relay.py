@@ -25,7 +25,6 @@ the data.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -54,8 +53,6 @@ from p2pbackup.net import internals
 from p2pbackup.net.host import node_key_of
 from p2pbackup.net.reasons import reason_of
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
-
-log = logging.getLogger(__name__)
 
 TIMEOUT = 15
 DAY = 24 * 3600
@@ -129,11 +126,9 @@ class Admission:
 class Relay:
     """This node's side of circuit relay: reserve a slot, dial through a point."""
 
-    def __init__(self, host: IHost, protocol: CircuitV2Protocol, certificate: bytes,
-                 dcutr: DCUtRProtocol | None = None) -> None:  # fmt: skip
+    def __init__(self, host: IHost, protocol: CircuitV2Protocol, certificate: bytes) -> None:
         self._host = host
         self._certificate = certificate
-        self._dcutr = dcutr
         self._transport = CircuitV2Transport(
             host, protocol, RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT)
         )
@@ -236,19 +231,6 @@ class PointWatch(INotifee):
         pass
 
 
-    async def hole_punch(self, peer_id: ID) -> bool:
-        """Try once to turn a relayed connection to ``peer_id`` into a direct one (DCUtR:
-        both sides dial each other's observed address at once). Whether it worked."""
-        if self._dcutr is None:
-            return False
-        try:
-            with trio.fail_after(TIMEOUT * 2):
-                return await self._dcutr.initiate_hole_punch(peer_id)
-        except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
-            log.info("hole punch to %s: %s", peer_id, reason_of(exc))
-            return False
-
-
 @asynccontextmanager
 async def relay(
     host: IHost,
@@ -266,6 +248,5 @@ async def relay(
     # A node reached through a relay tries to upgrade to a direct connection: the
     # library's DCUtR drives a hole punch to each relayed peer a few times on its own.
     protocol = CircuitV2Protocol(host, allow_hop=False)
-    dcutr = DCUtRProtocol(host)
-    async with background_trio_service(protocol), background_trio_service(dcutr):
-        yield Relay(host, protocol, certificate, dcutr)
+    async with background_trio_service(protocol), background_trio_service(DCUtRProtocol(host)):
+        yield Relay(host, protocol, certificate)

@@ -232,6 +232,19 @@ class Watch(QObject):
         if self._request is not None:
             self._request.abort()
 
+    def reset(self) -> None:
+        """A daemon is being started: forget the one known, so the next answer is news
+        (a daemon probed every 2 s may die and be replaced between two probes)."""
+        if not self._running:
+            return
+        self._probe.stop()
+        self.has_watch = True
+        if self._request is not None:
+            self._request.abort()  # its end schedules the next attempt
+        elif not self._retry.isActive():
+            self._retry.start(int(BACKOFF[0] * 1000))
+        self._set(DaemonState.NOT_RUNNING)
+
     def retry_now(self) -> None:
         """Connect now rather than after the backoff (a daemon was just started)."""
         if self._running and self._request is None:

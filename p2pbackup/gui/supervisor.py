@@ -14,6 +14,7 @@ import signal
 import sys
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+from shiboken6 import isValid
 
 from p2pbackup.gui.bridge import DaemonState, Watch
 
@@ -97,11 +98,18 @@ class Supervisor(QObject):
         self._errors = b""
         process.setProgram(self.command[0])
         process.setArguments(self.command[1:])
-        process.readyReadStandardOutput.connect(lambda: self._output(process))
-        process.readyReadStandardError.connect(lambda: self._error_output(process))
-        process.finished.connect(lambda code, _status: self._finished(process, code))
-        process.errorOccurred.connect(lambda error: self._failed_to_start(process, error))
+        # Guarded: a QProcess destroyed with its child still running (the app torn down
+        # without Quit) kills it and signals from inside its own destructor.
+        process.readyReadStandardOutput.connect(
+            lambda: isValid(process) and self._output(process))
+        process.readyReadStandardError.connect(
+            lambda: isValid(process) and self._error_output(process))
+        process.finished.connect(
+            lambda code, _status: isValid(process) and self._finished(process, code))
+        process.errorOccurred.connect(
+            lambda error: isValid(process) and self._failed_to_start(process, error))
         self._set(Service.STARTING, "")
+        self.watch.reset()  # the next daemon the watch finds is this one
         process.start()
 
     def _output(self, process: QProcess) -> None:

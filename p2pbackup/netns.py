@@ -30,7 +30,10 @@ import uuid
 CLI = [sys.executable, "-m", "p2pbackup.cli.main"]
 PORT = 4001
 POINT_IP = "192.0.2.10"
+# Each node listens on a port of its own, as by default (a random port, kept): two nodes
+# of one home on one port would both be predicted at the NAT's one mapping of it.
 HOMES = {"alice": ("a", "10.1.0.2"), "bob": ("b", "10.2.0.2"), "carol": ("b", "10.2.0.3")}
+PORTS = {"point": PORT, "alice": 4101, "bob": 4102, "carol": 4103}
 ROUTERS = {"a": ("192.0.2.1", "10.1.0.1"), "b": ("192.0.2.2", "10.2.0.1")}
 DATA_FILES, FILE_SIZE = 5, 4 << 20  # 20 MiB of incompressible data, and a few small files
 
@@ -131,7 +134,7 @@ class Node:
         """Start the daemon; its peer id."""
         self.daemon = subprocess.Popen(
             self.net.exec(self.name, *CLI, "--home", self.home, "daemon",
-                          "--listen", f"/ip4/0.0.0.0/tcp/{PORT}", *flags),
+                          "--listen", f"/ip4/0.0.0.0/tcp/{PORTS[self.name]}", *flags),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env,
         )  # fmt: skip
         line = self.daemon.stdout.readline()

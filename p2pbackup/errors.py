@@ -71,6 +71,12 @@ class PlacementError(ConfigError):
     """Friends do not have room to keep this data safe."""
 
 
+class JobCancelled(P2PBackupError):
+    """The job was cancelled."""
+
+    exit_code = 130  # as a command stopped by Ctrl-C
+
+
 class InternalError(P2PBackupError):
     """Internal error: a bug in p2pbackup. The log has the details."""
 

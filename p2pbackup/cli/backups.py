@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from p2pbackup.cli.common import STARTED, add_common, emit, plural
+from p2pbackup.cli.jobs import job_line
 from p2pbackup.cli.runner import call_job, run_job
 from p2pbackup.cli.settings import duration
 from p2pbackup.core import names
@@ -359,14 +360,15 @@ def _status_text(data: dict) -> str:
             + (f" ({', '.join(_reached(data))})" if data["friends_online"] else ""),
             f"folders          {', '.join(map(shown, data['folders'])) or 'none'}",
             f"last backup      {data['last_backup'] or 'never'}",
-            f"snapshots        {data['snapshots']}",
-            f"protected        {data['protected_files']} files, "
-            f"{format_size(data['protected_bytes'])}",
+            f"snapshots        {_unknown(data['snapshots'])}",
+            f"protected        {_unknown(data['protected_files'])} files, "
+            f"{format_size(data['protected_bytes'] or 0)}",
             "could lose       "
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
             f"schedule         {_status_schedule(data)}",
         ]
         + _rendezvous_line(data)
+        + [f"job {job_line(job).strip()}" for job in data.get("jobs", ())]  # the daemon's
         + [f"unreachable      {line}" for line in _offline_lines(data.get("offline", ()))]
         + (
             ["backup now       would survive losing no friend (too few online)"]
@@ -379,6 +381,11 @@ def _status_text(data: dict) -> str:
             for r in data.get("head_rolled_back", ())
         ]
     )
+
+
+def _unknown(value: object) -> object:
+    """A count the daemon has not worked out yet (asked while a job runs, just started)."""
+    return "unknown yet" if value is None else value
 
 
 def _status_schedule(data: dict) -> str:

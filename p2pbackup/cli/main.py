@@ -9,7 +9,7 @@ import os
 import sys
 
 from p2pbackup import __version__, runtime
-from p2pbackup.cli import backups, browse, completion, demo, friends, settings, setup
+from p2pbackup.cli import backups, browse, completion, demo, friends, jobs, settings, setup
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import leaves, one_error
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     settings.add_parsers(commands)  # what to back up, first
     backups.add_parsers(commands)
     browse.add_parsers(commands)
+    jobs.add_parsers(commands)  # jobs, cancel, watch: the daemon's
     demo.add_parser(commands)
     completion.add_parser(commands, parser)
     return parser

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from p2pbackup.cli.common import caught, emit, profile_of
+from p2pbackup.cli.jobs import progress_line
 from p2pbackup.core import names
 from p2pbackup.daemon import control
 from p2pbackup.engine import events as ev
@@ -30,6 +31,7 @@ def progress_sink(stream=sys.stderr, json_lines: bool = False) -> ev.EventSink:
     live = stream.isatty()
     done = [0, 0]
     shown = [0.0]  # when the count was last drawn: a terminal redraw per file costs more
+    totals = [False]  # the daemon sends JobProgress, with totals: drawn instead of the count
 
     def _sink(event: ev.Event) -> None:
         if isinstance(event, ev.InviteReady):
@@ -51,7 +53,10 @@ def progress_sink(stream=sys.stderr, json_lines: bool = False) -> ev.EventSink:
         elif isinstance(event, ev.SnapshotDamaged):
             print(f"\rsnapshot {event.snapshot_id.hex()[:12]} is damaged: {event.reason}",
                   file=stream)  # fmt: skip
-        elif isinstance(event, ev.FileDone | ev.FilesUnchanged) and live:
+        elif isinstance(event, ev.JobProgress) and live:
+            totals[0] = True
+            print(f"\r{progress_line(event)}".ljust(79), end="", file=stream, flush=True)
+        elif isinstance(event, ev.FileDone | ev.FilesUnchanged) and live and not totals[0]:
             files = event.files if isinstance(event, ev.FilesUnchanged) else 1
             done[0] += files
             done[1] += event.size
@@ -107,12 +112,14 @@ def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
     profile = profile_of(args).require()
     sink = progress_sink(json_lines=getattr(args, "json", False))
     in_daemon = False
+    taken: list[dict] = []  # the job as the daemon took it: its id
 
     async def _main() -> Any:
         nonlocal in_daemon
         try:
             in_daemon = True
-            return await control.call(control.address(profile.home), name, params, sink)
+            return await control.call(control.address(profile.home), name, params, sink,
+                                      taken.append)  # fmt: skip
         except control.NoDaemon:
             in_daemon = False
             return await _local(args, name, params, sink)
@@ -121,10 +128,11 @@ def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
         return trio.run(_main)
     except BaseException as exc:
         if in_daemon and name in _LASTING_JOBS and caught(exc, KeyboardInterrupt):
-            # Until the control protocol can cancel a job, say plainly what goes on.
-            print(f"\rp2pbackup: the daemon goes on with this {name} in the background; "
-                  "`p2pbackup status` shows it, and stopping the daemon stops it.",
-                  file=sys.stderr)  # fmt: skip
+            # Ctrl-C leaves the job to the daemon: say how to stop it (by its id, once heard)
+            job = f" (job {taken[0]['id']})" if taken else ""
+            stop = f"`p2pbackup cancel {taken[0]['id']}`" if taken else "`p2pbackup cancel ID`"
+            print(f"\rp2pbackup: the daemon goes on with this {name}{job} in the background; "
+                  f"`p2pbackup jobs` shows it, {stop} stops it.", file=sys.stderr)  # fmt: skip
         raise
     finally:
         if sys.stderr.isatty():

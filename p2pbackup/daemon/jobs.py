@@ -179,7 +179,7 @@ async def restore(
     paths = [in_snapshot(path, folders) for path in paths]
     snap = await s.snapshot(selector, at)
     started = time.monotonic()
-    restorer = Restorer(s.fetcher())
+    restorer = Restorer(s.fetcher(), s.events)  # RestoreProgress: files and bytes
     if in_place:
         dest = _in_place(snap, folders_of(s.settings()))
         report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force)

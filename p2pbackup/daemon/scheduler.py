@@ -89,7 +89,7 @@ class Scheduler:
     async def _backup(self, interval: float) -> float:
         """Run one backup; how long to wait before the next one."""
         try:
-            await self._daemon.run_job("backup", {}, lambda event: None)
+            await self._daemon.run_job("backup", {}, source="schedule")  # events: to the bus
         except PeerError as exc:
             self.last_error = exc.message
             log.warning("scheduled backup: %s; retrying in %.0f s", exc.message, self._retry)

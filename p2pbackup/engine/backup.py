@@ -33,6 +33,7 @@ from p2pbackup.engine.events import (
     FileDone,
     FileSkipped,
     FilesUnchanged,
+    ScanProgress,
 )
 from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
@@ -129,6 +130,7 @@ class Backup:
         self._changed = 0
         self._entries: dict[str, Entry] = {}
         self._same = [0, 0]  # unchanged files and bytes not reported yet
+        self._scan = [0, 0, 0, 0]  # files and bytes scanned, then those to store (ScanProgress)
         self._pending: dict[bytes, trio.Event] = {}  # revisions a file task is storing
         self._packing: dict[bytes, list[Finish]] = {}  # small files' revisions in a pack
 
@@ -153,18 +155,26 @@ class Backup:
                     async for batch, events in receive:
                         for event in events:
                             _sink(event)
+                        changed = []
                         for item in batch:
                             if not stat.S_ISREG(item.st.st_mode):
                                 self._entries[item.path] = self._other_entry(item)
                                 continue
                             previous = self._known(item.path)
-                            if self._unchanged(item, previous):
-                                continue
+                            self._scan[0] += 1
+                            self._scan[1] += item.st.st_size
+                            if not self._unchanged(item, previous):
+                                self._scan[2] += 1
+                                self._scan[3] += item.st.st_size
+                                changed.append((item, previous))
+                        self._tell_unchanged()
+                        self._events(ScanProgress(*self._scan, done=False))  # before it is sent
+                        for item, previous in changed:
                             if item.st.st_size <= INLINE_READ:
                                 await self._small_file(item, previous, _sink)
                             else:
                                 await self._file(item, previous, _sink)
-                        self._tell_unchanged()
+                self._events(ScanProgress(*self._scan, done=True))
                 await self._drain()
         entries = tuple(self._entries[p] for p in sorted(self._entries))
         files = [e for e in entries if e.type is EntryType.FILE]

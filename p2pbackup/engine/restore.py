@@ -27,6 +27,7 @@ import contextlib
 import mmap
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from p2pbackup.core.refs import BlobRef, RecordDescriptor, StorageKind
 from p2pbackup.core.seal import Kind
 from p2pbackup.engine import failures
 from p2pbackup.engine.diskname import to_disk
+from p2pbackup.engine.events import EventSink, RestoreProgress, ignore
 from p2pbackup.engine.fetcher import Fetcher, RecordCache
 from p2pbackup.errors import ConfigError, FormatError, IntegrityError
 from p2pbackup.storage.restoredfiles import RestoredFile, write_batch
@@ -48,6 +50,7 @@ STREAM_FILE = 4 * 1024 * 1024  # larger files are rebuilt on disk, not in memory
 # One sync per batch; at most two batches in memory (one gathered, one being written).
 BATCH_FILES = 512
 BATCH_BYTES = 8 * 1024 * 1024
+PROGRESS_EVERY = 0.25  # seconds between RestoreProgress events
 
 
 @dataclass
@@ -66,9 +69,18 @@ async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> tuple[Manif
 
 
 class Restorer:
-    def __init__(self, fetcher: Fetcher) -> None:
+    def __init__(self, fetcher: Fetcher, events: EventSink = ignore) -> None:
         self._fetcher = fetcher
         self._records = RecordCache(fetcher, CACHE_BYTES)
+        self._events = events
+        self._totals = (0, 0)  # files and bytes chosen, for RestoreProgress
+        self._told = 0.0
+
+    def _progress(self, report: RestoreReport, last: bool = False) -> None:
+        now = time.monotonic()
+        if last or now - self._told >= PROGRESS_EVERY:
+            self._told = now
+            self._events(RestoreProgress(report.files, report.bytes, *self._totals))
 
     async def _blob(self, records: Mapping[bytes, RecordDescriptor], blob: BlobRef) -> bytes:
         plaintext = await self._records.get(records[blob.record_id])
@@ -177,6 +189,9 @@ class Restorer:
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
         if paths and not chosen:
             raise ConfigError(f"Nothing in this snapshot matches {', '.join(paths)}.")
+        files = [e.size for e in chosen if e.type is EntryType.FILE]
+        self._totals = (len(files), sum(files))
+        self._progress(report, last=True)
         async with _batched_writes(report) as batches:
             await self._write_entries(manifest, chosen, target_of, keep_newer, batches, report)
         # Directory times last: writing files into a directory changes its mtime.
@@ -193,6 +208,7 @@ class Restorer:
                     os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             except OSError as exc:
                 report.errors.append((entry.path, _reason(exc)))
+        self._progress(report, last=True)
         return report
 
     async def _write_entries(
@@ -233,6 +249,7 @@ class Restorer:
                         await batches.add(file, entry.path)
                     report.files += 1
                     report.bytes += entry.size
+                    self._progress(report)
             except OSError as exc:  # this one; the rest go on (a batch's: in _batched_writes)
                 report.errors.append((entry.path, _reason(exc)))
 

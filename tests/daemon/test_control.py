@@ -24,8 +24,8 @@ pytestmark = pytest.mark.trio
 
 
 async def test_request_and_event_vectors():
-    assert control._encode({"v": 1, "job": "status", "params": {}}) == (
-        b'{"v":1,"job":"status","params":{}}\n'
+    assert control._encode({"v": 2, "job": "status", "params": {}}) == (
+        b'{"v":2,"job":"status","params":{}}\n'
     )
     event = ev.RecordStored(b"\xab" * 2, 10, ("alice",))
     assert ev.to_dict(event) == {"type": "RecordStored", "record_id": "abab", "size": 10,
@@ -34,10 +34,10 @@ async def test_request_and_event_vectors():
     assert ev.from_dict({"type": "FromTheFuture", "x": 1}) is None
 
 
-async def _handler(job: str, params: dict, sink):
+async def _handler(job: str, params: dict, reply):
     if job == "echo":
-        sink(ev.FileDone("a", 1, "packed"))
-        sink(ev.Progress("records", 1, 2))
+        reply.event(ev.FileDone("a", 1, "packed"), 3)
+        reply.event(ev.Progress("records", 1, 2), 3)
         return {"params": params}
     if job == "fail":
         raise PeerError("No friend is online.")
@@ -120,7 +120,7 @@ async def test_a_bug_is_an_internal_error_naming_the_log_and_a_full_disk_a_stora
 
 
 async def test_junk_gets_an_error_and_the_daemon_goes_on(served):
-    for junk in (b"not json\n", b'{"v": 2, "job": "echo"}\n', b'["a list"]\n', b"\n"):
+    for junk in (b"not json\n", b'{"v": 2, "job": 7}\n', b'["a list"]\n', b"\n"):
         async with await _raw(served) as stream:
             await stream.send_all(junk)
             answer = await stream.receive_some(4096)
@@ -198,7 +198,7 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_job_never_runs(tmp_pa
         wrong = ("0" if token[0] != "0" else "1") + token[1:]
         for bad in ({"token": wrong}, {}, {"token": 7}, {"token": "é" * 64}):
             async with await _raw(where) as stream:
-                request = {"v": 1, **bad, "job": "echo", "params": {}}
+                request = {"v": 2, **bad, "job": "echo", "params": {}}
                 await stream.send_all(json.dumps(request).encode() + b"\n")
                 answer = json.loads(await stream.receive_some(4096))
             assert answer["error"]["kind"] == "ConfigError"
@@ -212,7 +212,7 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_job_never_runs(tmp_pa
 @pytest.mark.parametrize("transport", ["unix"], indirect=True)
 async def test_the_unix_socket_ignores_a_token(served):
     async with await _raw(served) as stream:
-        await stream.send_all(b'{"v": 1, "token": "anything", "job": "echo", "params": {}}\n')
+        await stream.send_all(b'{"v": 2, "token": "anything", "job": "echo", "params": {}}\n')
         answer = b""
         while chunk := await stream.receive_some(4096):
             answer += chunk
@@ -270,10 +270,10 @@ async def test_a_name_that_is_not_utf8_crosses_the_socket_exactly(tmp_path, tran
     the JSON line; a ValueError in a job is the bug it is, not 'Not JSON'."""
     name = b"Docs/bad\xffname.txt".decode("utf-8", "surrogateescape")
 
-    async def _names(job: str, params: dict, sink):
+    async def _names(job: str, params: dict, reply):
         if job == "encode":  # what sqlite3 raised for such a name before (issue 9)
             name.encode("utf-8")
-        sink(ev.FileSkipped(params["path"], "a reason"))
+        reply.event(ev.FileSkipped(params["path"], "a reason"))
         return {"paths": [params["path"]]}
 
     async with _daemon(tmp_path, _names) as where:

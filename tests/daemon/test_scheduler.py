@@ -20,7 +20,7 @@ class FakeDaemon:
         self.runs: list[float] = []
         self.failures = failures
 
-    async def run_job(self, name, params, events):
+    async def run_job(self, name, params, events=None, *, source="client"):
         assert name == "backup"
         self.runs.append(trio.current_time())
         if self.failures:
@@ -88,7 +88,7 @@ class _FailingDaemon(FakeDaemon):
         super().__init__(profile)
         self.errors = errors
 
-    async def run_job(self, name, params, events):
+    async def run_job(self, name, params, events=None, *, source="client"):
         self.runs.append(trio.current_time())
         if self.errors:
             raise self.errors.pop(0)

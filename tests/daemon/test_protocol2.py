@@ -109,6 +109,21 @@ async def test_watch_sees_a_scheduled_backup_from_start_to_end(tmp_path):
     assert order[:2] == ["JobQueued", "JobStarted"] and order[-1] == "JobFinished"
 
 
+async def test_restore_progress_counts_files_and_bytes_of_the_total(tmp_path):
+    folder = _tree(tmp_path, 5, 70_000)
+    async with _daemon(tmp_path, folders=[folder]) as (_, where):
+        await control.call(where, "backup", {}, ev.ignore)
+        told: list[ev.Event] = []
+        params = {"selector": "latest", "to": str(tmp_path / "back")}
+        await control.call(where, "restore", params, told.append)
+    restoring = [e for e in told if isinstance(e, ev.RestoreProgress)]
+    assert restoring[0] == ev.RestoreProgress(0, 0, 5, 350_000)  # the totals, first
+    assert restoring[-1] == ev.RestoreProgress(5, 350_000, 5, 350_000)
+    last = [e for e in told if isinstance(e, ev.JobProgress)][-1]
+    assert (last.phase, last.done_files, last.total_files) == ("restoring", 5, 5)
+    assert last.done_bytes == last.total_bytes == 350_000
+
+
 async def test_cancel_mid_backup_publishes_nothing_and_the_next_backup_resumes(tmp_path):
     # 12 files of 300 kB (each its own record), sent at 1 MB/s: cancelled after two.
     folder = _tree(tmp_path, 12, 300_000)

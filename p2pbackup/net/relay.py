@@ -55,6 +55,7 @@ from p2pbackup.net.reasons import reason_of
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 
 TIMEOUT = 15
+KNOWN_DEVICES = 1024  # devices remembered by the certificate they showed
 DAY = 24 * 3600
 
 
@@ -111,7 +112,10 @@ class Admission:
     def saw(self, node_key: bytes, owner_id: bytes) -> None:
         """A valid device certificate of ``owner_id`` for ``node_key`` was shown."""
         if owner_id == self._owner_id or self._is_friend(owner_id):
+            self._owners.pop(node_key, None)
             self._owners[node_key] = owner_id
+            if len(self._owners) > KNOWN_DEVICES:  # a friend minting device keys: oldest go
+                del self._owners[next(iter(self._owners))]
 
     def admits(self, peer_id: ID) -> bool:
         if peer_id.to_base58() in self._known_ids():

@@ -236,3 +236,15 @@ async def test_a_join_that_reaches_nobody_says_why_for_each_path(silent_port):
         "Your friend's node cannot be reached: direct: no answer in time; through the relay: "
         "Could not reach it through the relay: "
     )
+
+
+async def test_the_devices_a_point_remembers_are_bounded():
+    """A friend holds its owner key and can mint device certificates without end: the
+    point remembers the newest KNOWN_DEVICES of them, not every one."""
+    admission = Admission(POINT_OWNER.owner_id, lambda owner: owner == OWNER.owner_id, set)
+    keys = [NodeIdentity.from_seed(bytes([i % 256, i // 256]) * 16) for i in range(1100)]
+    for identity in keys:
+        admission.saw(identity.node_key, OWNER.owner_id)
+    assert admission.admits(keys[-1].peer_id) and not admission.admits(keys[0].peer_id)
+    admission.saw(keys[0].node_key, STRANGER.owner_id)  # not a friend: not remembered
+    assert not admission.admits(keys[0].peer_id)

@@ -42,7 +42,7 @@ def _bash_complete(script: str, *words: str) -> list[str]:
 
 def test_bash_completes_commands_options_friends_and_snapshots(profile, tmp_path):
     script = _script("bash")
-    assert sorted(_bash_complete(script, "re")) == ["restore", "resume"]
+    assert sorted(_bash_complete(script, "re")) == ["rename", "restore", "resume"]
     assert _bash_complete(script, "restore", "--f") == ["--force"]
     assert _bash_complete(script, "--home", profile, "unfriend", "") == ["bob"]
     # Without a daemon nothing waits on friends: only what needs no node is offered.

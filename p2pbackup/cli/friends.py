@@ -6,11 +6,8 @@ import argparse
 import functools
 import sys
 
-import trio
-
 from p2pbackup.cli.common import add_common, plural, profile_of
 from p2pbackup.cli.runner import run_job
-from p2pbackup.core.pairing import DEFAULT_VALIDITY, parse_code
 from p2pbackup.core.placement import format_size, parse_size
 
 DEFAULT_OFFER = "20G"
@@ -54,7 +51,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     inv.add_argument(
         "--minutes",
         type=float,
-        default=DEFAULT_VALIDITY / 60,
         help="how long the code stays valid (default 10)",
     )
     inv.add_argument("--listen", action="append", metavar="MULTIADDR")
@@ -116,6 +112,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
+    import trio  # a command the daemon answers never needs the event loop
+
     from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
     from p2pbackup.daemon.identity import public_addresses
 
@@ -145,11 +143,16 @@ def _paired_text(data: dict) -> str:
 
 
 def run_invite(args: argparse.Namespace) -> int:
-    params = {"offer": parse_size(args.offer), "minutes": args.minutes}
+    from p2pbackup.core.pairing import DEFAULT_VALIDITY  # spake2: only when pairing
+
+    minutes = DEFAULT_VALIDITY / 60 if args.minutes is None else args.minutes
+    params = {"offer": parse_size(args.offer), "minutes": minutes}
     return run_job(args, "invite", params, _paired_text)
 
 
 def run_join(args: argparse.Namespace) -> int:
+    from p2pbackup.core.pairing import parse_code
+
     parse_code(args.code)  # a typo is refused before any node starts
     if args.peer:
         from p2pbackup.net import discovery  # libp2p: only when needed

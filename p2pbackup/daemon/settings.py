@@ -15,6 +15,7 @@ new state as JSON values.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import os
 import unicodedata
@@ -27,10 +28,12 @@ from p2pbackup.core.placement import parse_size, tolerable_losses
 from p2pbackup.daemon import firstrun
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.engine import events as ev
-from p2pbackup.errors import ConfigError, IntegrityError, PeerError
+from p2pbackup.errors import ConfigError, IntegrityError, P2PBackupError, PeerError
 from p2pbackup.storage.catalog import Catalog, Friend
 from p2pbackup.storage.profile import Profile
 from p2pbackup.storage.sharepool import stored_for
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from p2pbackup.daemon.node import Node
@@ -88,6 +91,19 @@ class Keeper:
         refresh = getattr(getattr(self.daemon, "friends", None), "refresh", None)
         if refresh is not None and inspect.isawaitable(done := refresh()):
             await done
+
+    async def safety_changed(self, s: Session) -> None:
+        """What the daemon's ``status`` tells without friends (daemon/status.py), worked
+        out again in this session; a failure here is no failure of the job, which is done."""
+        facts = getattr(self.daemon, "facts", None)
+        if facts is None:
+            return
+        from p2pbackup.daemon.jobs import status
+
+        try:
+            facts.remember(await status(s))
+        except P2PBackupError as exc:
+            log.warning("status after unfriend: %s", exc.message)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -309,6 +325,7 @@ async def unfriend(k: Keeper, friend: str, dry_run: bool = False) -> dict:
             return {"name": who.name, "dry_run": True, **await _safety(s, key)}
         done = await unfriend_in(s, key)  # the pool drops them through its own accounting
         safety = await _safety(s, key)
+        await k.safety_changed(s)
     await k.friends_changed()
     k.changed("friends")
     return {**done, "dry_run": False, **safety}

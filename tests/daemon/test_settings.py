@@ -168,6 +168,8 @@ async def test_unfriend_while_the_daemon_runs_leaves_its_accounting_right(tmp_pa
         # After the repair, still 1 (verify --repair's placement once kept only the shares
         # it placed again, and this said 0).
         assert done["latest_survives_losing"] == 1
+        # What status tells without friends was worked out again (was 2, before dave left).
+        assert (await ask("status", cached=True))["friends_that_could_disappear"] == 1
         # The daemon's own pool dropped him: its usage and what its service answers agree.
         assert laptop.pool.used(dave.keys.owner_id) == 0
         assert laptop.pool.used(alice_id) == alices

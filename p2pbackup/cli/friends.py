@@ -1,4 +1,5 @@
-"""Friends from the command line: daemon, invite, join, friends, quota, rename, unfriend."""
+"""Friends from the command line: daemon, stop, invite, join, friends, quota, rename,
+unfriend."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="a rendezvous point (a friend's always-on node); remembered in the profile",
     )
     daemon.set_defaults(run=run_daemon)
+
+    stop = commands.add_parser("stop", help="stop this profile's daemon")
+    add_common(stop)
+    stop.set_defaults(run=lambda args: run_job(args, "shutdown", {}, lambda _: "The daemon stops."))
 
     inv = commands.add_parser("invite", help="make a one-time code for a friend to join with")
     add_common(inv, json_help="print JSON lines: the code as soon as it exists, then the result")

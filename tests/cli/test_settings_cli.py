@@ -48,3 +48,15 @@ def test_through_the_daemon_the_next_command_sees_each_change(paired, tmp_path):
     assert (renamed["old_name"], renamed["name"]) == ("bob", "Bobby")
     rows = {r["name"]: r for r in grid.cli("laptop", "friends")}
     assert set(rows) == {"alice", "Bobby", "carol"} and rows["alice"]["i_give"] == 1 << 30
+
+
+def test_stop_stops_the_daemon_and_says_so_when_none_runs(tmp_path):
+    with LocalGrid(str(tmp_path)) as grid:
+        grid.init("laptop")
+        grid.start("laptop")
+        assert grid.cli("laptop", "stop") == {"stopping": True}
+        daemon = grid._daemons.pop("laptop")
+        assert daemon.wait(timeout=10) == 0  # a clean stop: the profile's lock let go
+        again = grid.command("laptop", "stop")
+        _, err = again.communicate(timeout=60)
+        assert again.returncode == 2 and "No daemon runs on this profile" in err

@@ -51,11 +51,14 @@ class Keeper:
 
     def __init__(self, where: Any, events: ev.EventSink) -> None:
         self.events = events
-        self.daemon = where if hasattr(where, "node") else None
-        self.node: Node | None = where.node if self.daemon else None
-        if self.daemon is None and not isinstance(where, Profile):
-            self.node = where
-        self.profile: Profile = where if isinstance(where, Profile) else self.node.profile
+        self.daemon: Any = None  # the Daemon (daemon/daemon.py) when it runs the job
+        self.node: Node | None = None
+        if isinstance(where, Profile):
+            self.profile = where
+        else:
+            if hasattr(where, "node"):
+                self.daemon, where = where, where.node
+            self.node, self.profile = where, where.profile
         self._stack = ExitStack()  # what this process opened for the job, closed after it
         self._catalog: Catalog | None = None
 
@@ -287,11 +290,12 @@ def _friend_state(k: Keeper, friend: Friend) -> dict:
     }
 
 
-def quota(k: Keeper, friend: str, size: int | str) -> dict:
+async def quota(k: Keeper, friend: str, size: int | str) -> dict:
     """What I give ``friend``: their next STAT, and every share they send, sees it."""
     who, room = _friend(k, friend), _size(size, "the quota")
     k.catalog.set_quota(who.owner_id, room)
     k.changed("quota")
+    await k.friends_changed()
     return _friend_state(k, k.catalog.friend(who.owner_id))
 
 

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.5  # seconds between JobProgress events of one job
 KEEP_FINISHED = 50  # finished jobs still listed
+# Results kept after the client had them (status shows them): not every page of an ls.
+KEEP_RESULTS = frozenset({"backup", "restore", "verify", "forget"})
 
 
 class JobState(enum.StrEnum):
@@ -222,7 +224,8 @@ class JobTable:
 
     def _end(self, job: Job, state: JobState, result: Any = None, error: dict | None = None):
         self.started(job)
-        job.state, job.ended_at, job.result, job.error = state, time.time(), result, error
+        job.state, job.ended_at, job.error = state, time.time(), error
+        job.result = result if job.name in KEEP_RESULTS else None
         if job.meter and job.meter.progress.phase:
             self._tell(job, job.meter.progress)
         seconds = round(job.ended_at - (job.started_at or job.ended_at), 3)

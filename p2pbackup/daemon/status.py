@@ -15,11 +15,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from p2pbackup.daemon.jobtable import KEEP_RESULTS
+
 if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
 
-# Jobs whose last result status shows; and jobs after which the daemon checks safety again.
-SHOWN_RESULTS = ("backup", "restore", "verify", "forget")
+# Jobs after which the daemon checks safety again.
 CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend"})
 
 
@@ -60,7 +61,7 @@ def answer(daemon: Daemon) -> dict[str, Any]:
     out["rendezvous"] = daemon.point.state()  # registered, relay slot, since, last error
     out["last_jobs"] = {
         name: {**job.summary(), "result": job.result}
-        for name in SHOWN_RESULTS
+        for name in sorted(KEEP_RESULTS)  # the jobs whose last result status shows
         if (job := daemon.jobs.last.get(name)) is not None
     }
     presence = getattr(getattr(daemon, "friends", None), "presence", None)

@@ -116,6 +116,9 @@ async def test_restore_progress_counts_files_and_bytes_of_the_total(tmp_path):
         told: list[ev.Event] = []
         params = {"selector": "latest", "to": str(tmp_path / "back")}
         await control.call(where, "restore", params, told.append)
+        kept = await control.call(where, "status", {"cached": True}, ev.ignore)
+    assert kept["last_jobs"]["restore"]["result"]["files"] == 5  # the last results, kept
+    assert kept["last_jobs"]["backup"]["state"] == "finished" and kept["snapshots"] == 1
     restoring = [e for e in told if isinstance(e, ev.RestoreProgress)]
     assert restoring[0] == ev.RestoreProgress(0, 0, 5, 350_000)  # the totals, first
     assert restoring[-1] == ev.RestoreProgress(5, 350_000, 5, 350_000)

@@ -168,13 +168,13 @@ class Backup:
                                 self._scan[3] += item.st.st_size
                                 changed.append((item, previous))
                         self._tell_unchanged()
-                        self._events(ScanProgress(*self._scan, done=False))  # before it is sent
+                        # Before the batch is sent; a short batch is the scan's last.
+                        self._events(ScanProgress(*self._scan, done=len(batch) < SCAN_BATCH))
                         for item, previous in changed:
                             if item.st.st_size <= INLINE_READ:
                                 await self._small_file(item, previous, _sink)
                             else:
                                 await self._file(item, previous, _sink)
-                self._events(ScanProgress(*self._scan, done=True))
                 await self._drain()
         entries = tuple(self._entries[p] for p in sorted(self._entries))
         files = [e for e in entries if e.type is EntryType.FILE]

@@ -102,6 +102,8 @@ async def test_watch_sees_a_scheduled_backup_from_start_to_end(tmp_path):
     assert (finished.job, finished.state, finished.error) == (job, "finished", "")
     done = watcher.events(ev.FileDone)
     assert len(done) == 6 and {j for j, _ in done} == {job}  # the job's own events, by id
+    first = watcher.events(ev.JobProgress)[0][1]  # the scan is done before a file is sent
+    assert (first.phase, first.total_files, first.done_files) == ("sending", 6, 0)
     last = watcher.events(ev.JobProgress)[-1][1]  # totals a window can draw
     assert (last.scanned_files, last.total_files, last.done_files) == (6, 6, 6)
     assert last.total_bytes == last.done_bytes == 600_000 and last.seconds_left == 0

@@ -135,8 +135,8 @@ class FriendUsage:
 
 @dataclass(frozen=True)
 class ScanProgress:
-    """A backup's scan so far, cumulative (one per scan batch, and one with ``done`` when
-    the scan has listed everything): every regular file seen, and those it must store."""
+    """A backup's scan so far, cumulative (one per scan batch, before its files are sent;
+    the last batch's has ``done``): every regular file seen, and those it must store."""
 
     files: int
     bytes: int

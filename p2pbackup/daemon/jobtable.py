@@ -106,9 +106,12 @@ class Job:
     result: Any = None
     error: dict | None = None  # {"message", "kind", "exit_code"}
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    meter: Meter | None = None
     client: Publish = lambda event, job: None  # the client that asked, if any
+    meter: Meter = field(init=False)
     _told: float = 0.0  # when its progress was last published
+
+    def __post_init__(self) -> None:
+        self.meter = Meter(self.id)
 
     @property
     def active(self) -> bool:
@@ -116,13 +119,14 @@ class Job:
 
     def summary(self) -> dict:
         """The job as the control socket lists it (``jobs``, ``status``)."""
-        progress = self.meter.progress if self.meter else None
+        progress = None
+        if self.meter.progress.phase:  # a JobProgress without its type and job id
+            progress = ev.to_dict(self.meter.progress)
+            del progress["type"], progress["job"]
         out = {
             "id": self.id, "name": self.name, "source": self.source, "state": str(self.state),
             "queued": _iso(self.queued_at), "started": _iso(self.started_at),
-            "ended": _iso(self.ended_at),
-            "progress": {k: v for k, v in ev.to_dict(progress).items() if k not in ("type", "job")}
-            if progress and progress.phase else None,
+            "ended": _iso(self.ended_at), "progress": progress,
         }  # fmt: skip
         if self.error is not None:
             out["error"] = self.error
@@ -159,7 +163,6 @@ class JobTable:
         job = Job(self._next, name, source)
         if client is not None:
             job.client = client
-        job.meter = Meter(job.id)
         self._next += 1
         self._jobs[job.id] = job
         self._tell(job, ev.JobQueued(job.id, name, source))
@@ -192,7 +195,7 @@ class JobTable:
 
         def _sink(event: ev.Event) -> None:
             self._tell(job, event)
-            if job.meter and job.meter.feed(event):
+            if job.meter.feed(event):
                 now = time.monotonic()
                 if now - job._told >= PROGRESS_EVERY:
                     job._told = now
@@ -226,7 +229,7 @@ class JobTable:
         self.started(job)
         job.state, job.ended_at, job.error = state, time.time(), error
         job.result = result if job.name in KEEP_RESULTS else None
-        if job.meter and job.meter.progress.phase:
+        if job.meter.progress.phase:
             self._tell(job, job.meter.progress)
         seconds = round(job.ended_at - (job.started_at or job.ended_at), 3)
         message = error["message"] if error else ""

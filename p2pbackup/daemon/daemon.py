@@ -86,9 +86,11 @@ class Daemon:
             else:
                 events(event)
 
-        job = self.jobs.new(name, source, _client)
-        if reply is not None:
-            reply.put({"job": job.summary()})
+        def _accepted(job: Job) -> None:
+            if reply is not None:
+                reply.put({"job": job.summary()})  # its id, first
+
+        job = self.jobs.new(name, source, _client, _accepted)
         sink = self.jobs.events(job)
         with one_error():  # a failure inside a task group is still one error for the client
             return await self.jobs.run(job, lambda: self._run_job(job, params, sink))

@@ -159,12 +159,18 @@ class JobTable:
         self._finished: deque[int] = deque()
         self.last: dict[str, Job] = {}  # the last job of each name that ended
 
-    def new(self, name: str, source: str = "client", client: Publish | None = None) -> Job:
+    def new(
+        self, name: str, source: str = "client", client: Publish | None = None,
+        accepted: Callable[[Job], None] | None = None,
+    ) -> Job:  # fmt: skip
+        """A job, queued; ``accepted`` hears it before any event of it (its client: its id)."""
         job = Job(self._next, name, source)
         if client is not None:
             job.client = client
         self._next += 1
         self._jobs[job.id] = job
+        if accepted is not None:
+            accepted(job)
         self._tell(job, ev.JobQueued(job.id, name, source))
         return job
 

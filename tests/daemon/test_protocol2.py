@@ -117,10 +117,12 @@ async def test_restore_progress_counts_files_and_bytes_of_the_total(tmp_path):
         await control.call(where, "backup", {}, ev.ignore)
         told: list[ev.Event] = []
         params = {"selector": "latest", "to": str(tmp_path / "back")}
-        await control.call(where, "restore", params, told.append)
+        await control.call(where, "restore", params, told.append, told.append)
         kept = await control.call(where, "status", {"cached": True}, ev.ignore)
     assert kept["last_jobs"]["restore"]["result"]["files"] == 5  # the last results, kept
     assert kept["last_jobs"]["backup"]["state"] == "finished" and kept["snapshots"] == 1
+    assert told[0]["name"] == "restore" and told[1] == ev.JobQueued(told[0]["id"], "restore",
+                                                                   "client")  # id first
     restoring = [e for e in told if isinstance(e, ev.RestoreProgress)]
     assert restoring[0] == ev.RestoreProgress(0, 0, 5, 350_000)  # the totals, first
     assert restoring[-1] == ev.RestoreProgress(5, 350_000, 5, 350_000)
@@ -164,6 +166,7 @@ async def test_cancel_mid_backup_publishes_nothing_and_the_next_backup_resumes(t
         daemon.node.profile.update_settings(bandwidth=0)
         again = await control.call(where, "backup", {}, ev.ignore)
     assert again["files"] == 12
+    assert isinstance(stored[0], ev.JobQueued) and stored[0].job == taken[0]["id"]
     landed = [e for e in stored if isinstance(e, ev.RecordStored)]
     assert 2 <= len(landed) < 12
     # What landed before the cancel is not sent again: the other files' records and the

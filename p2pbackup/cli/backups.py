@@ -19,7 +19,7 @@ from p2pbackup.cli.runner import call_job, run_job
 from p2pbackup.cli.settings import duration
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.sizes import format_size
 from p2pbackup.engine.diskname import from_disk
 from p2pbackup.errors import ConfigError, IntegrityError, PeerError, StorageError
 

@@ -14,7 +14,7 @@ from p2pbackup.cli.common import add_common, emit
 from p2pbackup.cli.runner import Ask, call_job, call_jobs
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.sizes import format_size
 from p2pbackup.engine.diskname import from_disk
 
 LATEST_HELP = (

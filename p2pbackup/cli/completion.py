@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import trio
-
 from p2pbackup.cli.common import add_home, profile_of
 from p2pbackup.errors import P2PBackupError
 
@@ -183,16 +181,11 @@ def _friend_names(profile) -> list[str]:
 
 
 def _snapshot_words(profile) -> list[str]:
-    from p2pbackup.daemon import control
-
-    async def _ask() -> list:
-        with trio.move_on_after(DAEMON_WAIT):
-            return await control.call(control.address(profile.home), "snapshots", {}, _ignore)
-        return []
+    from p2pbackup.cli import client
 
     try:
-        snaps = trio.run(_ask)
-    except (control.NoDaemon, P2PBackupError, OSError):  # a completion offers what it can
+        snaps = client.call(profile.home, "snapshots", {}, _ignore, timeout=DAEMON_WAIT)
+    except (client.NoDaemon, P2PBackupError, OSError):  # a completion offers what it can
         snaps = []
     devices = sorted({snap["device"] for snap in snaps if snap.get("device")})
     return ["latest", *(f"latest@{d}" for d in devices), *(snap["id"] for snap in snaps)]

@@ -11,16 +11,11 @@ invites it, and it restores everything again. Nothing is left running.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import json
 import os
-import shutil
-import tempfile
 import time
-from importlib import resources
 
-from p2pbackup.cli.localgrid import LocalGrid
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.sizes import format_size
 from p2pbackup.errors import ConfigError
 
 FRIENDS = ("alice", "bob", "carol", "dave")
@@ -28,6 +23,8 @@ GONE = "bob"  # the friend who goes away before the restore
 
 
 def sample_folder() -> str:
+    from importlib import resources
+
     return str(resources.files("p2pbackup.resources") / "sample")
 
 
@@ -46,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     source = args.path or sample_folder()
     if not os.path.isdir(source):
         raise ConfigError(f"{source} is not a folder. Give a folder to back up, or no path.")
+    import tempfile  # here and below: the other commands start faster without these
+
     say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
     with tempfile.TemporaryDirectory(prefix="p2pbackup-demo-") as root:
         summary = run_demo(source, root, say)
@@ -61,6 +60,10 @@ def _rate(size: int, seconds: float) -> str:
 
 
 def run_demo(source: str, root: str, say) -> dict:
+    import shutil
+
+    from p2pbackup.cli.localgrid import LocalGrid  # subprocesses: only the demo needs them
+
     started = time.monotonic()
     summary: dict = {"friends": list(FRIENDS), "backups": [], "restores": []}
     with LocalGrid(os.path.join(root, "nodes")) as grid:
@@ -150,6 +153,8 @@ def _edit(folder: str) -> None:
 
 def same_tree(a: str, b: str) -> bool:
     """Both trees hold the same names, bytes, symlinks, modes and file mtimes."""
+    import filecmp
+
     for top, other in ((a, b), (b, a)):
         for folder, dirs, files in os.walk(top):
             mirror = os.path.join(other, os.path.relpath(folder, top))

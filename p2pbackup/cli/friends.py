@@ -9,7 +9,7 @@ import sys
 
 from p2pbackup.cli.common import add_common, plural, profile_of
 from p2pbackup.cli.runner import run_job
-from p2pbackup.core.placement import format_size, parse_size
+from p2pbackup.core.sizes import format_size, parse_size
 
 DEFAULT_OFFER = "20G"
 
@@ -119,6 +119,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_daemon(args: argparse.Namespace) -> int:
     import trio  # a command the daemon answers never needs the event loop
 
+    from p2pbackup.cli.runner import run_here
     from p2pbackup.daemon.daemon import run_daemon as run_daemon_forever
     from p2pbackup.daemon.identity import public_addresses
 
@@ -136,7 +137,7 @@ def run_daemon(args: argparse.Namespace) -> int:
             for address in public_addresses(node.profile, str(node.peer_id)):
                 print(f"  friends reach it at {address}", flush=True)
 
-    trio.run(_main)
+    run_here(_main)
     return 0
 
 

@@ -7,11 +7,13 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2pbackup.cli.common import add_common, caught, emit, profile_of
-from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: a command the daemon answers may hear no event
+    from p2pbackup.engine import events as ev
 
 NO_DAEMON = ("No daemon runs on this profile, so no job runs in the background ('p2pbackup "
              "daemon' starts one).")  # fmt: skip
@@ -33,14 +35,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _ask(args: argparse.Namespace, job: str, params: dict) -> Any:
-    import trio  # here: a command that never runs needs no event loop imported
+    from p2pbackup.cli import client
 
-    from p2pbackup.daemon import control
-
-    where = control.address(profile_of(args).require().home)
     try:
-        return trio.run(control.call, where, job, params, ev.ignore)
-    except control.NoDaemon:
+        return client.call(profile_of(args).require().home, job, params)
+    except client.NoDaemon:
         raise ConfigError(NO_DAEMON) from None
 
 
@@ -77,6 +76,8 @@ def job_line(job: dict) -> str:
     if job.get("source") != "client":
         line += f" ({job['source']})"
     if job.get("progress") and job["state"] == "running":
+        from p2pbackup.engine import events as ev
+
         line += "  " + progress_line(ev.JobProgress(job["id"], **job["progress"]))
     if job.get("error"):
         line += f"  {job['error']['message']}"
@@ -94,11 +95,9 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    import trio
+    from p2pbackup.cli import client
 
-    from p2pbackup.daemon import control
-
-    where = control.address(profile_of(args).require().home)
+    home = profile_of(args).require().home
     as_json = getattr(args, "json", False)
 
     def _print(message: dict) -> None:
@@ -108,8 +107,8 @@ def run_watch(args: argparse.Namespace) -> int:
             print(line, flush=True)
 
     try:
-        trio.run(control.watch, where, _print)
-    except control.NoDaemon:
+        client.watch(home, _print)
+    except client.NoDaemon:
         raise ConfigError(NO_DAEMON) from None
     except BaseException as exc:
         if caught(exc, KeyboardInterrupt):  # the way to stop watching: not a failure
@@ -125,6 +124,8 @@ def watch_line(message: dict) -> str | None:
         print(f"Watching the daemon ({running} job(s) running or queued); Ctrl-C stops.",
               file=sys.stderr)  # fmt: skip
         return None
+    from p2pbackup.engine import events as ev
+
     event = ev.from_dict(message.get("event", {}))
     if event is None:
         return None

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from p2pbackup import __version__, runtime
+from p2pbackup import __version__
 from p2pbackup.cli import backups, browse, completion, demo, friends, jobs, settings, setup
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
@@ -81,7 +81,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    runtime.tune_malloc()
     log_file = setup_logging(args.home, args.verbose)
     log.info("p2pbackup %s: %s", __version__, args.command)
     try:

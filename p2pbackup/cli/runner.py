@@ -9,16 +9,16 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-
+from p2pbackup.cli import client
 from p2pbackup.cli.common import caught, emit, profile_of
 from p2pbackup.cli.jobs import progress_line
 from p2pbackup.core import names
-from p2pbackup.daemon import control
-from p2pbackup.engine import events as ev
 from p2pbackup.errors import PeerError
+
+if TYPE_CHECKING:  # imported at the first event (see cli/client.py)
+    from p2pbackup.engine import events as ev
 
 REDRAW = 0.1  # seconds between redraws of the progress line
 
@@ -34,6 +34,8 @@ def progress_sink(stream=sys.stderr, json_lines: bool = False) -> ev.EventSink:
     totals = [False]  # the daemon sends JobProgress, with totals: drawn instead of the count
 
     def _sink(event: ev.Event) -> None:
+        from p2pbackup.engine import events as ev
+
         if isinstance(event, ev.InviteReady):
             if json_lines:
                 print(json.dumps(ev.to_dict(event)), flush=True)
@@ -107,39 +109,41 @@ async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.Eve
 _LASTING_JOBS = frozenset({"backup", "restore", "verify", "forget"})
 
 
+def run_here(main: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``main`` on trio in this process: no daemon runs, so this command is the node."""
+    import trio  # here: a command the daemon answers never pays for importing it
+
+    from p2pbackup import runtime
+
+    runtime.tune_malloc()  # before any worker thread starts (it sets the malloc arenas)
+    return trio.run(main)
+
+
 def call_job(args: argparse.Namespace, name: str, params: dict) -> Any:
     """The job's result, from the daemon of the profile or from a node run here."""
     profile = profile_of(args).require()
     sink = progress_sink(json_lines=getattr(args, "json", False))
-    in_daemon = False
     taken: list[dict] = []  # the job as the daemon took it: its id
-
-    async def _main() -> Any:
-        nonlocal in_daemon
-        try:
-            in_daemon = True
-            return await control.call(control.address(profile.home), name, params, sink,
-                                      taken.append)  # fmt: skip
-        except control.NoDaemon:
-            in_daemon = False
-            return await _local(args, name, params, sink)
-
     try:
-        return trio.run(_main)
+        try:
+            return client.call(profile.home, name, params, sink, taken.append)
+        except client.NoDaemon:
+            pass
+        return run_here(lambda: _local(args, name, params, sink))
     except BaseException as exc:
-        if in_daemon and name in _LASTING_JOBS and caught(exc, KeyboardInterrupt):
-            # Ctrl-C leaves the job to the daemon: say how to stop it (by its id, once heard)
-            job = f" (job {taken[0]['id']})" if taken else ""
-            stop = f"`p2pbackup cancel {taken[0]['id']}`" if taken else "`p2pbackup cancel ID`"
-            print(f"\rp2pbackup: the daemon goes on with this {name}{job} in the background; "
-                  f"`p2pbackup jobs` shows it, {stop} stops it.", file=sys.stderr)  # fmt: skip
+        if taken and name in _LASTING_JOBS and caught(exc, KeyboardInterrupt):
+            # Ctrl-C leaves the job to the daemon: say how to stop it, by its id
+            job = taken[0]["id"]
+            print(f"\rp2pbackup: the daemon goes on with this {name} (job {job}) in the "
+                  f"background; `p2pbackup jobs` shows it, `p2pbackup cancel {job}` stops it.",
+                  file=sys.stderr)  # fmt: skip
         raise
     finally:
         if sys.stderr.isatty():
             print("\r", end="", file=sys.stderr)
 
 
-Ask = Callable[[str, dict], Awaitable[Any]]
+Ask = client.Ask
 
 
 def call_jobs(args: argparse.Namespace, work: Callable[[Ask], Awaitable[Any]]) -> Any:
@@ -149,23 +153,25 @@ def call_jobs(args: argparse.Namespace, work: Callable[[Ask], Awaitable[Any]]) -
     sink = progress_sink(json_lines=getattr(args, "json", False))
     asked = [False]
 
-    async def _daemon(name: str, params: dict) -> Any:
-        result = await control.call(control.address(profile.home), name, params, sink)
-        asked[0] = True
-        return result
+    async def _daemon_work(ask: Ask) -> Any:
+        async def _ask(name: str, params: dict) -> Any:
+            result = await ask(name, params)
+            asked[0] = True
+            return result
+
+        return await work(_ask)
+
+    try:
+        return client.run_with(profile.home, sink, _daemon_work)
+    except client.NoDaemon:
+        if asked[0]:  # it went away in the middle: say so rather than start over
+            raise PeerError("The daemon stopped while answering; run the command again.") from None
 
     async def _main() -> Any:
-        try:
-            return await work(_daemon)
-        except control.NoDaemon:
-            if asked[0]:  # it went away in the middle: say so rather than start over
-                raise PeerError(
-                    "The daemon stopped while answering; run the command again."
-                ) from None
         async with _local_jobs(args, sink) as ask:
             return await work(ask)
 
-    return trio.run(_main)
+    return run_here(_main)
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from p2pbackup.cli.common import add_common
 from p2pbackup.cli.runner import run_job
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
-from p2pbackup.core.placement import format_size, parse_size
+from p2pbackup.core.sizes import format_size, parse_size
 from p2pbackup.errors import ConfigError
 
 

@@ -7,7 +7,6 @@ import contextlib
 import sys
 
 from p2pbackup.cli.common import add_common, emit, profile_of
-from p2pbackup.core.keys import owner_fingerprint
 from p2pbackup.errors import ConfigError
 
 
@@ -37,6 +36,8 @@ def run_init(args: argparse.Namespace) -> int:
         data = firstrun.recover(profile, sys.stdin.readline(), args.name)
     else:
         data = firstrun.create_identity(profile, args.name)
+    from p2pbackup.core.keys import owner_fingerprint  # nacl: only init needs it
+
     text = [
         f"Profile created in {profile.home}.",
         f"Owner {owner_fingerprint(bytes.fromhex(data['owner_id']))}, node {data['node_id']}.",

@@ -18,41 +18,13 @@ Sizes for people are binary: ``20G`` is 20 GiB and is shown as "20.0 GiB"
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 from p2pbackup.core.refs import MAX_SHARES
+from p2pbackup.core.sizes import format_size
 from p2pbackup.errors import ConfigError, PlacementError
-
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-_SIZE = re.compile(r"\s*(\d{1,30}(?:\.\d{1,30})?|\.\d{1,30})\s*(?:([kmgtp])(?:i?b)?|b)?\s*")
-
-
-def parse_size(text: str) -> int:
-    """Bytes in ``500M``, ``20G``, ``1T``, ``1.5G``, ``100k``, ``2 GiB`` or ``100``.
-
-    Units are binary (K = 1024), case-insensitive, with an optional ``B`` or
-    ``iB``; a fraction of a byte is dropped.
-    """
-    match = _SIZE.fullmatch(text.lower())
-    if not match:
-        raise ConfigError(f"{text!r} is not a size; write it like 500M, 20G, 1.5T or 100000.")
-    return int(Fraction(match.group(1)) * _UNITS[match.group(2) or ""])
-
-
-def format_size(size: int) -> str:
-    """``999 bytes``, ``1.2 MiB``, ``20.0 GiB``: the units ``parse_size`` reads."""
-    if abs(size) < 1024:
-        return "1 byte" if size == 1 else f"{size} bytes"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if round(abs(value), 1) < 1024:  # so 1023.99 KiB shows as 1.0 MiB, not 1024.0 KiB
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} PiB"
 
 
 def _friends(count: int) -> str:

@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import trio
+from typing import TYPE_CHECKING
 
 from p2pbackup.errors import ConfigError
 from p2pbackup.storage.profile import Profile, write_private
@@ -31,6 +29,9 @@ SOCKET_NAME = "control.sock"
 FILE_NAME = "control.json"
 FILE_VERSION = 1
 LOOPBACK = "127.0.0.1"
+
+if TYPE_CHECKING:
+    import trio
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ async def listening(where: Address) -> AsyncIterator[tuple[trio.SocketListener, 
     """A listener at ``where`` and the token requests must carry (None: the socket's mode is
     the guard). The caller holds the profile lock, so a socket or file left there is a dead
     daemon's: it is replaced, and removed again on the way out."""
+    import trio  # here: the command-line client imports this module and never needs trio
+
     _remove(where.path)
     sock, token = None, None
     try:
         if where.tcp:
             (listener,) = await trio.open_tcp_listeners(0, host=LOOPBACK)
-            sock, token = listener.socket, secrets.token_hex(32)
+            sock, token = listener.socket, os.urandom(32).hex()
             found = {"v": FILE_VERSION, "port": sock.getsockname()[1], "token": token}
             write_private(where.path, json.dumps(found).encode())
         else:
@@ -80,19 +83,47 @@ async def listening(where: Address) -> AsyncIterator[tuple[trio.SocketListener, 
 async def connect(where: Address) -> tuple[trio.SocketStream, str | None] | None:
     """A stream to the daemon at ``where`` and the token to send; None when nobody listens
     there (no socket, no file or a file not ours to read, or a port nobody answers on)."""
+    import trio
+
     if not where.tcp:
         try:
             return await trio.open_unix_socket(where.path), None
         except (FileNotFoundError, ConnectionRefusedError):
             return None
-    found = _read(where.path)
-    if found is None or _stale(os.path.dirname(where.path)):
+    if (found := port_of(where)) is None:
         return None
     port, token = found
     try:
         return await trio.open_tcp_stream(LOOPBACK, port), token
     except OSError:  # refused: the file is a dead daemon's
         return None
+
+
+def connect_blocking(where: Address) -> tuple[socket.socket, str | None] | None:
+    """``connect`` for a client without an event loop (the command line: trio alone takes
+    longer to import than the daemon takes to answer)."""
+    if where.tcp:
+        if (found := port_of(where)) is None:
+            return None
+        target: object = (LOOPBACK, found[0])
+        sock, token = socket.socket(socket.AF_INET, socket.SOCK_STREAM), found[1]
+    else:
+        target, token = where.path, None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(target)
+    except OSError:  # no socket, or refused: nobody listens, the daemon is gone
+        sock.close()
+        return None
+    return sock, token
+
+
+def port_of(where: Address) -> tuple[int, str] | None:
+    """The port and token a tcp daemon named in its control file, if that daemon runs."""
+    found = _read(where.path)
+    if found is None or _stale(os.path.dirname(where.path)):
+        return None
+    return found
 
 
 def _stale(home: str) -> bool:

@@ -24,7 +24,8 @@ from contextlib import ExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from p2pbackup.core import names
-from p2pbackup.core.placement import parse_size, tolerable_losses
+from p2pbackup.core.placement import tolerable_losses
+from p2pbackup.core.sizes import parse_size
 from p2pbackup.daemon import firstrun
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.engine import events as ev

@@ -26,7 +26,7 @@ from PySide6.QtNetwork import QAbstractSocket, QLocalSocket, QTcpSocket
 
 from p2pbackup import errors
 from p2pbackup.daemon import endpoint
-from p2pbackup.daemon.control import MAX_LINE, VERSION
+from p2pbackup.daemon.wire import MAX_LINE, VERSION
 
 BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)  # seconds before each reconnect; the last one repeats
 PROBE_EVERY = 2.0  # seconds between liveness probes of a daemon without ``watch``
@@ -46,9 +46,7 @@ def _target(home: str) -> _Target | None:
     where = endpoint.address(home)
     if not where.tcp:
         return _Target(path=where.path)
-    # TODO(lead): endpoint._port (working tree) is this; make it public there and use it.
-    found = endpoint._read(where.path)
-    if found is None or endpoint._stale(home):
+    if (found := endpoint.port_of(where)) is None:
         return None
     return _Target(port=found[0], token=found[1])
 

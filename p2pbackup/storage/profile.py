@@ -22,9 +22,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.utils
-import platformdirs
-
 from p2pbackup.errors import ConfigError
 
 ENV_HOME = "P2PBACKUP_HOME"
@@ -52,7 +49,11 @@ else:
 
 
 def default_home() -> str:
-    return os.environ.get(ENV_HOME) or platformdirs.user_data_dir("p2pbackup", appauthor=False)
+    if home := os.environ.get(ENV_HOME):
+        return home
+    import platformdirs  # here: most commands name their profile, and it costs 10 ms
+
+    return platformdirs.user_data_dir("p2pbackup", appauthor=False)
 
 
 def write_private(path: str, data: bytes) -> None:
@@ -73,7 +74,7 @@ def node_seed(path: str) -> bytes:
         with open(path, "rb") as f:
             seed = f.read()
     except FileNotFoundError:
-        seed = nacl.utils.random(NODE_SEED_SIZE)
+        seed = os.urandom(NODE_SEED_SIZE)  # the system's CSPRNG, as nacl.utils.random
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(seed)

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.sizes import format_size
 from p2pbackup.gui.models.status import when
 
 QUOTA_ROLE = Qt.ItemDataRole.UserRole + 1  # (used or None, quota or None)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from p2pbackup.core.placement import format_size
+from p2pbackup.core.sizes import format_size
 from p2pbackup.gui.actions import Actions
 from p2pbackup.gui.icons import state_icon
 from p2pbackup.gui.models.status import StatusModel, last_backup_time, warnings, when

@@ -67,11 +67,11 @@ def test_ctrl_c_leaves_the_job_to_the_daemon_and_says_how_to_cancel_it(tmp_path,
 
     profile = make_profile(tmp_path, "laptop")
 
-    async def _call(where, name, params, on_event, on_job):
+    def _call(home, name, params, on_event, on_job):
         on_job({"id": 7, "name": name, "state": "queued"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner.control, "call", _call)
+    monkeypatch.setattr(runner.client, "call", _call)
     with pytest.raises(KeyboardInterrupt):
         runner.call_job(argparse.Namespace(home=profile.home, json=False), "backup", {})
     told = capsys.readouterr().err

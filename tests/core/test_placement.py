@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pbackup.core.placement import (
-    FriendRoom,
-    Planner,
-    format_size,
-    parse_size,
-    place,
-    tolerable_losses,
-)
+from p2pbackup.core.placement import FriendRoom, Planner, place, tolerable_losses
+from p2pbackup.core.sizes import format_size, parse_size
 from p2pbackup.errors import ConfigError, PlacementError
 
 SIZE = 10

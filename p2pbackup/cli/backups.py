@@ -112,9 +112,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     status = commands.add_parser("status", help="friends online, last backup, how safe it is")
     add_common(status)
+    status.add_argument("--check", action="store_true", help="ask friends again now (the "
+                        "daemon otherwise answers from what its last job found)")  # fmt: skip
     status.set_defaults(
         run=lambda args: _run_naming(
-            args, "status", {}, _status_text, lambda data: names.to_json(data, "folders")
+            args, "status", {"check": True} if args.check else {}, _status_text,
+            lambda data: names.to_json(data, "folders"),
         )
     )
 
@@ -367,6 +370,7 @@ def _status_text(data: dict) -> str:
             + ("unknown (run verify)" if safe is None else f"{safe} friend(s) without loss"),
             f"schedule         {_status_schedule(data)}",
         ]
+        + ([f"checked          {data['checked_at']}"] if data.get("checked_at") else [])
         + _rendezvous_line(data)
         + [f"job {job_line(job).strip()}" for job in data.get("jobs", ())]  # the daemon's
         + [f"unreachable      {line}" for line in _offline_lines(data.get("offline", ()))]

@@ -64,10 +64,14 @@ class Daemon:
             return self.jobs.listing()
         if name == "cancel":
             return self.jobs.cancel(params.get("id")).summary()
-        # status: kept state at once when asked so (the tray) or while a job holds the
-        # lock; else it is checked again first, as a job of its own.
-        if name == "status" and (params.pop("cached", False) or self.jobs_lock.locked()):
-            return status.answer(self)
+        # status: kept state at once (the daemon works it out again after every job that
+        # changes it, and friends online are live); checked first, as a job of its own, only
+        # when asked to or never yet, and never behind a job holding the lock.
+        if name == "status":
+            cached, check = params.pop("cached", False), params.pop("check", False)
+            known = self.facts.kept is not None
+            if self.jobs_lock.locked() or cached or (known and not check):
+                return status.answer(self)
         if name not in SETTINGS_JOBS and name not in NODE_JOBS and name not in jobs.JOBS:
             raise ConfigError(f"There is no job called {name[:64]!r}.")  # before it gets an id
         result = await self.run_job(name, params, reply=reply)

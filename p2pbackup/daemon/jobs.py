@@ -217,7 +217,9 @@ def _in_place(snap: Snapshot, folders: list[str]):
     return _target
 
 
-async def status(s: Session) -> dict:
+async def status(s: Session, check: bool = True) -> dict:
+    """What status tells, worked out with friends. ``check`` (ask friends again rather than
+    answer from what the daemon keeps) is the daemon's to read: a session always checks."""
     settings = s.settings()
     # The friends' head merged with mine: a recovered device knows no snapshot of its own.
     snaps = sorted((await s.head()).tips, key=lambda r: r.created_at_ns)

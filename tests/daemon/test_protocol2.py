@@ -197,7 +197,7 @@ async def test_two_clients_at_once_and_status_does_not_wait_for_the_lock(tmp_pat
         # status (kept, as the lock is held) is no job; friends is one, and did not wait
         assert [j["name"] for j in answers["jobs"] if j["source"] == "client"] == ["friends"]
         assert [e.name for _, e in watcher.events(ev.JobFinished)] == ["friends"]
-        fresh = await control.call(where, "status", {}, ev.ignore)  # idle: checked again
+        fresh = await control.call(where, "status", {}, ev.ignore)  # idle: what it keeps
         assert sorted(fresh["friends_online"]) == list(FRIENDS) and fresh["checked_at"]
 
 
@@ -256,3 +256,16 @@ async def test_a_bug_in_the_first_status_check_does_not_stop_the_daemon(tmp_path
         assert daemon.jobs.last["status"].state == "failed"
         (check,) = await control.call(where, "jobs", {}, ev.ignore)  # still serving
         assert check["error"]["kind"] == "InternalError"
+
+
+async def test_status_answers_from_what_the_daemon_keeps_unless_asked_to_check(tmp_path):
+    async with _daemon(tmp_path) as (_, where):
+        kept = await control.call(where, "status", {}, ev.ignore)
+        assert not [j for j in await control.call(where, "jobs", {}, ev.ignore)
+                    if j["source"] == "client"]  # fmt: skip
+        assert sorted(kept["friends_online"]) == list(FRIENDS) and kept["checked_at"]
+        checked = await control.call(where, "status", {"check": True}, ev.ignore)
+        ran = [j["name"] for j in await control.call(where, "jobs", {}, ev.ignore)
+               if j["source"] == "client"]  # fmt: skip
+        assert ran == ["status"]
+        assert checked["checked_at"] >= kept["checked_at"]

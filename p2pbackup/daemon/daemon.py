@@ -34,6 +34,8 @@ from p2pbackup.storage.profile import Profile
 
 log = logging.getLogger(__name__)
 
+FIRST_REGISTRATION_WAIT = 5.0  # seconds the daemon waits to be registered before "running"
+
 
 class Daemon:
     def __init__(self, node: Node) -> None:
@@ -109,6 +111,10 @@ class Daemon:
             nursery.start_soon(self.scheduler.run)
             nursery.start_soon(self.point.run)  # kept up at the rendezvous point, if any
             nursery.start_soon(self.first_check)
+            # Findable at the point before "running": a friend's one-shot command started
+            # right after must find it there. A point that does not answer delays no more.
+            with trio.move_on_after(FIRST_REGISTRATION_WAIT):
+                await self.point.tried.wait()
             task_status.started()
 
     async def first_check(self) -> None:

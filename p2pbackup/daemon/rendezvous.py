@@ -56,6 +56,7 @@ class PointLink:
         self.since: float | None = None  # when the standing last changed (wall clock)
         self.last_error: str | None = None
         self.changed = trio.Event()  # set at each change, then replaced (tests wait on it)
+        self.tried = trio.Event()  # the first registration has succeeded or failed
 
     def state(self) -> dict | None:
         """What ``status`` shows; None without a rendezvous point."""
@@ -90,6 +91,7 @@ class PointLink:
         point = self._node.rendezvous()
         node_relay = self._node.relay
         if point is None or node_relay is None:
+            self.tried.set()
             return
         host = self._node.host
         namespace = discovery.node_namespace(host.get_id())
@@ -103,12 +105,14 @@ class PointLink:
                     slot_ends = await node_relay.reserve(point)
                 except P2PBackupError as exc:
                     self._set(registered, False, exc.message)
+                    self.tried.set()
                     delay = min(self._retry_max, self._retry_first * 2**failures)
                     failures += 1
                     await trio.sleep(delay)
                     continue
                 failures = 0
                 self._set(True, True, None)
+                self.tried.set()
                 life = min(discovery.TTL, max(1.0, slot_ends - time.time()))
                 with trio.move_on_after(life * RENEW_AT):
                     await watch.until_gone()  # a slot serves only while connected

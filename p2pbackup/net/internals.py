@@ -23,7 +23,9 @@ Both ends still speak standard Yamux over Noise: tests/net/test_tuning.py
 runs a stock py-libp2p peer in another process against a tuned one.
 
 Behaviour: ``forget_unread`` (a reset stream's bytes), ``forget_failed_dial``
-(the swarm's negative cache), ``never_auto_connect``, ``announce_as``
+(the swarm's negative cache), ``observe_through`` (our observed address, asked
+again after a reconnection, for hole punching), ``HolePunch`` (DCUtR whose
+attempts end), ``never_auto_connect``, ``announce_as``
 (the addresses a host tells), ``notifees_of`` / ``is_inbound`` (the
 connection objects the stranger cap reads), ``is_relayed`` (how a connection
 runs) and ``relay_point`` (a circuit relay that admits whom we say and frees
@@ -37,10 +39,12 @@ import os
 from collections.abc import Callable, Iterable
 
 import multiaddr
+import trio
 from libp2p.abc import IHost, INetConn, INetStream
 from libp2p.connection_types import ConnectionType
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode, to_proto_status
@@ -116,6 +120,49 @@ def forget_failed_dial(host: IHost, peer_id: ID) -> None:
     """Let the next dial to ``peer_id`` happen: the swarm refuses to dial a peer for 60 s
     after a failed dial (its negative cache); our own back-off decides when to try again."""
     host.get_network().unblock_peer(peer_id)
+
+
+async def observe_through(host: IHost, peer_id: ID) -> None:
+    """Ask ``peer_id`` again where it sees us (identify), unless this host already holds
+    an observation of its public address. The library records one only when it first
+    identifies a peer and drops it when that connection closes, and it skips identify
+    on a later connection to a peer whose protocols it still has: after the rendezvous
+    point restarted, a node knew nothing but its private address, so every hole punch
+    (DCUtR advertises what was observed) dialled addresses behind the other NAT."""
+    manager = getattr(host, "_observed_addr_manager", None)
+    if manager is None or manager.addrs(min_observers=1):
+        return
+    host._identified_peers.pop(peer_id, None)  # type: ignore[attr-defined]
+    await host._identify_peer(peer_id, reason="observed-again")  # type: ignore[attr-defined]
+
+
+class HolePunch(DCUtRProtocol):
+    """The library's DCUtR, each attempt bounded and dropped when its peer disconnects.
+
+    Its auto-drive loop punches one peer at a time and waits for each attempt, which
+    opens its stream with no deadline: a relayed connection that died under it (the
+    point restarted) held the loop for good, and no friend was punched again."""
+
+    def __init__(self, host: IHost, dial_timeout: int, deadline: float) -> None:
+        super().__init__(host, dial_timeout=dial_timeout)
+        self._deadline = deadline
+        self._attempts: dict[ID, trio.CancelScope] = {}
+
+    async def initiate_hole_punch(self, peer_id: ID) -> bool:
+        with trio.move_on_after(self._deadline) as scope:
+            self._attempts[peer_id] = scope
+            try:
+                return await super().initiate_hole_punch(peer_id)
+            finally:
+                if self._attempts.get(peer_id) is scope:
+                    del self._attempts[peer_id]
+        return False
+
+    def on_peer_disconnected(self, peer_id: ID) -> None:
+        super().on_peer_disconnected(peer_id)
+        scope = self._attempts.get(peer_id)
+        if scope is not None and not self.host.get_network().get_connections(peer_id):
+            scope.cancel()
 
 
 async def _never() -> None:

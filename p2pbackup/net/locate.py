@@ -48,6 +48,7 @@ LAN_LISTEN = 2.0  # seconds to listen for friends on the LAN before probing them
 HEAD_START = 0.3
 DIRECT_TIMEOUT = 9.0
 RELAY_TIMEOUT = 9.0
+RELAY_AGAIN = 0.5  # a relay that refused is asked again while the direct dial is pending
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ async def connect(
     failed: dict[str, str] = {}
     won: list[str] = []
     direct_over = trio.Event()
+    direct_ends = trio.current_time() + direct_timeout
 
     async def _direct(cancel: trio.CancelScope) -> None:
         try:
@@ -156,12 +158,33 @@ async def connect(
         try:
             with trio.fail_after(relay_timeout):
                 await through_relay()
-            won.append("relay")
-            cancel.cancel()
         except trio.TooSlowError:
             failed["relay"] = "no answer in time"
+            return
         except PeerError as exc:
             failed["relay"] = exc.message
+            if not await _relay_again():
+                return
+        won.append("relay")
+        cancel.cancel()
+
+    async def _relay_again() -> bool:
+        """Refused at once (the peer has no slot there yet: the point just restarted)
+        while the direct dial still hangs: ask again until that dial ends, rather than
+        wait it out for nothing."""
+        assert through_relay is not None
+        with trio.move_on_at(direct_ends):
+            while True:
+                with trio.move_on_after(RELAY_AGAIN):
+                    await direct_over.wait()
+                if direct_over.is_set():
+                    return False
+                try:
+                    await through_relay()
+                    return True
+                except PeerError as exc:
+                    failed["relay"] = exc.message
+        return False
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_direct, nursery.cancel_scope)

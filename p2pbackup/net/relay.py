@@ -36,7 +36,6 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
-from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
@@ -55,6 +54,8 @@ from p2pbackup.net.reasons import reason_of
 from p2pbackup.net.service import PROTOCOL as STORAGE_PROTOCOL
 
 TIMEOUT = 15
+PUNCH_DIAL_TIMEOUT = 3  # each dial of a hole punch (a punched path answers at once)
+PUNCH_DEADLINE = 30.0  # one whole attempt: its dials, the exchange and three rounds
 KNOWN_DEVICES = 1024  # devices remembered by the certificate they showed
 DAY = 24 * 3600
 
@@ -146,6 +147,8 @@ class Relay:
         try:
             with trio.fail_after(TIMEOUT):
                 await self._host.connect(point)
+                # Where the point sees us is what a hole punch advertises (DCUtR).
+                await internals.observe_through(self._host, point.peer_id)
                 await self._introduce(point.peer_id)
                 stream = await self._host.new_stream(point.peer_id, [HOP_PROTOCOL])
                 try:
@@ -251,6 +254,10 @@ async def relay(
         return
     # A node reached through a relay tries to upgrade to a direct connection: the
     # library's DCUtR drives a hole punch to each relayed peer a few times on its own.
+    # It first dials the peer's own (private) addresses, where a NAT drops the SYN, for
+    # its dial timeout: 10 s stock, after which the punch came too late (the point had
+    # restarted and its circuit was gone), hence a short one.
     protocol = CircuitV2Protocol(host, allow_hop=False)
-    async with background_trio_service(protocol), background_trio_service(DCUtRProtocol(host)):
+    dcutr = internals.HolePunch(host, PUNCH_DIAL_TIMEOUT, PUNCH_DEADLINE)
+    async with background_trio_service(protocol), background_trio_service(dcutr):
         yield Relay(host, protocol, certificate)

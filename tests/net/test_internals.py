@@ -1,15 +1,20 @@
-"""The one module that touches py-libp2p's internals refuses any version but the pinned one."""
+"""The one module that touches py-libp2p's internals refuses any version but the pinned one,
+and what it changes holds."""
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from pathlib import Path
 
+import multiaddr
 import pytest
+import trio
 
 from p2pbackup.errors import ConfigError
 from p2pbackup.net import internals
-from p2pbackup.net.host import NodeIdentity, build_host
+from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs, serving
+from tests.net.conftest import LOOPBACK
 
 
 def test_the_checked_version_is_the_pinned_one():
@@ -28,3 +33,23 @@ def test_a_node_refuses_to_start_on_another_libp2p(monkeypatch):
 
 def test_the_pinned_version_starts():
     internals.check_version()  # the installed one is the pinned one
+
+
+@pytest.mark.trio
+async def test_a_hole_punch_attempt_ends_by_its_deadline(tmp_path):
+    """The library's attempt opens its stream with no deadline: one to a peer that no
+    longer answers held DCUtR's auto-drive loop for good (no friend was punched again)."""
+    silent = socket.socket()  # completes the handshake, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    host = build_host(NodeIdentity.from_seed(b"h" * 32))
+    gone = NodeIdentity.from_seed(b"g" * 32).peer_id
+    address = multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{silent.getsockname()[1]}")
+    try:
+        async with serving(host, listen_addrs(LOOPBACK)):
+            host.get_peerstore().add_addrs(gone, [address], 60)
+            punch = internals.HolePunch(host, dial_timeout=1, deadline=2.0)
+            with trio.fail_after(6):
+                assert await punch.initiate_hole_punch(gone) is False
+    finally:
+        silent.close()

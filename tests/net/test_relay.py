@@ -248,3 +248,28 @@ async def test_the_devices_a_point_remembers_are_bounded():
     assert admission.admits(keys[-1].peer_id) and not admission.admits(keys[0].peer_id)
     admission.saw(keys[0].node_key, STRANGER.owner_id)  # not a friend: not remembered
     assert not admission.admits(keys[0].peer_id)
+
+
+async def test_a_relay_that_refuses_at_first_is_asked_again(friend, silent_port):
+    """The friend takes its slot a moment after we first ask (the point had restarted):
+    the relay is asked again while the direct dial hangs, where the relay's refusal used
+    to wait out the direct dial's deadline and fail (netns: 'online again' took 10 s)."""
+    async with (
+        _node(b"r" * 32, serve=PUBLIC) as (_, _, point),
+        relay(friend.host) as friend_relay,
+        _node(b"d" * 32) as (device_host, device_relay, _),
+        trio.open_nursery() as nursery,
+    ):
+        hanging = PeerInfo(friend.info.peer_id,
+                           [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{silent_port}")])  # fmt: skip
+        reach = locate.Reach(device_host, b"", OWNER.signing_key, relay=device_relay, point=point)
+
+        async def reserve_later() -> None:
+            await trio.sleep(1.0)
+            await friend_relay.reserve(point)
+
+        nursery.start_soon(reserve_later)
+        started = time.monotonic()
+        with trio.fail_after(8):
+            path = await locate.connect(reach, hanging, direct_timeout=5.0)
+        assert path == "relay" and time.monotonic() - started < 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -65,7 +66,11 @@ def test_every_friend_rolled_back_is_named_and_nothing_is_lost(grid, tmp_path):
         shutil.copytree(tmp_path / "copies" / name, pool)
         restart_on_same_port(grid, name, addresses[name])
 
-    status = grid.cli("laptop", "status")
+    deadline = time.monotonic() + 30  # the daemon reconnects to each, with back-off
+    while len(grid.cli("laptop", "status")["friends_online"]) < len(FRIENDS):
+        assert time.monotonic() < deadline, "the friends never came back online"
+        time.sleep(0.5)
+    status = grid.cli("laptop", "status", "--check")  # the daemon looks at friends now
     assert {r["friend"]: (r["seen"], r["known"]) for r in status["head_rolled_back"]} == {
         name: (1, 3) for name in FRIENDS
     }
@@ -89,7 +94,7 @@ def test_every_friend_rolled_back_is_named_and_nothing_is_lost(grid, tmp_path):
     assert code == 3 and check["repaired"] > 0 and check["lost"] > 0
     assert {r["friend"] for r in check["head_rolled_back"]} == set(FRIENDS)
     assert {"Documents/photo.raw", "Documents/notes/todo.txt"} <= set(check["lost_files"])
-    assert grid.cli("laptop", "status")["head_rolled_back"] == []  # checked now
+    assert grid.cli("laptop", "status", "--check")["head_rolled_back"] == []  # checked now
 
     again = grid.cli("laptop", "backup")
     assert again["records_stored"] > 0  # the files whose records were lost, stored anew

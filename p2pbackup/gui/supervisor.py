@@ -79,7 +79,7 @@ class Supervisor(QObject):
         if sys.platform != "win32" and pid:
             os.kill(pid, signal.SIGINT)  # the daemon's clean way out: lock and socket go
         else:
-            self.process.kill()  # TODO(issue 12): the daemon's shutdown job, on Windows
+            self.process.kill()  # no SIGINT on Windows: the shutdown job should stop it there
         self._kill.start(int(STOP_GRACE * 1000))
 
     def _watched(self, state: DaemonState) -> None:

@@ -12,7 +12,6 @@ interrupted backup leaves nothing half-published.
 from __future__ import annotations
 
 import functools
-import itertools
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from p2pbackup.engine.failures import one_error
 from p2pbackup.engine.headstore import publish_snapshot
 from p2pbackup.engine.holdings import reconcile
 from p2pbackup.engine.packer import Packer
-from p2pbackup.engine.scanner import Found, root_labels, scan
+from p2pbackup.engine.scanner import SCAN_BATCH, Found, root_labels, scan_batches
 from p2pbackup.engine.state import BackupState, FileState
 from p2pbackup.engine.uploader import Uploader, split_segments
 from p2pbackup.errors import SourceChangedError
@@ -47,7 +46,6 @@ from p2pbackup.storage.store import ShareStore
 
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
-SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
 STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time (4 at once)
 HEAVY_FILES = 4  # files holding data (reading, encoding, uploading) at once
 
@@ -71,25 +69,6 @@ class BackupReport:
     changed: int = 0
     skipped: list[FileSkipped] = field(default_factory=list)
     unchanged: bool = False  # nothing changed: ``manifest`` is the last snapshot, not a new one
-
-
-async def _scan_batches(
-    roots: Sequence[str],
-    excludes: Sequence[str],
-    send: trio.MemorySendChannel[tuple[list[Found], list[FileSkipped]]],
-) -> None:
-    """The scan, walked in a worker thread a batch at a time, each batch sent with what it
-    skipped: a tree of a million files is never held whole, events reach the sink in trio's
-    thread, and the next batch is listed while this one is looked at."""
-    skipped: list[FileSkipped] = []
-    found = scan(roots, excludes, skipped.append)
-    async with send:
-        while True:
-            batch = await trio.to_thread.run_sync(lambda: list(itertools.islice(found, SCAN_BATCH)))
-            events, skipped[:] = list(skipped), []
-            await send.send((batch, events))
-            if len(batch) < SCAN_BATCH:
-                return
 
 
 Finish = Callable[[str, bytes, tuple[ChainStep, ...]], None]  # (how, revision, chain)
@@ -150,24 +129,12 @@ class Backup:
                 self._nursery = outer
                 self._packer = Packer(self._keys, self._uploader, outer)
                 send, receive = trio.open_memory_channel[tuple[list[Found], list[FileSkipped]]](1)
-                outer.start_soon(_scan_batches, roots, excludes, send)
+                outer.start_soon(scan_batches, roots, excludes, send)
                 async with receive:
                     async for batch, events in receive:
                         for event in events:
                             _sink(event)
-                        changed = []
-                        for item in batch:
-                            if not stat.S_ISREG(item.st.st_mode):
-                                self._entries[item.path] = self._other_entry(item)
-                                continue
-                            previous = self._known(item.path)
-                            self._scan[0] += 1
-                            self._scan[1] += item.st.st_size
-                            if not self._unchanged(item, previous):
-                                self._scan[2] += 1
-                                self._scan[3] += item.st.st_size
-                                changed.append((item, previous))
-                        self._tell_unchanged()
+                        changed = self._sort_out(batch)
                         # Before the batch is sent; a short batch is the scan's last.
                         self._events(ScanProgress(*self._scan, done=len(batch) < SCAN_BATCH))
                         for item, previous in changed:
@@ -212,6 +179,24 @@ class Backup:
         if manifest.roots != tuple(root_labels(roots)) or manifest.entries != entries:
             return None
         return manifest
+
+    def _sort_out(self, batch: list[Found]) -> list[tuple[Found, FileState | None]]:
+        """A scan batch: entries that are not files taken as they are, unchanged files told
+        and counted, and the changed files to store (with what this device knew of each)."""
+        changed = []
+        for item in batch:
+            if not stat.S_ISREG(item.st.st_mode):
+                self._entries[item.path] = self._other_entry(item)
+                continue
+            previous = self._known(item.path)
+            self._scan[0] += 1
+            self._scan[1] += item.st.st_size
+            if not self._unchanged(item, previous):
+                self._scan[2] += 1
+                self._scan[3] += item.st.st_size
+                changed.append((item, previous))
+        self._tell_unchanged()
+        return changed
 
     async def _check_holdings(self, roots: Sequence[str]) -> None:
         """Local state says which records friends hold; friends say what they hold."""

@@ -8,16 +8,22 @@ skipped; the walk goes on.
 Snapshot paths are the bytes of the names on disk (``diskname``): a name that
 is not UTF-8 is kept as it is. One that no snapshot can hold (too long) is
 reported and skipped like an unreadable one: no name stops a backup.
+
+``scan_batches`` runs the walk in a worker thread, a batch at a time, for a
+backup on the event loop.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
+
+import trio
 
 from p2pbackup.core.manifest import MAX_NAME_BYTES, encode_name
 from p2pbackup.engine.diskname import from_disk
@@ -44,6 +50,8 @@ class Found:
     st: Stat
     target: str = ""  # a symlink's target, as a snapshot keeps it
 
+
+SCAN_BATCH = 2000  # entries listed per trip to the scanning thread (and per progress event)
 
 def root_labels(roots: Sequence[str]) -> list[str]:
     """A unique top-level name per folder: its base name, then "name-2", ..."""
@@ -126,3 +134,22 @@ def _unstorable(path: str, target: str) -> str | None:
         if size > MAX_NAME_BYTES:
             return f"{what} is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+async def scan_batches(
+    roots: Sequence[str],
+    excludes: Sequence[str],
+    send: trio.MemorySendChannel[tuple[list[Found], list[FileSkipped]]],
+) -> None:
+    """The scan, walked in a worker thread a batch at a time, each batch sent with what it
+    skipped: a tree of a million files is never held whole, events reach the sink in trio's
+    thread, and the next batch is listed while this one is looked at."""
+    skipped: list[FileSkipped] = []
+    found = scan(roots, excludes, skipped.append)
+    async with send:
+        while True:
+            batch = await trio.to_thread.run_sync(lambda: list(itertools.islice(found, SCAN_BATCH)))
+            events, skipped[:] = list(skipped), []
+            await send.send((batch, events))
+            if len(batch) < SCAN_BATCH:
+                return

@@ -67,20 +67,8 @@ def call(
     ``timeout``: seconds without a word from the daemon before TimeoutError (None: wait)."""
     with _open(home, job, params, timeout) as sock:
         for message in _messages(sock):
-            if "event" in message:
-                if on_event is None:
-                    continue
-                from p2pbackup.engine import events as ev
-
-                event = ev.from_dict(message["event"])
-                if event is not None:
-                    on_event(event)
-            elif "error" in message:
-                wire.raise_error(message)
-            elif "result" in message:
-                return message["result"]
-            elif "job" in message and on_job is not None:
-                on_job(message["job"])
+            if (result := wire.answer(message, on_event, on_job)) is not wire.NOT_YET:
+                return result
     raise errors.PeerError("The daemon closed the connection before answering; see its log.")
 
 

@@ -31,7 +31,7 @@ import trio
 from p2pbackup import errors
 from p2pbackup.daemon.endpoint import Address, address, connect, listening
 from p2pbackup.daemon.watch import JOB_LIMIT, Outbox
-from p2pbackup.daemon.wire import MAX_LINE, VERSION, raise_error
+from p2pbackup.daemon.wire import MAX_LINE, NOT_YET, VERSION, answer, raise_error
 from p2pbackup.daemon.wire import encode as _encode
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import leaves
@@ -207,17 +207,8 @@ async def call(
     stream, lines = await _open(where, job, params)
     async with stream:
         while (line := await lines.next()) is not None:
-            message = json.loads(line)
-            if "event" in message:
-                event = ev.from_dict(message["event"])
-                if event is not None:
-                    on_event(event)
-            elif "error" in message:
-                raise_error(message)
-            elif "result" in message:
-                return message["result"]
-            elif "job" in message and on_job is not None:
-                on_job(message["job"])
+            if (result := answer(json.loads(line), on_event, on_job)) is not NOT_YET:
+                return result
     raise errors.PeerError("The daemon closed the connection before answering; see its log.")
 
 

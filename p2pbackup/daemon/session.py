@@ -43,10 +43,10 @@ def ref_time(ref: heads.SnapshotRef) -> datetime:
     return datetime.fromtimestamp(ref.created_at_ns / 1e9).astimezone()
 
 
-@dataclass
-class Snapshot:
+class _Named:
+    """A snapshot's id and time, from the head's reference to it."""
+
     ref: heads.SnapshotRef
-    manifest: Manifest
 
     @property
     def id(self) -> str:
@@ -55,6 +55,12 @@ class Snapshot:
     @property
     def time(self) -> datetime:
         return ref_time(self.ref)
+
+
+@dataclass
+class Snapshot(_Named):
+    ref: heads.SnapshotRef
+    manifest: Manifest
 
     @property
     def device(self) -> str:
@@ -78,19 +84,11 @@ class Snapshot:
 
 
 @dataclass
-class Tip:
+class Tip(_Named):
     """A snapshot as the head names it: enough to pick one, without its manifest."""
 
     ref: heads.SnapshotRef
     device: str
-
-    @property
-    def id(self) -> str:
-        return self.ref.snapshot_id.hex()
-
-    @property
-    def time(self) -> datetime:
-        return ref_time(self.ref)
 
 
 @dataclass

@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import json
-from typing import NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from p2pbackup import errors
+
+if TYPE_CHECKING:  # imported at the first event: a quick command may hear none
+    from p2pbackup.engine import events as ev
+
+NOT_YET = object()  # ``answer``: the message was not the job's answer
 
 VERSION = 2
 MAX_LINE = 1 << 20
@@ -32,3 +38,25 @@ def raise_error(message: dict) -> NoReturn:
     if not (isinstance(cls, type) and issubclass(cls, errors.P2PBackupError)):
         cls = errors.P2PBackupError
     raise cls(str(error.get("message", "The daemon failed.")))
+
+
+def answer(
+    message: dict, on_event: ev.EventSink | None, on_job: Callable[[dict], None] | None
+) -> Any:
+    """One message of a job's reply, for either client: an event goes to ``on_event``, the
+    job's summary to ``on_job``, an error is raised; the result is returned, and NOT_YET
+    for anything else."""
+    if "event" in message:
+        if on_event is not None:
+            from p2pbackup.engine import events as ev
+
+            event = ev.from_dict(message["event"])
+            if event is not None:
+                on_event(event)
+    elif "error" in message:
+        raise_error(message)
+    elif "result" in message:
+        return message["result"]
+    elif "job" in message and on_job is not None:
+        on_job(message["job"])
+    return NOT_YET

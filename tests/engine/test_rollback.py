@@ -199,7 +199,8 @@ async def test_the_new_events_on_the_control_socket_are_pinned():
         assert ev.to_dict(event) == wire and ev.from_dict(wire) == event
 
 
-async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(grid, tmp_path):
+async def _backed_up_then_friend0_lists_garbage(grid, tmp_path):
+    """One file backed up; from then on friend0 answers its share list with garbage."""
     src = tmp_path / "docs"
     src.mkdir()
     (src / "a.txt").write_bytes(b"a\n")
@@ -209,6 +210,11 @@ async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(gri
         raise IntegrityError("The friend's list is not in a format this version understands.")
 
     grid.stores["friend0"].list = _garbage
+    return src
+
+
+async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(grid, tmp_path):
+    src = await _backed_up_then_friend0_lists_garbage(grid, tmp_path)
     (src / "b.txt").write_bytes(b"b\n")
     grid.events.clear()
     report = await grid.backup(src)  # its shares count as placed: it did not answer
@@ -220,15 +226,7 @@ async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_backup(gri
 async def test_a_friend_answering_its_list_with_garbage_cannot_stop_a_restore(grid, tmp_path):
     from p2pbackup.engine.fetcher import list_holders
 
-    src = tmp_path / "docs"
-    src.mkdir()
-    (src / "a.txt").write_bytes(b"a\n")
-    await grid.backup(src)
-
-    async def _garbage() -> frozenset:
-        raise IntegrityError("The friend's list is not in a format this version understands.")
-
-    grid.stores["friend0"].list = _garbage
+    await _backed_up_then_friend0_lists_garbage(grid, tmp_path)
     grid.events.clear()
     holders, unreachable = await list_holders(grid.stores, grid.events.append)
     assert unreachable == ["friend0"] and holders  # the others' lists still count

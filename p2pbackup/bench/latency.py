@@ -98,9 +98,10 @@ def _watch_offline(grid: LocalGrid, victim: str) -> float | None:
     def _read() -> None:
         for line in watch.stdout:
             try:
-                event = json.loads(line).get("event", json.loads(line))
+                message = json.loads(line)
             except ValueError:
                 continue
+            event = message.get("event", {})
             if (event.get("type") == "FriendOffline" and event.get("name") == victim
                     and killed_at):  # fmt: skip
                 heard_at.append(time.monotonic())

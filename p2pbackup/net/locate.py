@@ -49,6 +49,7 @@ HEAD_START = 0.3
 DIRECT_TIMEOUT = 9.0
 RELAY_TIMEOUT = 9.0
 RELAY_AGAIN = 0.5  # a relay that refused is asked again while the direct dial is pending
+STAGGER = 0.25  # a peer's next address is dialled this long after the last one started
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,38 @@ def path_of(reach: Reach, peer: Peer | ID | str) -> str | None:
     return "relay" if all(internals.is_relayed(c) for c in live) else "direct"
 
 
+async def dial_direct(host: Host, peer: Peer) -> None:
+    """Dial each of ``peer``'s addresses in the order given, the next one ``STAGGER``
+    after the last started (at once when it failed); the first connection wins.
+
+    ``host.connect`` dials one address per transport, the first its peerstore holds:
+    a friend that moved was dialled at its old address alone, and never found at the
+    new one the rendezvous point had just told (locate puts fresh addresses first)."""
+    host.get_peerstore().add_addrs(peer.peer_id, peer.addrs, 120)
+    network = host.get_network()
+    failures: list[BaseException] = []
+    won = trio.Event()
+
+    async def _one(addr: Multiaddr, failed: trio.Event) -> None:
+        try:
+            await network.dial_addr(addr, peer.peer_id)
+            won.set()
+            nursery.cancel_scope.cancel()
+        except (BaseLibp2pError, OSError) as exc:
+            failures.append(exc)
+            failed.set()
+
+    async with trio.open_nursery() as nursery:
+        for addr in peer.addrs:
+            failed = trio.Event()
+            nursery.start_soon(_one, addr, failed)
+            with trio.move_on_after(STAGGER):
+                await failed.wait()
+    if not won.is_set():
+        reasons = "; ".join(dict.fromkeys(reason_of(exc) for exc in failures))
+        raise PeerError(reasons or "no address known")
+
+
 async def connect(
     reach: Reach,
     peer: Peer,
@@ -143,10 +176,10 @@ async def connect(
                 failed["direct"] = "no address known"
                 return
             with trio.fail_after(direct_timeout):
-                await reach.host.connect(peer)
+                await dial_direct(reach.host, peer)
             won.append("direct")
             cancel.cancel()
-        except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+        except (PeerError, trio.TooSlowError) as exc:
             failed["direct"] = reason_of(exc)
         finally:
             direct_over.set()

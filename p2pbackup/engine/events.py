@@ -225,6 +225,69 @@ class RendezvousChanged:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class AuditDone:
+    """One friend audited: ``proved`` shares answered a fresh challenge (or were read in
+    full and matched), ``missing`` and ``damaged`` did not."""
+
+    name: str
+    owner_id: bytes
+    proved: int
+    missing: int
+    damaged: int
+
+
+@dataclass(frozen=True)
+class RepairDone:
+    """Upkeep stored ``shares`` shares again (rebuilt from k good ones, or re-placed off a
+    friend gone too long or out of room), for ``records`` records; ``why`` in a few words."""
+
+    records: int
+    shares: int
+    why: str
+
+
+@dataclass(frozen=True)
+class SafetyChanged:
+    """How many friends the latest snapshot survives losing changed, and why ("repair",
+    "friend unseen", "friend back"); ``promised`` is what the settings ask for."""
+
+    survives_losing: int
+    promised: int
+    why: str
+
+
+@dataclass(frozen=True)
+class FriendUnseen:
+    """A friend has not answered for ``days`` days (sent once a day while it lasts)."""
+
+    name: str
+    owner_id: bytes
+    days: float
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
+class QuotaNearlyFull:
+    """A quota is nearly used up, ``used`` of ``quota`` bytes: the space friend ``name``
+    gives me (``whose`` = "theirs"), or the space I give them (``whose`` = "mine")."""
+
+    name: str
+    owner_id: bytes
+    whose: str
+    used: int
+    quota: int
+
+
+@dataclass(frozen=True)
+class UpkeepNeeds:
+    """Upkeep cannot do something by itself; ``advice`` says what the person can do
+    ("invite another friend, or ask bob for 2 GiB more")."""
+
+    problem: str
+    advice: str
+
+
 Event = (
     FileSkipped
     | FileDone
@@ -249,6 +312,12 @@ Event = (
     | EventsDropped
     | SettingsChanged
     | RendezvousChanged
+    | AuditDone
+    | RepairDone
+    | SafetyChanged
+    | FriendUnseen
+    | QuotaNearlyFull
+    | UpkeepNeeds
 )
 _KINDS = {cls.__name__: cls for cls in Event.__args__}
 

@@ -57,6 +57,10 @@ class InviteNotHere(PairingError):
     """That invite code is unknown on that node, used up or expired."""
 
 
+class InviteMismatch(PairingError):
+    """The invite code does not match: mistyped, or tried by someone else. It is used up."""
+
+
 class ConfigError(P2PBackupError):
     """The settings or the input given are not usable."""
 

@@ -53,7 +53,13 @@ from p2pbackup.core.codec import Reader, Writer
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.core.phrase import check_word
 from p2pbackup.core.wordlist import WORDS
-from p2pbackup.errors import FormatError, IntegrityError, InviteNotHere, PairingError
+from p2pbackup.errors import (
+    FormatError,
+    IntegrityError,
+    InviteMismatch,
+    InviteNotHere,
+    PairingError,
+)
 
 CODE_WORDS = 3
 MAX_NAMEPLATE = 999
@@ -281,10 +287,10 @@ class _Side:
             Failed(PairingError(f"The pairing connection broke: {reason or 'no reason given'}."))
         ]
 
-    def _fail(self, message: str) -> list[Action]:
+    def _fail(self, message: str, kind: type[PairingError] = PairingError) -> list[Action]:
         """Stop, and tell the peer why (so its user sees it too)."""
         self._state = _State.DONE
-        return [Send(FrameKind.ERROR, message.encode()[:_MAX_TEXT]), Failed(PairingError(message))]
+        return [Send(FrameKind.ERROR, message.encode()[:_MAX_TEXT]), Failed(kind(message))]
 
     def _begin(self, code: InviteCode, card: bytes) -> bytes:
         self._card = card
@@ -399,7 +405,7 @@ class Inviter(_Side):
             if len(message) != _CONFIRM_SIZE:
                 return self._malformed()
             if not self._confirmed(message):
-                return self._fail(MISMATCH)
+                return self._fail(MISMATCH, InviteMismatch)
             self._state = _State.CARD
             return []
         if self._state is _State.CARD:
@@ -452,7 +458,7 @@ class Joiner(_Side):
             if len(message) != _CONFIRM_SIZE:
                 return self._malformed()
             if not self._confirmed(message):
-                return self._fail(MISMATCH)
+                return self._fail(MISMATCH, InviteMismatch)
             self._state = _State.CARD
             return [
                 Send(FrameKind.DATA, self._confirmation(self.role)),

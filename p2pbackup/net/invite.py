@@ -137,9 +137,11 @@ class Invites:
         pending = self._pending.get(code.nameplate)
         if pending is None or pending.code != code:
             raise PairingError("That invite is not pending here.")
-        with trio.move_on_after(max(0.0, pending.expires_at - time.monotonic())):
-            await pending.done.wait()
-        self._pending.pop(code.nameplate, None)
+        try:
+            with trio.move_on_after(max(0.0, pending.expires_at - time.monotonic())):
+                await pending.done.wait()
+        finally:  # cancelled too (the app's Cancel): a code nobody waits on is withdrawn
+            self._pending.pop(code.nameplate, None)
         if pending.result is None:
             raise PairingError("The invite code expired before a friend used it. Make a new one.")
         if isinstance(pending.result, PairingError):

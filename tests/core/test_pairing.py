@@ -182,7 +182,7 @@ def test_a_wrong_code_stops_the_joiner_at_the_inviters_confirmation():
     joiner, inviter_said = _run_joiner_until_confirmation(WRONG)
     assert _plain(joiner.received(_sent(inviter_said)[1])) == [
         ("send", frame(FrameKind.ERROR, MISMATCH.encode()).hex()),
-        ("failed", "PairingError", MISMATCH),
+        ("failed", "InviteMismatch", MISMATCH),  # its own class: the app says "wrong code"
     ]
     assert joiner.done and joiner.received(b"\x00" * 32) == []  # spent
 
@@ -204,7 +204,7 @@ def test_a_wrong_code_stops_the_inviter_and_burns_the_code():
     ]
     assert _plain(inviter.received(bytes(32))) == [
         ("send", frame(FrameKind.ERROR, MISMATCH.encode()).hex()),
-        ("failed", "PairingError", MISMATCH),
+        ("failed", "InviteMismatch", MISMATCH),  # its own class: the app says "wrong code"
     ]
     again = Inviter(claims, BOB_NODE, _fixed(b"inviter"))
     again.start()

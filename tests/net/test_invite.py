@@ -121,3 +121,14 @@ async def test_a_retry_right_after_a_failed_dial_dials_again():
         async with ann_host.run(listen_addrs([address])), trio.open_nursery() as nursery:
             nursery.start_soon(invites.wait, code)
             assert (await join(bob_host, ann_info, code, bob_card)).name == "Ann"
+
+
+async def test_an_invite_cancelled_while_waiting_cannot_be_used_after(pair):
+    # The app's Cancel stops the invite job: the code must go with it, or a friend typing
+    # it later would pair one way (they keep Ann as a friend; Ann never hears of them).
+    invites, ann_card, bob_host, bob_card, ann_info = pair
+    code = invites.create(ann_card)
+    with trio.move_on_after(0.05):
+        await invites.wait(code)
+    with pytest.raises(InviteNotHere):
+        await join(bob_host, ann_info, code, bob_card)

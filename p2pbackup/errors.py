@@ -37,6 +37,10 @@ class PeerError(P2PBackupError):
     exit_code = 4
 
 
+class NoBlockProofs(PeerError):
+    """That share was stored before block proofs existed; it is checked another way."""
+
+
 class StorageError(P2PBackupError):
     """The disk refused: it is full, read-only, or a file is missing."""
 

@@ -13,7 +13,7 @@ Share layout (all integers big-endian)::
     offset  size  field
     header (44 bytes)
     0       4     magic b"P2BS"
-    4       1     version = 1
+    4       1     version: 2 (1 in shares written before block trees; still read)
     5       1     k, shares needed (1..n)
     6       1     n, shares made (k..255)
     7       1     index of this share (0..n-1; < k is a primary share)
@@ -23,14 +23,17 @@ Share layout (all integers big-endian)::
     44      B     block i of each segment, in order; B is fixed by (length, k, block_size)
     trailer (40 bytes)
     44+B    8     length of the record
-    52+B    32    BLAKE2b-256(person="p2pb-share_v1") of every byte before it
+    52+B    32    the share hash of every byte before it: version 2, the root of its
+                  block tree (core/merkle.py: 4 KiB leaves, so a friend can prove any
+                  block of it); version 1, BLAKE2b-256(person="p2pb-share_v1") of them
 
 The length and hash sit in a trailer, not the header, so shares can be written
 as the record streams through: the header goes out before the length is known
 and the hash is finished at the end. The hash makes every share self-checking,
 so a storage server can reject a damaged ``put`` without knowing the record's
 descriptor; the owner checks it against the descriptor's ``share_hashes``,
-which live in authenticated metadata.
+which live in authenticated metadata. The version byte is among the hashed bytes, and
+the two kinds of hash are domain-separated, so a share cannot pass for the other kind.
 
 Speed (measured here: one core, 64 MiB record, 256 KiB blocks, MB/s of record;
 every figure includes hashing the shares; the second figure with glibc's mmap
@@ -52,12 +55,14 @@ from dataclasses import dataclass
 
 import zfec
 
+from p2pbackup.core import merkle
 from p2pbackup.core.codec import Reader
 from p2pbackup.core.refs import HASH_SIZE, ID_SIZE, MAX_RECORD_LENGTH, MAX_SHARES, RecordDescriptor
 from p2pbackup.errors import FormatError, IntegrityError
 
 MAGIC = b"P2BS"
-VERSION = 1
+VERSION = 2  # written; a block tree's root as the share hash
+FLAT_VERSION = 1  # read: a flat hash, no block proofs (records stored before version 2)
 HEADER_SIZE = 44
 TRAILER_SIZE = 40
 BLOCK_SIZE = 256 * 1024
@@ -83,6 +88,7 @@ class ShareInfo:
     record_id: bytes
     length: int
     hash: bytes
+    version: int = VERSION
 
 
 def _check_parameters(k: int, n: int, block_size: int) -> None:
@@ -94,6 +100,54 @@ def _check_parameters(k: int, n: int, block_size: int) -> None:
 
 def _share_hasher() -> hashlib.blake2b:
     return hashlib.blake2b(digest_size=HASH_SIZE, person=SHARE_HASH_PERSON_v1)
+
+
+class ShareDigest:
+    """A share's hash from its bytes fed in order (all but the hash at its end): flat for
+    version 1, its block tree's root otherwise, as the version byte at offset 4 says.
+    That byte is hashed too, so whoever checks the result against a known hash need not
+    trust it."""
+
+    __slots__ = ("_hasher", "_head")
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._hasher: hashlib.blake2b | merkle.MerkleBuilder | None = None
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        if self._hasher is None:
+            view = memoryview(data).cast("B")
+            take = min(5 - len(self._head), len(view))
+            self._head += view[:take]  # what says the version, and no more
+            if len(self._head) < 5:
+                return
+            self._start()
+            self._feed(self._head)
+            data = view[take:]
+        self._feed(data)
+
+    def _feed(self, data: bytes | bytearray | memoryview) -> None:
+        if isinstance(self._hasher, merkle.MerkleBuilder):
+            self._hasher.feed(data)
+        else:
+            self._hasher.update(data)  # type: ignore[union-attr]
+
+    def _start(self) -> None:
+        flat = len(self._head) < 5 or self._head[4] == FLAT_VERSION
+        self._hasher = _share_hasher() if flat else merkle.MerkleBuilder()
+
+    def digest(self) -> bytes:
+        if self._hasher is None:  # under 5 bytes: garbage, hashed flat
+            self._start()
+            self._hasher.update(self._head)  # type: ignore[union-attr]
+        return self._hasher.digest()  # type: ignore[union-attr]
+
+
+def version_of(header: bytes | bytearray | memoryview) -> int:
+    """The format version a share's header names (FormatError if it is not one read here)."""
+    if len(header) < 5 or header[4] not in (FLAT_VERSION, VERSION):
+        raise FormatError("share header names a format version this program does not read")
+    return header[4]
 
 
 def _short(record_id: bytes) -> str:
@@ -155,17 +209,26 @@ class ShareEncoder:
         "descriptor",
     )
 
-    def __init__(self, record_id: bytes, k: int, n: int, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(
+        self,
+        record_id: bytes,
+        k: int,
+        n: int,
+        block_size: int = BLOCK_SIZE,
+        version: int = VERSION,
+    ) -> None:
         _check_parameters(k, n, block_size)
         if len(record_id) != ID_SIZE:
             raise ValueError(f"record_id must be {ID_SIZE} bytes")
+        if version not in (FLAT_VERSION, VERSION):  # FLAT_VERSION: repairing an old record
+            raise ValueError(f"share format version {version} is not written here")
         self._record_id = bytes(record_id)
         self._k, self._n, self._block_size = k, n, block_size
         self._segment_size = k * block_size
         self._encoder = zfec.Encoder(k, n)
-        self._hashers = [_share_hasher() for _ in range(n)]
+        self._hashers = [ShareDigest() for _ in range(n)]
         self._headers: list[bytes] | None = [
-            _HEADER.pack(MAGIC, VERSION, k, n, i, block_size, self._record_id) for i in range(n)
+            _HEADER.pack(MAGIC, version, k, n, i, block_size, self._record_id) for i in range(n)
         ]
         self._pending = bytearray()
         self._length = 0
@@ -245,9 +308,10 @@ def encode(
     k: int,
     n: int,
     block_size: int = BLOCK_SIZE,
+    version: int = VERSION,
 ) -> tuple[RecordDescriptor, list[bytes]]:
     """The descriptor and the n shares of ``data``."""
-    encoder = ShareEncoder(record_id, k, n, block_size)
+    encoder = ShareEncoder(record_id, k, n, block_size, version)
     parts = encoder._feed(data)
     for share_parts, tail in zip(parts, encoder._finish(), strict=True):
         share_parts += tail
@@ -264,12 +328,12 @@ def parse_share(data: bytes | bytearray | memoryview) -> ShareInfo:
 
 class ShareChecker:
     """``parse_share`` for a share that arrives in pieces (a friend writing it to disk as it
-    streams in): the same checks, with one pass and 84 bytes of memory."""
+    streams in): the same checks, with one pass and a few hundred bytes of memory."""
 
     __slots__ = ("_hasher", "_head", "_size", "_tail")
 
     def __init__(self) -> None:
-        self._hasher = _share_hasher()
+        self._hasher = ShareDigest()
         self._head = bytearray()
         self._tail = b""  # the last TRAILER_SIZE bytes seen, not hashed yet
         self._size = 0
@@ -297,7 +361,11 @@ class ShareChecker:
             )
         r = Reader(bytes(self._head), "share")
         r.magic(MAGIC)
-        r.version(VERSION)
+        if r.u8("version") not in (FLAT_VERSION, VERSION):
+            raise r.fail(
+                f"share format version {self._head[4]} is not supported (this program reads "
+                f"versions {FLAT_VERSION} and {VERSION}); a newer p2pbackup may be needed"
+            )
         k, n, index = r.u8("k"), r.u8("n"), r.u8("index")
         block_size = r.u32("block size")
         record_id = r.raw(ID_SIZE, "record id")
@@ -321,7 +389,7 @@ class ShareChecker:
             raise IntegrityError(
                 f"share {index} of record {_short(record_id)} is damaged: its hash does not match"
             )
-        return ShareInfo(k, n, index, block_size, record_id, length, digest)
+        return ShareInfo(k, n, index, block_size, record_id, length, digest, self._head[4])
 
 
 def verify_share(

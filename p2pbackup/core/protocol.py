@@ -34,6 +34,11 @@ Bodies (requests from the owner's device, responses from the friend):
                 reserve varint, last u8, piece     -> OK (empty) | OK "kept" (already kept: stop)
     GET_RANGE   record id 32, index u8, offset varint,
                 length varint (<= MAX_RANGE)       -> DATA bytes (shorter at the share's end)
+    PROVE_BLOCKS record id 32, index u8, format u8 = 1, count u8 (1..MAX_PROOF_BLOCKS),
+                block varint * count               -> DATA format u8 = 1, count u8,
+                                                      (bytes blob, steps u8, 32 * steps)*
+                (a version-2 share's blocks, each with the sibling hashes that tie it to the
+                share hash: core/merkle.py; ERROR NO_TREE for a version-1 share)
     any         ...                                -> ERROR code u8, message text
 
 A REMOVE is signed by the owner key over (friend node id, record id, index,
@@ -84,6 +89,7 @@ class Op(IntEnum):
     HEAD_PUT = 9
     PUT_PART = 10
     GET_RANGE = 11
+    PROVE_BLOCKS = 12  # nodes before it close the stream on it: the client then sees a PeerError
     OK = 64
     DATA = 65
     KEYS = 66
@@ -99,6 +105,7 @@ class ErrorCode(IntEnum):
     STORAGE = 3  # StorageError (no room, disk full)
     NOT_FOUND = 4  # PeerError (no such share)
     REFUSED = 5  # not a paired friend
+    NO_TREE = 6  # NoBlockProofs: a share of format version 1 has no block tree
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,51 @@ def read_range(r: Reader) -> tuple[bytes, int, int, int]:
     offset, length = r.varint("offset", MAX_SHARE), r.varint("length", MAX_RANGE)
     r.end()
     return record_id, index, offset, length
+
+
+MAX_PROOF_BLOCKS = 16  # blocks proved by one PROVE_BLOCKS request
+PROOFS_FORMAT = 1  # the layout of a PROVE_BLOCKS request and its answer
+
+
+def prove_blocks_body(record_id: bytes, index: int, blocks: list[int]) -> bytes:
+    if not 1 <= len(blocks) <= MAX_PROOF_BLOCKS:
+        raise ValueError(f"ask for 1..{MAX_PROOF_BLOCKS} blocks, not {len(blocks)}")
+    w = Writer().raw(record_id).u8(index).u8(PROOFS_FORMAT).u8(len(blocks))
+    for block in blocks:
+        w.varint(block)
+    return w.getvalue()
+
+
+def read_prove_blocks(r: Reader) -> tuple[bytes, int, list[int]]:
+    record_id, index = read_share_key(r)
+    r.version(PROOFS_FORMAT)
+    count = r.u8("block count")
+    if not 1 <= count <= MAX_PROOF_BLOCKS:
+        raise r.fail(f"{count} blocks asked for, not 1..{MAX_PROOF_BLOCKS}")
+    blocks = [r.varint("block", MAX_SHARE) for _ in range(count)]
+    r.end()
+    return record_id, index, blocks
+
+
+def proofs_body(proofs: list[tuple[bytes, list[bytes]]]) -> bytes:
+    w = Writer().u8(PROOFS_FORMAT).u8(len(proofs))
+    for data, path in proofs:
+        w.blob(data).u8(len(path))
+        for step in path:
+            w.raw(step)
+    return w.getvalue()
+
+
+def parse_proofs(body: bytes, max_block: int) -> list[tuple[bytes, list[bytes]]]:
+    """(block bytes, sibling hashes) per block asked for, in the order asked."""
+    r = Reader(body, "block proofs")
+    r.version(PROOFS_FORMAT)
+    proofs = []
+    for _ in range(r.u8("block count")):
+        data = r.blob("block", max_block)
+        proofs.append((data, [r.raw(32, "sibling hash") for _ in range(r.u8("steps"))]))
+    r.end()
+    return proofs
 
 
 def keys_body(keys: list[tuple[bytes, int]]) -> bytes:

@@ -17,7 +17,6 @@ offset 0 (the friend drops its partial upload).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,16 +59,16 @@ class _Coder:
         block_size: int,
         challenges: int,
         keep: Iterable[int],
+        version: int,
     ) -> None:
         self._d = d
         self._keep = frozenset(keep)  # the shares being sent: the others are only hashed
         self._sources = tuple(sources)
         self._decoder = erasure.SegmentDecoder(d, self._sources, block_size)
-        self._encoder = erasure.ShareEncoder(d.record_id, d.k, d.n, block_size)
-        self._source_hashes = {
-            i: hashlib.blake2b(digest_size=32, person=erasure.SHARE_HASH_PERSON_v1)
-            for i in self._sources
-        }
+        # The sources' format (their hash is flat or a block tree's root), so the shares
+        # made again hash as the descriptor says.
+        self._encoder = erasure.ShareEncoder(d.record_id, d.k, d.n, block_size, version)
+        self._source_hashes = {i: erasure.ShareDigest() for i in self._sources}
         self._made = [ShareHasher(challenges) for _ in range(d.n)]
 
     def hash_sources(self, pieces: Mapping[int, bytes]) -> None:
@@ -232,9 +231,10 @@ async def _rebuild_from(
     first = min(sources)
     try:
         block_size = erasure.block_size_of(heads[first])
+        version = erasure.version_of(heads[first])
     except IntegrityError as exc:
         raise _SourceFailed(first, sources[first], exc.message) from exc
-    coder = _Coder(d, sorted(sources), block_size, challenges, offsets)
+    coder = _Coder(d, sorted(sources), block_size, challenges, offsets, version)
     await trio.to_thread.run_sync(coder.hash_sources, heads, limiter=workers)
     layout = erasure.segment_layout(d.length, d.k, block_size)
     # The next batch is read while this one is coded and sent: two batches in memory.

@@ -198,8 +198,7 @@ async def fetch_stream(
     layout = erasure.segment_layout(d.length, d.k, erasure.BLOCK_SIZE)
     decoder = erasure.SegmentDecoder(d, indexes)
     opener = RecordOpener(data_key, expected_record_id=d.record_id, expected_kind=kind)
-    hashers = {i: hashlib.blake2b(digest_size=32, person=erasure.SHARE_HASH_PERSON_v1)
-               for i in indexes}  # fmt: skip
+    hashers = {i: erasure.ShareDigest() for i in indexes}
     body = erasure.share_size(d.length, d.k) - erasure.HEADER_SIZE - erasure.TRAILER_SIZE
 
     async def _read(index: int, offset: int, length: int, out: dict[int, bytes]) -> None:

@@ -284,8 +284,11 @@ class Verifier:
 
         def _reencode() -> tuple[list[bytes], list[list[tuple[bytes, bytes]]]]:
             sealed = erasure.decode_verified(d, shares)
-            block_size = erasure.block_size_of(next(iter(shares.values())))  # as stored
-            all_shares = erasure.encode(d.record_id, sealed, d.k, d.n, block_size)[1]
+            header = next(iter(shares.values()))
+            block_size = erasure.block_size_of(header)  # as stored, and in its format
+            all_shares = erasure.encode(
+                d.record_id, sealed, d.k, d.n, block_size, erasure.version_of(header)
+            )[1]
             return all_shares, make_challenges(all_shares)
 
         all_shares, challenges = await trio.to_thread.run_sync(_reencode, limiter=self._workers)

@@ -25,9 +25,17 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from nacl.signing import SigningKey
 
+from p2pbackup.core import merkle
 from p2pbackup.core import protocol as proto
 from p2pbackup.core.protocol import ErrorCode, Message, Op
-from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.errors import (
+    FormatError,
+    IntegrityError,
+    NoBlockProofs,
+    P2PBackupError,
+    PeerError,
+    StorageError,
+)
 from p2pbackup.net import internals
 from p2pbackup.net.host import node_key_of
 from p2pbackup.net.service import PROTOCOL, READ_SIZE
@@ -44,6 +52,7 @@ _ERRORS: dict[int, type[P2PBackupError]] = {
     ErrorCode.STORAGE: StorageError,
     ErrorCode.NOT_FOUND: PeerError,
     ErrorCode.REFUSED: PeerError,
+    ErrorCode.NO_TREE: NoBlockProofs,
 }
 
 
@@ -271,6 +280,17 @@ class RemoteShareStore:
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
         body = proto.share_key_body(key.record_id, key.index, bytes([len(nonce)]) + nonce)
         return await self._expect(Op.PROVE, body, Op.DATA)
+
+    async def prove_blocks(
+        self, key: ShareKey, blocks: list[int]
+    ) -> list[tuple[bytes, list[bytes]]]:
+        body = proto.prove_blocks_body(key.record_id, key.index, blocks)
+        reply = await self._expect(Op.PROVE_BLOCKS, body, Op.DATA)
+        proofs = proto.parse_proofs(reply, merkle.LEAF_SIZE)
+        if len(proofs) != len(blocks):
+            raise IntegrityError(f"Friend {self.name} answered {len(proofs)} block proofs, "
+                                 f"not {len(blocks)}.")  # fmt: skip
+        return proofs
 
     async def remove(self, key: ShareKey) -> None:
         body = proto.sign_remove(

@@ -28,7 +28,14 @@ from p2pbackup.core import protocol as proto
 from p2pbackup.core.certificate import verify_certificate
 from p2pbackup.core.codec import Reader
 from p2pbackup.core.protocol import ErrorCode, Message, Op
-from p2pbackup.errors import FormatError, IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.errors import (
+    FormatError,
+    IntegrityError,
+    NoBlockProofs,
+    P2PBackupError,
+    PeerError,
+    StorageError,
+)
 from p2pbackup.net import internals
 from p2pbackup.net.bounds import FRIEND_LIMITS, HELLO_TIMEOUT, Gate, Greeting, Overload
 from p2pbackup.net.host import node_key_of, vouch
@@ -57,6 +64,8 @@ def _code(error: P2PBackupError) -> ErrorCode:
         return ErrorCode.INTEGRITY
     if isinstance(error, StorageError):
         return ErrorCode.STORAGE
+    if isinstance(error, NoBlockProofs):
+        return ErrorCode.NO_TREE
     return ErrorCode.NOT_FOUND
 
 
@@ -194,6 +203,10 @@ class StorageService:
             nonce = r.blob("nonce", 64)
             r.end()
             return Op.DATA, await run(pool.prove, owner, key, nonce)
+        if message.op is Op.PROVE_BLOCKS:
+            record_id, index, blocks = proto.read_prove_blocks(r)
+            proofs = await run(pool.prove_blocks, owner, ShareKey(record_id, index), blocks)
+            return Op.DATA, proto.proofs_body(proofs)
         if message.op is Op.LIST:
             r.end()
             keys = await run(pool.list, owner)

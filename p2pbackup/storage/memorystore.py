@@ -8,9 +8,11 @@ friend who went away.
 
 from __future__ import annotations
 
+import io
+
 from p2pbackup.core import erasure, head
 from p2pbackup.errors import IntegrityError, PeerError, StorageError
-from p2pbackup.storage.sharepool import prove_answer
+from p2pbackup.storage.sharepool import block_proofs, prove_answer
 from p2pbackup.storage.store import ShareKey, Usage
 
 
@@ -79,6 +81,12 @@ class MemoryShareStore:
 
     async def prove(self, key: ShareKey, nonce: bytes) -> bytes:
         return prove_answer(nonce, await self.get(key))
+
+    async def prove_blocks(
+        self, key: ShareKey, blocks: list[int]
+    ) -> list[tuple[bytes, list[bytes]]]:
+        share = await self.get(key)
+        return block_proofs(io.BytesIO(share).read, len(share), blocks)
 
     async def remove(self, key: ShareKey) -> None:
         self._check_online()

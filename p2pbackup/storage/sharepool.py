@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from p2pbackup.core import erasure, head
-from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.core import erasure, head, merkle
+from p2pbackup.errors import FormatError, IntegrityError, NoBlockProofs, PeerError, StorageError
 from p2pbackup.storage.store import ShareKey, Usage
 
 PROVE_PERSON_v1 = b"p2pb-prove_v1"  # frozen: owners precompute answers with it
@@ -42,6 +42,40 @@ def prove_answer(nonce: bytes, share: bytes) -> bytes:
     if not 16 <= len(nonce) <= 64:
         raise PeerError("A proof challenge must have a 16 to 64 byte nonce.")
     return hashlib.blake2b(share, key=nonce, digest_size=32, person=PROVE_PERSON_v1).digest()
+
+
+_PROOF_READ = 1 << 20  # a multiple of merkle.LEAF_SIZE: no block straddles two reads
+
+
+def block_proofs(
+    read: Callable[[int], bytes], size: int, blocks: list[int]
+) -> list[tuple[bytes, list[bytes]]]:
+    """Blocks of a share of ``size`` bytes read from its start with ``read``, each with
+    the sibling hashes that tie it to the share hash (core/merkle.py). Hashing the whole
+    share is the point: only a friend that keeps every byte can answer for any block."""
+    hashed = size - merkle.HASH_SIZE  # every byte before the share's trailing hash
+    count = merkle.leaf_count(max(0, hashed))
+    if any(block >= count for block in blocks):
+        raise FormatError(f"A block proof was asked of a share with only {count} blocks.")
+    builder = merkle.MerkleBuilder(blocks)
+    found: dict[int, bytes] = {}
+    at = 0
+    while at < hashed:
+        chunk = read(min(_PROOF_READ, hashed - at))
+        if not chunk:
+            break
+        if at == 0 and (len(chunk) < 5 or chunk[4] != erasure.VERSION):
+            raise NoBlockProofs()
+        builder.feed(chunk)
+        for block in blocks:
+            start, length = merkle.leaf_range(hashed, block)
+            if at <= start < at + len(chunk):
+                found[block] = chunk[start - at : start - at + length]
+        at += len(chunk)
+    if at != hashed:
+        raise IntegrityError("A share kept here is shorter than its size on disk.")
+    builder.digest()
+    return [(found[block], builder.proof(block)) for block in blocks]
 
 
 UPLOAD_IDLE = 600.0  # seconds before an abandoned upload gives its room back
@@ -290,6 +324,18 @@ class SharePool:
 
     def prove(self, owner_id: bytes, key: ShareKey, nonce: bytes) -> bytes:
         return prove_answer(nonce, self.get(owner_id, key))
+
+    def prove_blocks(
+        self, owner_id: bytes, key: ShareKey, blocks: list[int]
+    ) -> list[tuple[bytes, list[bytes]]]:
+        folder, name = self._share_path(owner_id, key)
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                return block_proofs(f.read, os.fstat(f.fileno()).st_size, blocks)
+        except FileNotFoundError:
+            raise PeerError(
+                f"No share {key.index} of record {key.record_id.hex()[:12]} is kept here."
+            ) from None
 
     def remove(self, owner_id: bytes, key: ShareKey) -> None:
         folder, name = self._share_path(owner_id, key)

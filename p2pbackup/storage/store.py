@@ -48,6 +48,13 @@ class ShareStore(Protocol):
         PeerError when it is missing, as for ``get``; a nonce outside 16..64 bytes is
         refused (P2PBackupError)."""
 
+    async def prove_blocks(
+        self, key: ShareKey, blocks: list[int]
+    ) -> list[tuple[bytes, list[bytes]]]:
+        """Blocks of a share with their sibling hashes (sharepool.block_proofs), which
+        the owner checks against the share hash (merkle.verify_leaf). NoBlockProofs for
+        a share of format version 1; PeerError when it is missing."""
+
     async def put_part(
         self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
     ) -> bool:

@@ -57,7 +57,7 @@ class Remote:
 
     def __init__(self, store) -> None:
         self.store, self.name = store, store.name
-        self.hashes: dict[ShareKey, hashlib.blake2b] = {}
+        self.hashes: dict[ShareKey, erasure.ShareDigest] = {}
         self.sizes: Counter[ShareKey] = Counter()
 
     def __getattr__(self, op):
@@ -74,7 +74,7 @@ class Remote:
 
     async def put_part(self, key, offset, reserve, last, piece):
         if offset == 0:
-            self.hashes[key] = hashlib.blake2b(digest_size=32, person=b"p2pb-share_v1")
+            self.hashes[key] = erasure.ShareDigest()  # flat or block tree, as the share says
             self.sizes[key] = 0
         assert offset == self.sizes[key]
         self.hashes[key].update(piece[:-32] if last else piece)

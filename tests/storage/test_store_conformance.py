@@ -13,11 +13,11 @@ import os
 
 import pytest
 
-from p2pbackup.core import erasure, head
+from p2pbackup.core import erasure, head, merkle
 from p2pbackup.core.head import HeadBody
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
-from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.errors import IntegrityError, NoBlockProofs, P2PBackupError, PeerError, StorageError
 from p2pbackup.net.host import listen_addrs
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.sharepool import SharePool, prove_answer
@@ -249,3 +249,43 @@ async def test_a_damaged_share_fails_its_proof(stores):
     stores.damage(key)  # a bit flips on the friend's disk
     assert await store.prove(key, nonce) != expected
     assert await store.get(key) != shares[0]  # and the owner, who checks, sees it
+
+
+async def test_block_proofs_check_against_the_share_hash(make_store):
+    """Any block of a version-2 share, with its siblings: what an audit asks (PROVE_BLOCKS)."""
+    store = await make_store(1 << 20)
+    descriptor, shares = _shares(os.urandom(30_000))
+    key = ShareKey(b"\x07" * 32, 1)
+    await store.put(key, shares[1])
+    hashed = len(shares[1]) - merkle.HASH_SIZE
+    blocks = [0, merkle.leaf_count(hashed) - 1, 2]
+    proofs = await store.prove_blocks(key, blocks)
+    assert len(proofs) == 3
+    for block, (data, path) in zip(blocks, proofs, strict=True):
+        merkle.verify_leaf(descriptor.share_hashes[1], hashed, block, data, path)
+    with pytest.raises(PeerError):
+        await store.prove_blocks(ShareKey(b"\x07" * 32, 0), [0])  # not kept there
+    with pytest.raises(P2PBackupError):
+        await store.prove_blocks(key, [merkle.leaf_count(hashed)])  # no such block
+    assert await store.prove_blocks(key, [1])  # the stream is still good
+
+
+async def test_a_damaged_share_fails_its_block_proofs(make_store, stores):
+    store = await make_store(1 << 20)
+    descriptor, shares = _shares(os.urandom(30_000))
+    key = ShareKey(b"\x07" * 32, 0)
+    await store.put(key, shares[0])
+    stores.damage(key)  # one byte in the middle: every block's proof now fails
+    hashed = len(shares[0]) - merkle.HASH_SIZE
+    ((data, path),) = await store.prove_blocks(key, [0])
+    with pytest.raises(IntegrityError):
+        merkle.verify_leaf(descriptor.share_hashes[0], hashed, 0, data, path)
+
+
+async def test_a_version1_share_has_no_block_proofs(make_store):
+    store = await make_store(1 << 20)
+    _, shares = erasure.encode(b"\x07" * 32, b"old" * 500, 2, 4, version=erasure.FLAT_VERSION)
+    key = ShareKey(b"\x07" * 32, 0)
+    await store.put(key, shares[0])  # still accepted: repairs of old records write them
+    with pytest.raises(NoBlockProofs):
+        await store.prove_blocks(key, [0])

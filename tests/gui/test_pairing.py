@@ -1,0 +1,137 @@
+"""Two profiles pair through the Invite and Accept dialogs, typed as a person would,
+against real daemons on 127.0.0.1; a wrong code is said as such and changes nothing."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from p2pbackup.core.pairing import parse_code
+from p2pbackup.gui.bridge import Request
+from p2pbackup.gui.models import code as codes
+from p2pbackup.gui.windows.accept import AcceptDialog
+from p2pbackup.gui.windows.invite import InviteDialog
+
+WAIT = 15000  # ms
+
+
+def _friends(qtbot, home: str) -> list[dict]:
+    told: list = []
+    request = Request(home, "friends")
+    request.result.connect(told.append)
+    with qtbot.waitSignal(request.finished, timeout=WAIT):
+        request.start()
+    return told[0]
+
+
+def _invite(qtbot, home: str, offer: str) -> InviteDialog:
+    dialog = InviteDialog(home)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.offer.lineEdit().selectAll()
+    qtbot.keyClicks(dialog.offer.lineEdit(), offer)
+    qtbot.mouseClick(dialog.make, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(dialog.code), timeout=WAIT)
+    return dialog
+
+
+def _accept(qtbot, home: str, typed: str, address: str) -> AcceptDialog:
+    dialog = AcceptDialog(home)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.keyClicks(dialog.code, typed)
+    qtbot.keyClicks(dialog.peer, address)  # no LAN discovery in tests: the shown address
+    assert dialog.pair.isEnabled(), dialog.hint.text()
+    qtbot.mouseClick(dialog.pair, Qt.MouseButton.LeftButton)
+    return dialog
+
+
+def test_two_profiles_pair_through_the_invite_and_accept_dialogs(qtbot, grid):
+    grid.init_all(["ann", "bob"])
+    grid.start("ann", "bob")
+    ann, bob = grid.home("ann"), grid.home("bob")
+    invite = _invite(qtbot, ann, "3G")
+    assert invite.code_label.text() == invite.code and invite.left.text()
+    assert invite.address.startswith("/ip4/127.0.0.1/")  # no rendezvous point: shown to type
+    number, *words = invite.code.split("-")
+    typed = f" {number}  {words[0].upper()} {words[1][:4]}-{words[2]} "  # as read aloud
+    accept = _accept(qtbot, bob, typed, invite.address)
+    qtbot.waitUntil(lambda: accept.close_button.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: invite.close_button.isVisible(), timeout=WAIT)
+    assert "You and ann are now friends" in accept.status.text()
+    assert "You and bob are now friends" in invite.outcome.text()
+    assert "3.0 GiB" in invite.outcome.text() and "20.0 GiB" in invite.outcome.text()
+    (ann_sees,) = _friends(qtbot, ann)
+    (bob_sees,) = _friends(qtbot, bob)
+    assert ann_sees["name"] == "bob" and ann_sees["i_give"] == 3 << 30
+    assert bob_sees["name"] == "ann" and bob_sees["i_give"] == 20 << 30
+    assert bob_sees["they_give"] == 3 << 30
+
+
+def test_a_wrong_code_says_so_and_pairs_nobody(qtbot, grid):
+    grid.init_all(["ann", "bob"])
+    grid.start("ann", "bob")
+    ann, bob = grid.home("ann"), grid.home("bob")
+    invite = _invite(qtbot, ann, "1G")
+    number, *words = invite.code.split("-")
+    wrong = "zoo" if words[2] != "zoo" else "abandon"
+    accept = _accept(qtbot, bob, f"{number}-{words[0]}-{words[1]}-{wrong}", invite.address)
+    qtbot.waitUntil(lambda: accept.code.isEnabled(), timeout=WAIT)  # the job ended
+    assert "does not match" in accept.status.text() and "new one" in accept.status.text()
+    assert accept.pair.isEnabled()  # a new code can be typed
+    qtbot.waitUntil(lambda: invite.close_button.isVisible(), timeout=WAIT)
+    assert "cannot be used again" in invite.outcome.text()
+    assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []
+
+
+def test_cancel_withdraws_the_code_in_the_daemon(qtbot, grid):
+    grid.init_all(["ann", "bob"])
+    grid.start("ann", "bob")
+    ann, bob = grid.home("ann"), grid.home("bob")
+    invite = _invite(qtbot, ann, "1G")
+    code, address, job_id = invite.code, invite.address, invite.job.job_id
+    qtbot.mouseClick(invite.cancel_button, Qt.MouseButton.LeftButton)
+    assert not invite.isVisible()
+    jobs: list = []
+
+    def _cancelled() -> bool:
+        request = Request(ann, "jobs")
+        request.result.connect(jobs.append)
+        with qtbot.waitSignal(request.finished, timeout=WAIT):
+            request.start()
+        return any(j["id"] == job_id and j["state"] == "cancelled" for j in jobs[-1])
+
+    qtbot.waitUntil(_cancelled, timeout=WAIT)
+    accept = _accept(qtbot, bob, code, address)  # the right code, too late
+    qtbot.waitUntil(lambda: accept.code.isEnabled(), timeout=WAIT)
+    assert "No invite with this code is waiting" in accept.status.text()
+    assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []
+
+
+def test_the_code_field_completes_words_and_says_what_is_wrong(qtbot, tmp_path):
+    dialog = AcceptDialog(str(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitActive(dialog)  # the completer completes only into the field with focus
+    qtbot.keyClicks(dialog.code, "7 guita")
+    popup = dialog.code.completer().popup()
+    assert popup.isVisible() and popup.model().index(0, 0).data() == "guitar"
+    qtbot.keyClick(popup, Qt.Key.Key_Down)  # the first word offered, chosen
+    qtbot.keyClick(popup, Qt.Key.Key_Return)
+    assert dialog.code.text() == "7 guitar "  # the next word follows, after the same separator
+    assert not dialog.pair.isEnabled() and "2 more words" in dialog.hint.text()
+    qtbot.keyClicks(dialog.code, "gutar orbit")
+    assert "Did you mean guitar" in dialog.hint.text() and not dialog.pair.isEnabled()
+
+
+def test_a_typed_code_is_read_as_the_cli_reads_it_and_hints_point_at_the_wrong_part():
+    assert codes.check(" 7  GUITAR reve-Orbit ").code == "7-guitar-reveal-orbit"
+    assert codes.check("7-guitar-reveal-orbit").code == str(parse_code("7 guitar reveal orbit"))
+    on_its_way = codes.check("7 guitar rev")
+    assert on_its_way.code is None and not on_its_way.wrong and "2 more words" in on_its_way.hint
+    typo = codes.check("7 gutar ")
+    assert typo.wrong and "Word 1" in typo.hint and "guitar" in typo.hint
+    assert codes.check("guitar reveal orbit").wrong  # the number first
+    assert codes.check("1000 guitar").wrong
+    assert codes.complete("7 gui", "guitar") == "7 guitar "  # the person's separator
+    assert codes.complete("7-guitar-reveal-or", "orbit") == "7-guitar-reveal-orbit"

@@ -8,16 +8,23 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from p2pbackup.gui.actions import Actions
-from p2pbackup.gui.models.friends import Column, FriendsModel
+from p2pbackup.gui.models.friends import Column, FriendsModel, friend_key
 from p2pbackup.gui.models.status import StatusModel
 from p2pbackup.gui.quotabar import QuotaBarDelegate
 from p2pbackup.gui.widgets import action_button
+from p2pbackup.gui.windows.friendedit import (
+    FriendDialog,
+    QuotaDialog,
+    RemoveDialog,
+    RenameDialog,
+)
 
 
 class FriendsTab(QWidget):
@@ -57,6 +64,16 @@ class FriendsTab(QWidget):
         for action in (actions.invite, actions.accept):
             buttons.addWidget(action_button(action, self))
         buttons.addStretch(1)
+        # Editing the friend selected in the table (friendedit.py: one dialog each).
+        self.change_quota = QPushButton(self.tr("Change &space…"))
+        self.rename = QPushButton(self.tr("Re&name…"))
+        self.remove = QPushButton(self.tr("Re&move…"))
+        for button, dialog in ((self.change_quota, QuotaDialog), (self.rename, RenameDialog),
+                               (self.remove, RemoveDialog)):  # fmt: skip
+            button.clicked.connect(lambda _=False, d=dialog: self.edit(d))
+            buttons.addWidget(button)
+        self.table.selectionModel().selectionChanged.connect(self._follow_selection)
+        self.table.doubleClicked.connect(lambda _index: self.edit(QuotaDialog))
 
         layout = QVBoxLayout(self)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
@@ -71,10 +88,41 @@ class FriendsTab(QWidget):
         rows = self.model.friend_rows()
         if sorted(map(repr, rows)) != sorted(
             repr(self.friends.friend(r)) for r in range(self.friends.rowCount())
-        ):  # a reset only when something changed: it loses the selection
+        ):  # a reset only when something changed: it loses the selection, chosen again
+            chosen = self.table.selectionModel().selectedRows()
+            key = friend_key(self.friends.friend(chosen[0].row())) if chosen else None
             self.friends.set_friends(rows)
             self.table.resizeRowsToContents()
+            for row in range(self.friends.rowCount()):
+                if key is not None and friend_key(self.friends.friend(row)) == key:
+                    self.table.selectRow(row)
         has = bool(rows)
         self.empty.setVisible(not has)
         self.table.setVisible(has)
         self.explain.setVisible(has)
+        self._follow_selection()
+
+    def selected(self) -> dict | None:
+        """The friend selected in the table (the only one, if there is one)."""
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            return self.friends.friend(rows[0].row())
+        return self.friends.friend(0) if self.friends.rowCount() == 1 else None
+
+    def _follow_selection(self) -> None:
+        usable = self.model.running and self.selected() is not None
+        for button in (self.change_quota, self.rename, self.remove):
+            button.setVisible(self.friends.rowCount() > 0)
+            button.setEnabled(usable)
+
+    def edit(self, dialog_class: type[FriendDialog]) -> FriendDialog | None:
+        """Open one of the edit dialogs for the selected friend; the daemon's answer is
+        shown at once (and the friends asked again)."""
+        row = self.selected()
+        if row is None or not self.model.running:
+            return None
+        dialog = dialog_class(self.model.home, row, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.changed.connect(lambda _result: self.model.refresh())
+        dialog.open()
+        return dialog

@@ -69,7 +69,9 @@ class _Coder:
         # made again hash as the descriptor says.
         self._encoder = erasure.ShareEncoder(d.record_id, d.k, d.n, block_size, version)
         self._source_hashes = {i: erasure.ShareDigest() for i in self._sources}
-        self._made = [ShareHasher(challenges) for _ in range(d.n)]
+        # Proof pairs only for version-1 shares: version 2 proves by its blocks.
+        pairs = challenges if version == erasure.FLAT_VERSION else 0
+        self._made = [ShareHasher(pairs) for _ in range(d.n)]
 
     def hash_sources(self, pieces: Mapping[int, bytes]) -> None:
         for index, piece in pieces.items():

@@ -21,7 +21,6 @@ from p2pbackup.core.seal import SEGMENT_SIZE, Kind, Sealer, max_sealed_length
 from p2pbackup.engine import streaming
 from p2pbackup.engine.events import EventSink, FriendTrouble, RecordStored
 from p2pbackup.engine.state import BackupState, StoredRecord
-from p2pbackup.engine.verify import CHALLENGES, make_challenges
 from p2pbackup.errors import PeerError, PlacementError, StorageError
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -100,10 +99,7 @@ class Uploader:
             limiter=self._workers,
         )
         placed = await self._upload(descriptor, shares)
-        # Proof pairs for later ``verify`` runs, made while the shares are at hand.
-        challenges = await trio.to_thread.run_sync(make_challenges, shares, limiter=self._workers)
-        for index, pairs in enumerate(challenges):
-            self._state.new_challenges(ShareKey(record_id, index), pairs)
+        # No proof pairs: a share of format version 2 is proved by its blocks (engine/audit.py).
         self._state.record_stored(record_id, StoredRecord(descriptor, placed))
         self._events(
             RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
@@ -131,8 +127,7 @@ class Uploader:
             placed.update(todo)
             self._state.sending(record_id, todo)  # committed before a byte of them leaves
             producer = streaming.Producer(
-                self._keys.data_key, kind, record_id, open_segments(), self._k, self._n,
-                CHALLENGES,
+                self._keys.data_key, kind, record_id, open_segments(), self._k, self._n, 0
             )  # fmt: skip
             try:
                 await streaming.upload_stream(
@@ -152,8 +147,6 @@ class Uploader:
         for friend in placed.values():
             self._room[friend] += reserve - used
         self._state.record_stored(record_id, StoredRecord(descriptor, dict(placed)))
-        for index, pairs in enumerate(producer.challenges()):
-            self._state.new_challenges(ShareKey(record_id, index), pairs)
         self._events(
             RecordStored(record_id, descriptor.length, tuple(sorted(set(placed.values()))))
         )

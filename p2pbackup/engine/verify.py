@@ -1,9 +1,12 @@
 """Checking that friends still hold my shares, and rebuilding the ones they lost.
 
-Proofs: when a record is uploaded, the owner keeps a few (nonce, answer)
-pairs per share, answers computed from the share itself. ``verify`` spends
-one pair per share: the friend must hash the share it keeps with that nonce,
-which it cannot do without the share, and the owner never needs the data.
+Proofs: a share of format version 2 is proved by a random block of it and the
+sibling hashes that tie it to the share hash in the descriptor (engine/audit.py,
+core/merkle.py), as often as wanted and with no data kept at the owner. For a
+version-1 share the owner kept a few (nonce, answer) pairs when it was uploaded,
+answers computed from the share itself; ``verify`` spends one pair per such share:
+the friend must hash the share it keeps with that nonce, which it cannot do without
+the share, and the owner never needs the data.
 ``--read-data`` reads every share and checks it against the descriptor's
 hash instead (a recovered device, which has no pairs, relies on that), by
 ranges (engine/rangecheck.py), so memory is one read per check in flight.
@@ -29,10 +32,11 @@ from p2pbackup.core import erasure, placement
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.engine import events as ev
 from p2pbackup.engine import rebuild
+from p2pbackup.engine.audit import prove_blocks
 from p2pbackup.engine.fetcher import list_holders
 from p2pbackup.engine.rangecheck import check_share
 from p2pbackup.engine.state import BackupState, StoredRecord
-from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError, StorageError
+from p2pbackup.errors import IntegrityError, NoBlockProofs, P2PBackupError, PeerError, StorageError
 from p2pbackup.storage.sharepool import prove_answer
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -132,6 +136,16 @@ class VerifyReport:
         ]
 
 
+async def _proved_by_blocks(store: ShareStore, descriptor: RecordDescriptor, index: int) -> bool:
+    """True when a random block proves the share (IntegrityError when it does not); False
+    for a share of format version 1, which has no block tree."""
+    try:
+        await prove_blocks(store, descriptor, index)
+    except NoBlockProofs:
+        return False
+    return True
+
+
 class Verifier:
     def __init__(
         self,
@@ -188,7 +202,7 @@ class Verifier:
                     self._stores[friend], descriptor, index, self._workers, CHALLENGES
                 )
                 self._state.new_challenges(key, pairs)
-            else:
+            elif not await _proved_by_blocks(self._stores[friend], descriptor, index):
                 challenge = self._state.next_challenge(key)
                 if challenge is None:
                     health.add(health.unproven, index, friend)
@@ -289,7 +303,8 @@ class Verifier:
             all_shares = erasure.encode(
                 d.record_id, sealed, d.k, d.n, block_size, erasure.version_of(header)
             )[1]
-            return all_shares, make_challenges(all_shares)
+            flat = erasure.version_of(header) == erasure.FLAT_VERSION  # no block proofs
+            return all_shares, make_challenges(all_shares, CHALLENGES if flat else 0)
 
         all_shares, challenges = await trio.to_thread.run_sync(_reencode, limiter=self._workers)
         sent = {}

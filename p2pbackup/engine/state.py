@@ -47,11 +47,15 @@ class BackupState:
         # Friends found rolled back, {friend: (seen, known)}, until a backup or a repair has
         # checked what they hold: status and verify name them meanwhile.
         self.rollbacks: dict[str, tuple[int, int]] = {}
+        # Copies made while their holder was unseen (engine/replace.py), dropped when it is
+        # back: {(record id, index): (friend holding the copy, friend it stands in for)}.
+        self.extras: dict[tuple[bytes, int], tuple[str, str]] = {}
         if db is not None:
             self.records = dict(db.records())
             self.head_seq, self.head, self.last_snapshot = db.head()
             self.friend_heads = db.friend_heads()
             self.rollbacks = db.rollbacks()
+            self.extras = db.extras()
 
     @property
     def files(self) -> dict[str, FileState]:
@@ -154,6 +158,11 @@ class BackupState:
             self._db.landed(shares)
         else:
             self._in_flight.difference_update(shares)
+
+    def put_extras(self, extras: dict[tuple[bytes, int], tuple[str, str]]) -> None:
+        self.extras = dict(extras)
+        if self._db is not None:
+            self._db.put_extras(self.extras)
 
     def new_challenges(self, key: ShareKey, pairs: list[tuple[bytes, bytes]]) -> None:
         if self._db is not None:

@@ -248,6 +248,21 @@ class StateDB:
         value = json.dumps({f: list(v) for f, v in found.items()}, sort_keys=True).encode()
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("rollbacks", value))
 
+    def extras(self) -> dict[tuple[bytes, int], tuple[str, str]]:
+        """Share copies made while the friend that held them was unseen (engine/replace.py):
+        {(record id, index): (friend holding the copy, friend it stands in for)}."""
+        data = self.meta("extras")
+        try:
+            rows = json.loads(data) if data else []
+            return {(bytes.fromhex(r), int(i)): (str(h), str(f)) for r, i, h, f in rows}
+        except (ValueError, TypeError):
+            return {}  # only costs space: the copies stay placed, none is dropped
+
+    def put_extras(self, extras: dict[tuple[bytes, int], tuple[str, str]]) -> None:
+        rows = sorted([r.hex(), i, h, f] for (r, i), (h, f) in extras.items())
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         ("extras", json.dumps(rows).encode()))  # fmt: skip
+
     def file_done(
         self, path: str, state: FileState, signature: bytes | None, revlog: bytes | None
     ) -> None:

@@ -25,6 +25,7 @@ from p2pbackup.daemon.browse import in_snapshot
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.identity import device_name
 from p2pbackup.daemon.params import check as check_params
+from p2pbackup.daemon.replacer import replace
 from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, ref_time
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
@@ -462,6 +463,7 @@ JOBS = {
     "diff": diff,
     "restore": restore,
     "status": status,
+    "replace": replace,  # upkeep's, run by daemon/replacer.py
 }  # settings, unfriend and first-run jobs: daemon/settings.py
 
 

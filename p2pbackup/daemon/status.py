@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
 
 # Jobs after which the daemon checks safety again.
-CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend"})
+CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend", "replace"})
 
 
 class Facts:
@@ -64,6 +64,8 @@ def answer(daemon: Daemon) -> dict[str, Any]:
         for name in sorted(KEEP_RESULTS)  # the jobs whose last result status shows
         if (job := daemon.jobs.last.get(name)) is not None
     }
+    if (replacer := getattr(daemon, "replacer", None)) is not None:
+        out["unseen"] = replacer.unseen()  # friends unseen a day or more (the grace, if less)
     presence = getattr(getattr(daemon, "friends", None), "presence", None)
     if callable(presence):
         _with_presence(out, presence())

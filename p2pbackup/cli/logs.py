@@ -14,22 +14,11 @@ import logging
 import logging.handlers
 import os
 
-import platformdirs
-
-from p2pbackup.storage.profile import Profile, default_home
+from p2pbackup.storage.profile import LOG_NAME, Profile, default_home, log_folder
 
 LOG_BYTES = 1024 * 1024
 LOG_FILES = 5
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def log_folder(profile: Profile) -> str:
-    """The platform's log folder for the default profile; ``<home>/logs`` for any other."""
-    if os.path.abspath(profile.home) == os.path.abspath(
-        platformdirs.user_data_dir("p2pbackup", appauthor=False)
-    ) and not os.environ.get("P2PBACKUP_HOME"):
-        return platformdirs.user_log_dir("p2pbackup", appauthor=False)
-    return os.path.join(profile.home, "logs")
 
 
 def setup_logging(home: str | None, verbose: bool) -> str | None:
@@ -53,11 +42,11 @@ def setup_logging(home: str | None, verbose: bool) -> str | None:
     profile = Profile(home or default_home())
     if not profile.exists:
         return None
-    folder = log_folder(profile)
+    folder = log_folder(profile.home)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            os.path.join(folder, "p2pbackup.log"), maxBytes=LOG_BYTES, backupCount=LOG_FILES,
+            os.path.join(folder, LOG_NAME), maxBytes=LOG_BYTES, backupCount=LOG_FILES,
             encoding="utf-8", errors="backslashreplace",  # a file name that is not UTF-8
         )  # fmt: skip
     except OSError:

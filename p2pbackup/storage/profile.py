@@ -56,6 +56,21 @@ def default_home() -> str:
     return platformdirs.user_data_dir("p2pbackup", appauthor=False)
 
 
+LOG_NAME = "p2pbackup.log"
+
+
+def log_folder(home: str) -> str:
+    """Where the profile's log goes: the platform's log folder for the default profile,
+    ``<home>/logs`` for any other (cli/logs.py writes it, the app opens it)."""
+    import platformdirs
+
+    if os.path.abspath(home) == os.path.abspath(
+        platformdirs.user_data_dir("p2pbackup", appauthor=False)
+    ) and not os.environ.get(ENV_HOME):
+        return platformdirs.user_log_dir("p2pbackup", appauthor=False)
+    return os.path.join(home, "logs")
+
+
 def write_private(path: str, data: bytes) -> None:
     """Write a file only the user can read, atomically."""
     temporary = f"{path}.tmp"

@@ -138,3 +138,54 @@ def test_pause_and_resume_from_the_menu(qtbot, laptop):
     app.actions.pause.trigger()
     qtbot.waitUntil(lambda: app.actions.pause.text() == "&Pause backups", timeout=WAIT)
     _quit(qtbot, app)
+
+
+def test_back_up_from_the_tray_menu(qtbot, grid, tmp_path):
+    grid.init_all(["laptop", "alice", "bob"])
+    grid.cli("laptop", "schedule", "off")  # only the tray's backup runs
+    grid.start("laptop", "alice", "bob")
+    grid.pair("laptop", "alice", "bob", offer="1G")  # two friends: one may disappear
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the tray backed me up\n")
+    grid.cli("laptop", "folders", "add", str(folder))
+    app = App(grid.home("laptop"), LISTEN, tray=True)
+    app.start()
+    qtbot.waitUntil(lambda: app.model.status is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: app.actions.backup.isEnabled(), timeout=WAIT)
+    menu = {a.text(): a for a in app.tray.menu.actions()}
+    menu["&Back up now"].trigger()
+    # The job runs (the activity shows it), then a snapshot is there.
+    qtbot.waitUntil(lambda: any(e.text == "Backup finished." for e in app.activity.entries()),
+                    timeout=WAIT * 3)  # fmt: skip
+    assert app.notifier.told[-1].title == "Backup finished"  # asked by a person: told
+    snapshots = grid.cli("laptop", "snapshots")
+    assert len(snapshots) == 1 and snapshots[0]["files"] == 1
+    _quit(qtbot, app)
+
+
+def test_quitting_during_a_backup_asks_and_says_what_happens_to_it(qtbot, grid, laptop):
+    app = _started(qtbot, laptop)  # a daemon that was running: the backup goes on
+    app.model.jobs[9] = {"name": "backup", "state": "running"}
+    app.actions.quit.trigger()
+    box = app.quit_box
+    assert box is not None and not app.quitting
+    assert "It goes on" in box.text()
+    box.escapeButton().click()
+    assert app.quit_box is None and not app.quitting  # kept open
+    app.actions.quit.trigger()
+    with qtbot.waitSignal(app.finished, timeout=WAIT + 2000):
+        app._quit_yes.click()
+    assert grid.running("laptop")
+
+
+def test_quitting_during_a_restore_of_our_own_daemon_says_it_stops(qtbot, grid):
+    grid.init("laptop")
+    app = _started(qtbot, grid.home("laptop"))  # the app started this daemon
+    app.model.jobs[3] = {"name": "restore", "state": "running"}
+    app.quit()
+    assert "the restore stops unfinished" in app.quit_box.text()
+    assert app._quit_yes.text() == "&Quit and stop it"
+    app.model.jobs.clear()
+    with qtbot.waitSignal(app.finished, timeout=WAIT + 2000):
+        app._quit_yes.click()

@@ -17,8 +17,10 @@ from PySide6.QtWidgets import (
 
 from p2pbackup.gui.actions import Actions
 from p2pbackup.gui.icons import app_icon
+from p2pbackup.gui.models.activity import ActivityModel
 from p2pbackup.gui.models.status import StatusModel
 from p2pbackup.gui.supervisor import Service, Supervisor
+from p2pbackup.gui.windows.activity import ActivityTab
 from p2pbackup.gui.windows.friends import FriendsTab
 from p2pbackup.gui.windows.overview import OverviewTab
 
@@ -26,7 +28,7 @@ from p2pbackup.gui.windows.overview import OverviewTab
 class MainWindow(QMainWindow):
     def __init__(
         self, model: StatusModel, supervisor: Supervisor, actions: Actions,
-        parent: QWidget | None = None,
+        activity: ActivityModel | None = None, parent: QWidget | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.model, self.supervisor, self.actions = model, supervisor, actions
@@ -60,6 +62,8 @@ class MainWindow(QMainWindow):
         self.friends = FriendsTab(model, actions)
         self.tabs.addTab(self.overview, self.tr("&Overview"))
         self.tabs.addTab(self.friends, self.tr("F&riends"))
+        self.activity = ActivityTab(model.home, activity or ActivityModel(self))
+        self.tabs.addTab(self.activity, self.tr("A&ctivity"))
 
         central = QWidget()
         layout = QVBoxLayout(central)

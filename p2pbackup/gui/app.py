@@ -21,7 +21,7 @@ from p2pbackup.gui.models.status import BUSY_JOBS, StatusModel
 from p2pbackup.gui.notify import Note, Notifier, note_for
 from p2pbackup.gui.single import SingleInstance
 from p2pbackup.gui.supervisor import Supervisor
-from p2pbackup.gui.windows import accept, invite
+from p2pbackup.gui.windows import accept, invite, restore
 from p2pbackup.gui.windows.main import MainWindow
 from p2pbackup.storage.profile import default_home
 
@@ -60,7 +60,8 @@ class App(QObject):
         a.pause.triggered.connect(self._pause_or_resume)
         a.invite.triggered.connect(lambda: invite.open_invite(home, self.window))
         a.accept.triggered.connect(lambda: accept.open_accept(home, self.window))
-        a.restore.triggered.connect(lambda: self._not_yet("p2pbackup restore"))
+        a.restore.triggered.connect(lambda: restore.open_restore(
+            home, (self.model.status or {}).get("folders"), self.window))  # RESTORE
         self.model.changed.connect(self._follow_model)
         if self.tray is not None:
             self.tray.activated.connect(self.window.bring_forward)

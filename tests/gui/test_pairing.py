@@ -77,7 +77,10 @@ def test_a_wrong_code_says_so_and_pairs_nobody(qtbot, grid):
     accept = _accept(qtbot, bob, f"{number}-{words[0]}-{words[1]}-{wrong}", invite.address)
     qtbot.waitUntil(lambda: accept.code.isEnabled(), timeout=WAIT)  # the job ended
     assert "does not match" in accept.status.text() and "new one" in accept.status.text()
-    assert accept.pair.isEnabled()  # a new code can be typed
+    assert not accept.pair.isEnabled() and "no longer works" in accept.hint.text()  # spent
+    accept.code.selectAll()
+    qtbot.keyClicks(accept.code, invite.code)  # another code can be typed and sent
+    assert accept.pair.isEnabled()
     qtbot.waitUntil(lambda: invite.close_button.isVisible(), timeout=WAIT)
     assert "cannot be used again" in invite.outcome.text()
     assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []

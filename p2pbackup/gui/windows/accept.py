@@ -4,7 +4,7 @@ with whom and the space given both ways, or why not in plain words, by error cla
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QStringListModel, Qt
+from PySide6.QtCore import QCoreApplication, QStringListModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QCompleter,
     QDialog,
@@ -49,7 +49,9 @@ class AcceptDialog(QDialog):
         super().__init__(parent)
         self.home = home
         self.job: PairingJob | None = None
+        self.spent = ""  # a code the daemon said no longer works: not sent again
         self.setWindowTitle(self.tr("Accept an invite"))
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 70)
         self.setAccessibleName(self.tr("Accept an invite"))
         intro = QLabel(self.tr(
             "Your friend chose “Invite a friend…” in their p2pbackup and gave you a code. "
@@ -58,6 +60,9 @@ class AcceptDialog(QDialog):
         self.code = QLineEdit()
         self.code.setPlaceholderText(codes.EXAMPLE)
         self.code.setAccessibleName(self.tr("Invite code"))
+        font = self.code.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)  # read from a phone or a note: big
+        self.code.setFont(font)
         self.code.setCompleter(WordCompleter(self.code))
         self.code.textChanged.connect(self._typed)
         self.hint = QLabel()
@@ -65,7 +70,7 @@ class AcceptDialog(QDialog):
         self.offer = OfferField()
         self.peer = QLineEdit()
         self.peer.setAccessibleName(self.tr("Friend's address (only if they gave you one)"))
-        self.peer.setPlaceholderText(self.tr("only if your friend gave you one"))
+        self.peer.setPlaceholderText(self.tr("optional"))
         self.peer.setToolTip(self.tr(
             "On the same network, or with a rendezvous point, the code is enough. From "
             "elsewhere, your friend's invite window shows an address starting with /ip4/."))
@@ -109,6 +114,9 @@ class AcceptDialog(QDialog):
 
     def _typed(self) -> None:
         state = codes.check(self.code.text())
+        if state.code is not None and state.code == self.spent:
+            state = codes.CodeState(None, self.tr("This code no longer works: type the new "
+                                                  "one your friend makes."), True)  # fmt: skip
         self.hint.setText(state.hint)
         palette = self.hint.palette()
         role = self.hint.foregroundRole()
@@ -139,6 +147,8 @@ class AcceptDialog(QDialog):
 
     def _paired(self, result: dict) -> None:
         self.status.setText(paired_text(result))
+        self.hint.hide()
+        QTimer.singleShot(0, self, self.adjustSize)  # the longer text, whole
         self.pair.hide()
         self.cancel_button.hide()
         self.close_button.show()
@@ -147,6 +157,10 @@ class AcceptDialog(QDialog):
 
     def _failed(self, exc: errors.P2PBackupError) -> None:
         self.status.setText(failure_text(exc, bool(self.peer.text().strip())))
+        QTimer.singleShot(0, self, self.adjustSize)
+        if isinstance(exc, errors.InviteMismatch | errors.InviteNotHere):
+            self.spent = codes.check(self.code.text()).code or ""  # tried: it is used up
+        self._typed()
 
     def _ended(self) -> None:
         self.busy.hide()

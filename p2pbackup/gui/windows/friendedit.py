@@ -5,7 +5,7 @@ backup's safety)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -51,6 +51,7 @@ class FriendDialog(QDialog):
         self.cancel = self.buttons.addButton(self.tr("&Cancel"),
                                              QDialogButtonBox.ButtonRole.RejectRole)
         self.cancel.clicked.connect(self.reject)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 60)
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addWidget(self.note, 1)
@@ -184,6 +185,7 @@ class RemoveDialog(FriendDialog):
                 "%1", exc.message) + "\n\n" + text
         self.note.setText(text)
         self.ok.setEnabled(exc is None or not isinstance(exc, errors.ConfigError))
+        QTimer.singleShot(0, self, self.adjustSize)  # the warning whole, not cut
 
     def params(self) -> dict | None:
         return None if self.result is not None else {"friend": friend_key(self.row)}
@@ -192,6 +194,7 @@ class RemoveDialog(FriendDialog):
         self.result = result if isinstance(result, dict) else {}
         self.changed.emit(self.result)
         self.note.setText(removal_report(self.result))
+        QTimer.singleShot(0, self, self.adjustSize)
         self.ok.hide()
         self.cancel.hide()
         self.close_button.show()

@@ -111,9 +111,13 @@ class FriendsTab(QWidget):
 
     def _follow_selection(self) -> None:
         usable = self.model.running and self.selected() is not None
+        why = "" if usable else (self.tr("Choose a friend in the table first.")
+                                 if self.model.running else
+                                 self.tr("The backup service is not running."))  # fmt: skip
         for button in (self.change_quota, self.rename, self.remove):
             button.setVisible(self.friends.rowCount() > 0)
             button.setEnabled(usable)
+            button.setToolTip(why)
 
     def edit(self, dialog_class: type[FriendDialog]) -> FriendDialog | None:
         """Open one of the edit dialogs for the selected friend; the daemon's answer is

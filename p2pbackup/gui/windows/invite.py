@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -45,10 +44,9 @@ class InviteDialog(QDialog):
         self.expires_at = 0.0  # time.monotonic() when the code stops working
         self.setWindowTitle(self.tr("Invite a friend"))
         self.setAccessibleName(self.tr("Invite a friend"))
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self._offer_page())
-        self.pages.addWidget(self._code_page())
-        self.pages.addWidget(self._end_page())
+        # One page shown at a time; hidden widgets rather than a QStackedWidget, whose size
+        # does not follow wrapped text (the instructions were cut off).
+        self.pages = [self._offer_page(), self._code_page(), self._end_page()]
         self.buttons = QDialogButtonBox()
         self.make = self.buttons.addButton(self.tr("&Make a code"),
                                            QDialogButtonBox.ButtonRole.AcceptRole)  # fmt: skip
@@ -61,10 +59,13 @@ class InviteDialog(QDialog):
         self.close_button.clicked.connect(self.reject)
         self.close_button.hide()
         layout = QVBoxLayout(self)
-        layout.addWidget(self.pages)
+        for page in self.pages:
+            layout.addWidget(page)
         layout.addWidget(self.buttons)
+        self.show_page(0)
         self.ticker = QTimer(self, interval=1000, timeout=self._tick)
         self.make.setDefault(True)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 64)  # wrapped text reads
 
     # ---- the pages
 
@@ -137,6 +138,16 @@ class InviteDialog(QDialog):
         layout.addStretch(1)
         return page
 
+    def show_page(self, shown: int) -> None:
+        for number, page in enumerate(self.pages):
+            page.setVisible(number == shown)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Fit the window to its text once the layout has taken the change in (a size
+        asked at once is the old one: the instructions were cut off)."""
+        QTimer.singleShot(0, self, self.adjustSize)
+
     # ---- what happens
 
     def _offer_changed(self) -> None:
@@ -150,7 +161,7 @@ class InviteDialog(QDialog):
         given = self.offer.given()
         if given is None or self.job is not None:
             return
-        self.pages.setCurrentIndex(1)
+        self.show_page(1)
         self.make.hide()
         self.expires_at = time.monotonic() + MINUTES * 60  # counted from before the daemon's
         self.job = PairingJob(self.home, "invite", {"offer": given, "minutes": MINUTES}, self)
@@ -179,12 +190,13 @@ class InviteDialog(QDialog):
                 "address under “Friend's address”:\n%1").replace("%1", self.address)
             self.copy_address.show()
         self.how.setText(how)
+        self._fit()
         self._tick()
         self.ticker.start()
 
     def _tick(self) -> None:
         left = self.expires_at - time.monotonic()
-        self.left.setText(self.tr("The code works for %1 more (minutes:seconds).").replace(
+        self.left.setText(self.tr("The code stops working in %1 (minutes:seconds).").replace(
             "%1", countdown(left)))
         if left <= 0:
             self.ticker.stop()
@@ -216,7 +228,7 @@ class InviteDialog(QDialog):
     def _end(self, text: str) -> None:
         self.ticker.stop()
         self.outcome.setText(text)
-        self.pages.setCurrentIndex(2)
+        self.show_page(2)
         self.cancel_button.hide()
         self.close_button.show()
         self.close_button.setDefault(True)

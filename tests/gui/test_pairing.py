@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from p2pbackup.core.pairing import parse_code
+from p2pbackup.gui.app import App
 from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models import code as codes
 from p2pbackup.gui.windows.accept import AcceptDialog
@@ -138,3 +139,20 @@ def test_a_typed_code_is_read_as_the_cli_reads_it_and_hints_point_at_the_wrong_p
     assert codes.check("1000 guitar").wrong
     assert codes.complete("7 gui", "guitar") == "7 guitar "  # the person's separator
     assert codes.complete("7-guitar-reveal-or", "orbit") == "7-guitar-reveal-orbit"
+
+
+def test_invite_and_accept_are_offered_only_while_the_service_runs(qtbot, grid):
+    grid.init("ann")
+    app = App(grid.home("ann"), tray=False)  # not started: no daemon, none asked for
+    qtbot.addWidget(app.window)
+    assert not app.actions.invite.isEnabled() and not app.actions.accept.isEnabled()
+    grid.start("ann")
+    app.watch.start()
+    qtbot.waitUntil(lambda: app.actions.invite.isEnabled(), timeout=WAIT)
+    assert app.actions.accept.isEnabled()
+    app.actions.invite.trigger()
+    app.actions.accept.trigger()
+    app.actions.invite.trigger()  # a second time: the one open comes forward
+    assert len(app.window.findChildren(InviteDialog)) == 1
+    assert len(app.window.findChildren(AcceptDialog)) == 1
+    app.watch.stop()

@@ -9,7 +9,7 @@ import os
 import sys
 
 from p2pbackup import __version__
-from p2pbackup.cli import backups, browse, completion, demo, friends, jobs, settings, setup
+from p2pbackup.cli import backups, browse, completion, demo, desktop, friends, jobs, settings, setup
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import leaves, one_error
@@ -55,6 +55,7 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
     browse.add_parsers(commands)
     jobs.add_parsers(commands)  # jobs, cancel, watch: the daemon's
     demo.add_parser(commands)
+    desktop.add_parser(commands)  # gui
     completion.add_parser(commands, parser)
     if wanted is not None and not commands.found:  # a typo: argparse lists every command
         return _parser()
@@ -120,7 +121,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
+def _only_options(argv: list[str]) -> bool:
+    """No command, and nothing asked of the parser itself (help, version): ``p2pbackup``
+    alone, or with ``--home DIR`` or ``--verbose``."""
+    words = iter(argv)
+    for word in words:
+        if word == "--home":
+            next(words, None)
+        elif not (word.startswith("--home=") or word in ("--verbose", "-v")):
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _only_options(argv) and desktop.display_available():
+        argv = [*argv, "gui"]  # launched from a desktop: the app (without one: the usage)
     args = _parse(argv)
     log_file = setup_logging(args.home, args.verbose)
     log.info("p2pbackup %s: %s", __version__, args.command)

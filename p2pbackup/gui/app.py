@@ -7,9 +7,10 @@ and holds no engine, network or database of its own.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from p2pbackup.gui import tray as tray_module
@@ -237,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     gui = App(home)
     single.activated.connect(gui.window.bring_forward)
     gui.finished.connect(app.quit)
+    # Ctrl-C in the terminal that started it quits as the menu does (our daemon stopped
+    # cleanly). Python runs a signal handler only between Qt's events: the timer gives it
+    # a turn four times a second.
+    signal.signal(signal.SIGINT, lambda *_: gui.quit_now())
+    wake = QTimer(app, interval=250)
+    wake.start()
     code = app.exec()
     single.close()
     return code

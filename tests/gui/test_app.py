@@ -79,11 +79,16 @@ def test_a_daemon_that_dies_is_started_again_once_then_offered(qtbot, grid):
     assert "started again" in app.supervisor.problem
     assert "started again" in app.window.banner_text.text()
 
+    app.window.hide()  # the person is elsewhere: the second death is a notification
     os.kill(app.supervisor.process.processId(), signal.SIGKILL)
     qtbot.waitUntil(lambda: app.supervisor.state is Service.STOPPED, timeout=WAIT)
     assert app.supervisor.process is None  # not started a third time by itself
     assert not app.window.start_again.isHidden()
     assert "exit code" in app.window.banner_text.text()
+    assert "exit code" in app.notifier.told[-1].body  # said even with the window hidden
+    for action in (app.actions.backup, app.actions.pause, app.actions.invite,
+                   app.actions.accept, app.actions.restore):  # fmt: skip
+        assert not action.isEnabled(), action.text()  # each needs the service
     _quit(qtbot, app)
 
 

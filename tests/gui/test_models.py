@@ -43,6 +43,8 @@ def test_friends_model_rows_columns_and_roles():
     assert model.index(0, Column.NAME).data(QUOTA_ROLE) is None
     assert "alice" in model.index(0, Column.I_KEEP).data(Qt.ItemDataRole.ToolTipRole)
     assert model.headerData(Column.THEY_KEEP, Qt.Orientation.Horizontal) == "They keep for you"
+    # The column holds "Online" or "Last seen ...": its header names what it tells.
+    assert model.headerData(Column.SEEN, Qt.Orientation.Horizontal) == "Status"
 
 
 def test_friends_model_reset_tells_views():

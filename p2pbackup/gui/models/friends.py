@@ -62,7 +62,7 @@ class FriendsModel(QAbstractTableModel):
             return None
         return {
             Column.NAME: self.tr("Friend"),
-            Column.SEEN: self.tr("Online"),
+            Column.SEEN: self.tr("Status"),  # "Online", "Last seen 2 days ago", "Offline"
             Column.THEY_KEEP: self.tr("They keep for you"),
             Column.I_KEEP: self.tr("You keep for them"),
         }[Column(section)]

@@ -97,18 +97,27 @@ def test_cancel_withdraws_the_code_in_the_daemon(qtbot, grid):
     assert not invite.isVisible()
     jobs: list = []
 
-    def _cancelled() -> bool:
+    def _cancelled(job: int) -> bool:
         request = Request(ann, "jobs")
         request.result.connect(jobs.append)
         with qtbot.waitSignal(request.finished, timeout=WAIT):
             request.start()
-        return any(j["id"] == job_id and j["state"] == "cancelled" for j in jobs[-1])
+        return any(j["id"] == job and j["state"] == "cancelled" for j in jobs[-1])
 
-    qtbot.waitUntil(_cancelled, timeout=WAIT)
+    qtbot.waitUntil(lambda: _cancelled(job_id), timeout=WAIT)
     accept = _accept(qtbot, bob, code, address)  # the right code, too late
     qtbot.waitUntil(lambda: accept.code.isEnabled(), timeout=WAIT)
     assert "No invite with this code is waiting" in accept.status.text()
     assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []
+    # Cancelled before the daemon even said the job's id: cancelled once it does.
+    hasty = InviteDialog(ann)
+    qtbot.addWidget(hasty)
+    hasty.show()
+    hasty.start()
+    job = hasty.job
+    hasty.reject()
+    qtbot.waitUntil(lambda: job.job_id is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: _cancelled(job.job_id), timeout=WAIT)
 
 
 def test_the_code_field_completes_words_and_says_what_is_wrong(qtbot, tmp_path):

@@ -88,15 +88,19 @@ class PairingJob(QObject):
         if not self.running:
             return
         self.cancelled = True
-        if self.job_id is not None:
-            # Owned by the application: it outlives a dialog closed at once.
-            Request(self.home, "cancel", {"id": self.job_id}, QCoreApplication.instance()).start()
+        if self.job_id is None:  # asked before the daemon said the job's id: cancel then
+            self.setParent(QCoreApplication.instance())  # outlives the dialog, closed at once
+            return
+        # Owned by the application: it outlives a dialog closed at once.
+        Request(self.home, "cancel", {"id": self.job_id}, QCoreApplication.instance()).start()
         self._request.abort()
 
     def _message(self, message: dict) -> None:
         job = message.get("job")
         if isinstance(job, dict) and isinstance(job.get("id"), int):
             self.job_id = job["id"]
+            if self.cancelled:
+                self.cancel()
 
     def _result(self, value: object) -> None:
         if not self.cancelled:
@@ -109,3 +113,5 @@ class PairingJob(QObject):
     def _finished(self) -> None:
         self.running = False
         self.finished.emit()
+        if self.cancelled and self.parent() is QCoreApplication.instance():
+            self.deleteLater()

@@ -49,6 +49,7 @@ WARN_EVERY = DAY
 RETRY = 6 * 3600.0  # a run that left work undone is tried again after this (or on news)
 SETTLE = 30.0  # at start, every friend is tried once before anyone is counted unseen
 LOOK_EVERY = 3600.0  # looked at again at least this often, news or not
+WATCHED = 3600.0  # a friend is missed this long by the daemon itself before it counts gone
 NEWS = frozenset({"FriendOnline", "FriendOffline", "FriendUsage", "SettingsChanged"})
 
 
@@ -58,6 +59,7 @@ class Replacer:
         self._events = events
         self._names: dict[str, str] = {}  # friend key -> name
         self._gone_at: dict[str, float] = {}  # friend key -> trio time it was last seen
+        self._missed_at: dict[str, float] = {}  # friend key -> trio time this daemon missed it
         self._last_seen: dict[str, str | None] = {}
         self._warned: dict[str, float] = {}  # friend key -> trio time of its last warning
         self._placed_off: set[str] = set()  # unseen friends whose shares were placed again
@@ -76,32 +78,32 @@ class Replacer:
     # ---- what status and upkeep show
 
     def state(self) -> dict[str, Any]:
+        """For ``upkeep`` and the ``upkeep`` block of ``status``: short values, in words."""
         result = self.last_result or {}
         return {
+            "unseen": _unseen_words(self.unseen(), len(self._names)),
+            "placed_again_off": sorted(self._names.get(k, k) for k in self._placed_off),
+            "extras": result.get("extras", 0),  # copies standing in for friends away
+            "advice": result.get("advice"),
             "running": self.running,
             "last_run": _iso(self.last_run),
-            "unseen": self.unseen(),
-            "placed_again_off": sorted(self._names.get(k, k) for k in self._placed_off),
-            "extras": result.get("extras", 0),
-            "advice": result.get("advice"),
-            "last_result": self.last_result,
             "last_error": self.last_error,
         }
 
     def unseen(self) -> list[dict[str, Any]]:
-        """Friends unseen long enough to be warned about, longest first."""
+        """Friends unseen long enough to be warned about, longest first (``status``)."""
         now, grace = trio.current_time(), self._settings().grace
-        out = [
+        return [
             {
                 "name": self._names.get(key, key),
                 "days": round((now - at) / DAY, 1),
+                "seconds": round(now - at),
                 "last_seen": self._last_seen.get(key),
                 "placed_again": key in self._placed_off,
             }
             for key, at in sorted(self._gone_at.items(), key=lambda item: item[1])
             if now - at >= _warn_after(grace)
         ]
-        return out
 
     def _settings(self) -> UpkeepSettings:
         return UpkeepSettings.of(self._daemon.node.profile.settings())
@@ -142,9 +144,9 @@ class Replacer:
                 self._warn(key, now - at)
                 due = now + WARN_EVERY
             wake_at = min(wake_at, due)
-            if now - at < settings.grace:
-                wake_at = min(wake_at, at + settings.grace)
-        gone = {k for k, at in self._gone_at.items() if now - at >= settings.grace}
+            if (gone_at := self._gone_after(key, settings.grace)) > now:
+                wake_at = min(wake_at, gone_at)
+        gone = {k for k in self._gone_at if self._gone_after(k, settings.grace) <= now}
         back = (self._extras_for or set()) & online - self._tried_back
         over = self._over_quota(online)
         retry = self._retry_at is not None and (news or now >= self._retry_at)
@@ -153,6 +155,12 @@ class Replacer:
         if self._retry_at is not None:
             wake_at = min(wake_at, self._retry_at)
         return wake_at
+
+    def _gone_after(self, key: str, grace: float) -> float:
+        """When the friend counts as gone: unseen for the grace period, and missed by this
+        daemon for a while itself (a laptop back from a week away finds every friend's
+        last-seen time old; those asleep right then are not gone for that)."""
+        return max(self._gone_at[key] + grace, self._missed_at[key] + min(grace, WATCHED))
 
     def _presence(self, now: float) -> set[str]:
         """Friends online now; the time each other one was last seen, kept."""
@@ -164,14 +172,16 @@ class Replacer:
             self._last_seen[key] = row.get("last_seen")
             if row.get("online"):
                 online.add(key)
-                for kept in (self._gone_at, self._warned):
+                for kept in (self._gone_at, self._missed_at, self._warned):
                     kept.pop(key, None)
                 self._placed_off.discard(key)
             else:
                 self._tried_back.discard(key)
                 self._gone_at.setdefault(key, now - _since(row.get("last_seen"), wall))
+                self._missed_at.setdefault(key, now)
         for key in set(self._gone_at) - {row["owner_id"] for row in rows}:  # unfriended
             self._gone_at.pop(key)
+            self._missed_at.pop(key)
             self._placed_off.discard(key)
         return online
 
@@ -232,6 +242,24 @@ async def _news(outbox: Outbox) -> None:
         taken = await outbox.take()
         if any(m.get("event", {}).get("type") in NEWS for m in taken):
             return
+
+
+def _unseen_words(unseen: list[dict[str, Any]], friends: int) -> str | None:
+    """ "2 of 4 friends unseen for 9 days" (from the shortest to the longest, if they differ)."""
+    if not unseen:
+        return None
+    spans = sorted({_span(u["seconds"]) for u in unseen}, key=lambda t: t[0])
+    how_long = spans[0][1] if len(spans) == 1 else f"{spans[0][1]} to {spans[-1][1]}"
+    who = unseen[0]["name"] if len(unseen) == 1 else f"{len(unseen)} of {friends} friends"
+    return f"{who} unseen for {how_long}"
+
+
+def _span(seconds: float) -> tuple[float, str]:
+    for unit, size in (("day", DAY), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return count * size, f"{count} {unit}{'s' if count != 1 else ''}"
+    return seconds, f"{int(seconds)} seconds"
 
 
 def _warn_after(grace: float) -> float:

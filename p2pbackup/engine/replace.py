@@ -10,8 +10,8 @@ Two cases, one mechanism (``Replacement.run``, under the daemon's job lock):
 - A friend whose quota is now below what it holds for me (its ``stat``): shares placed
   on it are rebuilt elsewhere, then removed from it, until what I keep there fits.
 
-When a friend with extras answers again and still lists those shares (and a few proofs,
-where proof pairs are left, come out right), the extras are removed where they were
+When a friend with extras answers again and still lists those shares (and a few of them
+prove right: a random block each, engine/audit.py), the extras are removed where they were
 made and the placement points at it again: nothing is stored or counted twice. A share
 it no longer lists keeps its extra, which becomes the placed copy.
 
@@ -33,10 +33,12 @@ from p2pbackup.core import erasure, placement
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.engine import events as ev
 from p2pbackup.engine import rebuild
+from p2pbackup.engine.audit import prove_blocks
 from p2pbackup.engine.fetcher import list_holders
+from p2pbackup.engine.rangecheck import check_share
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.verify import CHALLENGES
-from p2pbackup.errors import IntegrityError, P2PBackupError, PeerError
+from p2pbackup.errors import IntegrityError, NoBlockProofs, P2PBackupError, PeerError
 from p2pbackup.storage.store import ShareKey, ShareStore, Usage
 
 PROOFS = 3  # shares a returning friend proves before its extras are dropped
@@ -116,15 +118,22 @@ class Replacement:
         self._state.put_extras(extras)
 
     async def _proves(self, friend: str, shares: list[tuple[bytes, int]]) -> bool:
-        """A few of the shares listed answer a proof right (those without pairs are
-        trusted on the list alone, as a backup trusts it)."""
+        """A few of the shares listed prove right: a random block each against the share
+        hash (format version 2), else a proof pair where one is left, else a full read
+        (version 1), as an audit does."""
+        store = self._stores[friend]
         for rid, i in shares[:PROOFS]:
-            key = ShareKey(rid, i)
-            pair = self._state.next_challenge(key)
-            if pair is None:
-                continue
             try:
-                if await self._stores[friend].prove(key, pair[0]) != pair[1]:
+                try:
+                    await prove_blocks(store, self._state.records[rid].descriptor, i)
+                    continue
+                except NoBlockProofs:
+                    pass
+                pair = self._state.next_challenge(ShareKey(rid, i))
+                if pair is None:  # a version-1 share without pairs: read and checked in full
+                    await check_share(store, self._state.records[rid].descriptor, i,
+                                      self._workers, 0)  # fmt: skip
+                elif await store.prove(ShareKey(rid, i), pair[0]) != pair[1]:
                     return False
             except (PeerError, IntegrityError):
                 return False

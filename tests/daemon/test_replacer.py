@@ -167,6 +167,7 @@ def test_friends_unseen_8_days_are_replaced_and_dropped_again_when_back(grid, tm
             assert [(u["name"], round(u["days"])) for u in replacer.unseen()] == [
                 ("bob", 8), ("carol", 8)]  # fmt: skip
             assert replacer.state()["extras"] == 2 * records
+            assert replacer.state()["unseen"] == "2 of 4 friends unseen for 8 days"
 
             # Both are back with everything: the extras go, nothing is held twice.
             daemon.went("bob", "carol", online=True)
@@ -272,6 +273,31 @@ def test_a_lowered_quota_moves_what_no_longer_fits(grid, tmp_path):
             assert carol._used <= carol.quota
             assert set(_copies(grid).values()) == {1} and grid.state.extras == {}
             assert await _safety(grid) == (1, 0, 0)
+            nursery.cancel_scope.cancel()
+
+    _mock(main)
+
+
+def test_a_daemon_back_from_a_week_away_does_not_count_a_friend_asleep_as_gone(grid, tmp_path):
+    """Every friend's last-seen time is old when the owner's laptop comes back: one that is
+    asleep right then is missed by the daemon itself for an hour before it counts."""
+    daemon = FakeDaemon(grid, make_profile(tmp_path, "laptop"))
+
+    async def main():
+        await grid.backup(make_tree(tmp_path))
+        daemon.friends.seen = {key: time.time() - 8 * DAY for key in KEYS.values()}
+        grid.stores[KEYS["bob"]].online = False  # asleep as the daemon starts
+        replacer = Replacer(daemon, daemon.publish)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(replacer.run)
+            await replacer.ready.wait()
+            assert [u["name"] for u in replacer.unseen()] == ["bob"]  # true: said at once
+            assert [w.name for w in daemon.of(ev.FriendUnseen)] == ["bob"]
+            await trio.sleep(3500)
+            assert daemon.runs == []
+            await trio.sleep(200)
+            await _settle(replacer)
+            assert len(daemon.runs) == 1 and daemon.runs[0][1]["placed_again"] > 0
             nursery.cancel_scope.cancel()
 
     _mock(main)

@@ -133,6 +133,10 @@ def render(out: str, with_tray: bool) -> list[str]:
     app.supervisor.problem = ""
     window.update_banner()
 
+    from p2pbackup.gui.windows.restore import shots as restore_shots  # RESTORE
+
+    restore_shots.render(save, _settle, home, window)
+
     # Every state icon at tray size, on a light and on a dark panel.
     size, states = 22, list(TrayState)
     strip = QPixmap((size + 10) * len(states) + 10, 2 * (size + 10) + 10)

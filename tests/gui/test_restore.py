@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QAbstractButton, QWidget, QWizard
 
 from p2pbackup import errors
 from p2pbackup.cli.localgrid import LocalGrid
@@ -168,14 +168,40 @@ def test_cancel_a_restore_midway_leaves_no_half_written_file(qtbot, backed_up, t
         for pid in friends:
             os.kill(pid, signal.SIGCONT)
     assert isinstance(page.error, errors.JobCancelled)
-    assert "stopped" in page.outcome.text()
+    assert "nothing half-written" in page.outcome.text()
     assert _partials(out) == []
     assert not (out / "Docs" / "video" / "big.bin").exists()
     _next(qtbot, wizard, QWizard.WizardButton.FinishButton)
     assert not wizard.isVisible()
 
 
-def test_the_restore_action_waits_for_the_service(qtbot, tmp_path):
+def test_restore_opens_the_wizard_once_the_service_runs(qtbot, tmp_path):
     app = App(str(tmp_path), tray=False)
     qtbot.addWidget(app.window)
     assert not app.actions.restore.isEnabled()  # no daemon (yet): nothing to restore from
+    app.actions.restore.setEnabled(True)  # as when it runs
+    app.actions.restore.trigger()
+    wizards = app.window.findChildren(RestoreWizard)
+    assert len(wizards) == 1 and wizards[0].isVisible()
+    wizards[0].close()
+
+
+def test_every_page_can_be_used_with_a_keyboard_and_a_screen_reader(qtbot, tmp_path):
+    """As tests/gui/test_windows.py for the main window: every focusable widget has a
+    name, every button a mnemonic (the calendar's own parts are Qt's, named by it)."""
+    wizard = RestoreWizard(str(tmp_path))
+    qtbot.addWidget(wizard)
+    wizard.show()
+    calendar = wizard.snapshot_page.calendar
+    widgets = [w for w in wizard.findChildren(QWidget)
+               if w.focusPolicy() & Qt.FocusPolicy.TabFocus and not calendar.isAncestorOf(w)
+               and w.window() is wizard]  # fmt: skip
+    assert len(widgets) > 10
+    for widget in widgets:
+        button = isinstance(widget, QAbstractButton)
+        name = widget.accessibleName() or (widget.text() if button else "")
+        assert name, f"{type(widget).__name__} has no accessible name"
+        if button and widget.text():
+            assert "&" in widget.text(), f"{widget.text()!r} has no keyboard shortcut"
+    # No daemon here: the first page says so rather than waiting.
+    qtbot.waitUntil(lambda: "not running" in wizard.snapshot_page.note.text(), timeout=WAIT)

@@ -27,10 +27,12 @@ class DestinationPage(QWizardPage):
     def __init__(self, wizard) -> None:
         super().__init__(wizard)
         self.setTitle(self.tr("Where to?"))
+        self.setSubTitle(self.tr("Put the files in a folder of their own, or back where they "
+                                 "came from."))  # fmt: skip
         self.setCommitPage(True)  # Next reads "Restore"; after it there is no going back
 
-        self.elsewhere = QRadioButton(self.tr("In another &folder (nothing already there is "
-                                              "changed, unless it has the same name):"))
+        self.elsewhere = QRadioButton(self.tr("In another &folder (your files where they are "
+                                              "now stay as they are):"))  # fmt: skip
         self.original = QRadioButton(self.tr("Where they &were, in the folders they were "
                                              "backed up from"))  # fmt: skip
         self.folder = QLineEdit(wizard.folder)
@@ -56,6 +58,9 @@ class DestinationPage(QWizardPage):
         self.warning = QLabel()
         self.warning.setWordWrap(True)
         self.warning.setAccessibleName(self.tr("Warning"))
+        bold = self.warning.font()
+        bold.setBold(True)
+        self.warning.setFont(bold)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setAccessibleName(self.tr("What will be restored"))
@@ -106,7 +111,7 @@ class DestinationPage(QWizardPage):
         self.folder.setEnabled(not wizard.in_place)
         self.browse.setEnabled(not wizard.in_place)
         if wizard.in_place and wizard.overwrite:
-            self.warning.setText(self.tr("Changes you made since this backup to these files "
+            self.warning.setText(self.tr("Changes you made to these files since this backup "
                                          "will be lost."))  # fmt: skip
         elif wizard.in_place:
             self.warning.setText(self.tr("Files you changed since this backup stay as they "

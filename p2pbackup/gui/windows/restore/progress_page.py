@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QVBoxLayout,
+    QWizard,
     QWizardPage,
 )
 
@@ -62,17 +63,21 @@ class ProgressPage(QWizardPage):
         self.open_button.clicked.connect(self.open_folder)
         self.open_button.hide()
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.open_button)
-        buttons.addStretch(1)
+        stop = QHBoxLayout()
+        stop.addWidget(self.stop_button)
+        stop.addStretch(1)
+        opened = QHBoxLayout()
+        opened.addWidget(self.open_button)
+        opened.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.bar)
         layout.addWidget(self.counts)
         layout.addWidget(self.speed)
-        layout.addLayout(buttons)
+        layout.addLayout(stop)
         layout.addWidget(self.outcome)
-        layout.addWidget(self.details, 1)
+        layout.addWidget(self.details, 10)  # the room goes to the report, when it shows
+        layout.addLayout(opened)
+        layout.addStretch(1)
 
     def initializePage(self) -> None:
         wizard = self.wizard()
@@ -82,11 +87,15 @@ class ProgressPage(QWizardPage):
             params["in_place"] = True
         else:
             params["to"] = os.path.abspath(os.path.expanduser(wizard.folder))
+        self.setTitle(self.tr("Restoring"))
         self.setSubTitle(self.tr("Getting your files back from your friends…"))
         self.running, self.done, self.stopping = True, False, False
         self.meter = RestoreMeter()
         self.counts.setText(self.tr("Starting…"))
         self.speed.setText("")
+        for widget in (self.counts, self.speed, self.stop_button):
+            widget.show()
+        self.result, self.error = None, None
         self._request = request = Request(wizard.home, "restore", params, self)
         request.message.connect(self._message)
         request.event.connect(self._event)
@@ -119,11 +128,13 @@ class ProgressPage(QWizardPage):
         self.result = result if isinstance(result, dict) else {}
         self.bar.setValue(BAR_STEPS)
         errors_ = self.result.get("errors") or []
-        self.setSubTitle(self.tr("Done.") if not errors_ else self.tr("Done, with problems."))
+        self.setTitle(self.tr("Your files are back") if not errors_
+                      else self.tr("Restored, with problems"))  # fmt: skip
+        self.setSubTitle(self.tr("The restore is done."))
         self.outcome.setText("\n".join(report_lines(self.result)))
         kept = self.result.get("kept_newer") or []
         if kept or errors_:
-            lines = [self.tr("Left as they were (newer on disk):"), *kept] if kept else []
+            lines = [self.tr("Left alone (newer on disk):"), *kept] if kept else []
             lines += [f"{e.get('path')}: {e.get('reason')}" for e in errors_]
             self.details.setPlainText("\n".join(lines))
             self.details.show()
@@ -132,20 +143,26 @@ class ProgressPage(QWizardPage):
     def _failed(self, exc: errors.P2PBackupError) -> None:
         self.error = exc
         if isinstance(exc, errors.JobCancelled):
-            self.setSubTitle(self.tr("Stopped."))
+            self.setTitle(self.tr("Restore stopped"))
+            self.setSubTitle(self.tr("You stopped the restore."))
             self.outcome.setText(self.tr(
-                "The restore was stopped. The files it had finished are in place and whole; "
-                "nothing half-written was left. Restore again to bring back the rest."))
+                "The files it had finished are in place and whole; nothing half-written was "
+                "left. Restore again to bring back the rest."))
             self.open_button.setVisible(self.meter.files > 0 and self.folder() is not None)
         else:
-            self.setSubTitle(self.tr("The restore did not finish."))
+            self.setTitle(self.tr("The restore did not finish"))
+            self.setSubTitle(self.tr("Nothing half-written was left."))
             self.outcome.setText(exc.message)
 
     def _ended(self) -> None:
         self._request = None
         self.running, self.done = False, True
         self.stop_button.hide()
-        self.speed.setText("")
+        self.speed.hide()
+        if self.result is not None:
+            self.counts.hide()  # the report says it, kept files included
+        # Nothing is left to cancel: Close is the one way out.
+        self.wizard().setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, True)
         self.completeChanged.emit()
 
     # -- what the person can do

@@ -35,6 +35,7 @@ class SnapshotPage(QWizardPage):
 
         self.devices = QComboBox()
         self.devices.setAccessibleName(self.tr("Backups of which device"))
+        self.devices.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.device_label = QLabel(self.tr("&Device:"))
         self.device_label.setBuddy(self.devices)
         self.devices.currentIndexChanged.connect(self._device_chosen)
@@ -164,6 +165,12 @@ class SnapshotPage(QWizardPage):
         self.completeChanged.emit()
 
     def _mark_days(self) -> None:
+        # Days without a backup are muted, weekends too (red would read as a warning);
+        # a day with backups is bold, in its device's colour (the text's: several devices).
+        muted = QTextCharFormat()
+        muted.setForeground(QBrush(self.palette().placeholderText().color()))
+        for weekday in Qt.DayOfWeek:
+            self.calendar.setWeekdayTextFormat(weekday, muted)
         self.calendar.setDateTextFormat(QDate(), QTextCharFormat())  # clears every mark
         days = self.model.days()
         for day, devices in days.items():
@@ -173,11 +180,10 @@ class SnapshotPage(QWizardPage):
                                       else self.palette().text().color()))  # fmt: skip
             mark.setToolTip(", ".join(devices))
             self.calendar.setDateTextFormat(QDate(day.year, day.month, day.day), mark)
-        if days:
-            first, last = min(days), max(days)
+        if days:  # from the first backup's month to today (or a backup "from the future")
+            first, last = min(days), max(max(days), date.today())
             self.calendar.setDateRange(QDate(first.year, first.month, 1),
-                                       QDate.currentDate().addDays(0) if last <= date.today()
-                                       else QDate(last.year, last.month, last.day))  # fmt: skip
+                                       QDate(last.year, last.month, last.day))  # fmt: skip
 
     def _dot(self, colour: QColor) -> QIcon:
         pixmap = QPixmap(12, 12)

@@ -17,6 +17,7 @@ from p2pbackup.cli.common import STARTED, add_common, emit, plural
 from p2pbackup.cli.jobs import job_line
 from p2pbackup.cli.runner import call_job, run_job
 from p2pbackup.cli.settings import duration
+from p2pbackup.cli.upkeep import state_lines
 from p2pbackup.core import names
 from p2pbackup.core.names import shown
 from p2pbackup.core.sizes import format_size
@@ -372,6 +373,7 @@ def _status_text(data: dict) -> str:
         ]
         + ([f"checked          {data['checked_at']}"] if data.get("checked_at") else [])
         + _rendezvous_line(data)
+        + state_lines(data.get("upkeep") or {})  # audits, re-placement, retention
         + [f"job {job_line(job).strip()}" for job in data.get("jobs", ())]  # the daemon's
         + [f"unreachable      {line}" for line in _offline_lines(data.get("offline", ()))]
         + (

@@ -10,6 +10,7 @@ import sys
 
 from p2pbackup import __version__
 from p2pbackup.cli import backups, browse, completion, demo, desktop, friends, jobs, settings, setup
+from p2pbackup.cli import upkeep as upkeep_cli
 from p2pbackup.cli.common import add_home, caught
 from p2pbackup.cli.logs import setup_logging
 from p2pbackup.engine.failures import leaves, one_error
@@ -54,6 +55,7 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
     backups.add_parsers(commands)
     browse.add_parsers(commands)
     jobs.add_parsers(commands)  # jobs, cancel, watch: the daemon's
+    upkeep_cli.add_parsers(commands)  # audits, re-placement, retention
     demo.add_parser(commands)
     desktop.add_parser(commands)  # gui
     completion.add_parser(commands, parser)

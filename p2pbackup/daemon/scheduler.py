@@ -106,4 +106,7 @@ class Scheduler:
             return interval
         self.last_error = None
         self._retry = FIRST_RETRY
+        retention = getattr(self._daemon, "retention", None)
+        if retention is not None:  # upkeep's policy, applied after each backup that worked
+            retention.backup_done()
         return interval

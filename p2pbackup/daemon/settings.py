@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from p2pbackup.core import names
 from p2pbackup.core.placement import tolerable_losses
 from p2pbackup.core.sizes import parse_size
-from p2pbackup.daemon import firstrun
+from p2pbackup.daemon import firstrun, upkeep
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, IntegrityError, P2PBackupError, PeerError
@@ -382,6 +382,7 @@ SETTINGS_JOBS: dict[str, Callable[..., Any]] = {
     "rename": rename,
     "unfriend": unfriend,
     "shutdown": shutdown,
+    "upkeep": upkeep.job,  # audits, re-placement, retention: daemon/upkeep.py
     **firstrun.JOBS,
 }
 # Jobs that hold the profile's lock themselves (a node), or need none: no identity yet.

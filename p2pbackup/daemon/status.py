@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from p2pbackup.daemon.jobtable import KEEP_RESULTS
+from p2pbackup.daemon.upkeep import states as upkeep_states
 
 if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
 
 # Jobs after which the daemon checks safety again.
-CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend", "replace"})
+CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend", "replace", "retention"})
 
 
 class Facts:
@@ -66,6 +67,7 @@ def answer(daemon: Daemon) -> dict[str, Any]:
     }
     if (replacer := getattr(daemon, "replacer", None)) is not None:
         out["unseen"] = replacer.unseen()  # friends unseen a day or more (the grace, if less)
+    out["upkeep"] = upkeep_states(daemon)  # audits, re-placement, retention: what each says
     presence = getattr(getattr(daemon, "friends", None), "presence", None)
     if callable(presence):
         _with_presence(out, presence())

@@ -126,6 +126,31 @@ class Restorer:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{target}.p2pbackup-partial-{number}")
 
+    async def text_to_file(
+        self, records: Mapping[bytes, RecordDescriptor], chain: Sequence, size: int, out: str
+    ) -> None:
+        """The text a chain (steps with ``kind`` and ``blob``) rebuilds, written to ``out``
+        as a large file is restored: through temporary files beside it, memory bounded.
+        For repack (engine/repack.py), which turns large chains around."""
+        parts = [f"{out}.part-{number}" for number in range(len(chain))]
+        current: str | None = None
+        try:
+            for part, step in zip(parts, chain, strict=True):
+                if step.kind is StorageKind.FULL:
+                    await self._full_text(records[step.blob.record_id], step.blob, part)
+                else:
+                    assert current is not None  # a chain starts with a full text
+                    await self._apply_delta(records, step.blob, current, part)
+                    os.unlink(current)
+                current = part
+            if current is None or os.path.getsize(current) != size:
+                raise IntegrityError(f"A revision did not rebuild to its {size} bytes.")
+            os.replace(current, out)
+        finally:
+            for part in parts:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part)
+
     async def _apply_delta(
         self, records: Mapping[bytes, RecordDescriptor], blob: BlobRef, base: str, out: str
     ) -> None:

@@ -25,6 +25,7 @@ from p2pbackup.daemon.node import Node, running_node
 from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
 from p2pbackup.daemon.rendezvous import PointLink
 from p2pbackup.daemon.replacer import Replacer
+from p2pbackup.daemon.retention import Retention
 from p2pbackup.daemon.scheduler import Scheduler
 from p2pbackup.daemon.session import session
 from p2pbackup.daemon.settings import SETTINGS_JOBS, run_settings_job
@@ -51,6 +52,7 @@ class Daemon:
         self.friends = node.friends = Friends(node, events=self.publish)
         self.point = PointLink(node, events=self.publish)  # registration and relay slot
         self.auditor = Auditor(self, events=self.publish)  # audits friends, repairs what they lack
+        self.retention = Retention(self, events=self.publish)  # after backups; quota warnings
         self.replacer = Replacer(self, events=self.publish)  # friends unseen, back, quotas
 
     def publish(self, event: ev.Event) -> None:
@@ -116,6 +118,7 @@ class Daemon:
             nursery.start_soon(self.point.run)  # kept up at the rendezvous point, if any
             nursery.start_soon(self.first_check)
             nursery.start_soon(self.auditor.run)
+            nursery.start_soon(self.retention.run)
             nursery.start_soon(self.replacer.run)
             # Findable at the point before "running": a friend's one-shot command started
             # right after must find it there. A point that does not answer delays no more.

@@ -21,6 +21,7 @@ from p2pbackup.core import retention
 from p2pbackup.core.placement import friends_needed, tolerable_losses
 from p2pbackup.core.retention import RetentionPolicy
 from p2pbackup.daemon import auditor, browse
+from p2pbackup.daemon import retention as upkeep_retention
 from p2pbackup.daemon.browse import in_snapshot
 from p2pbackup.daemon.grid import head_friends
 from p2pbackup.daemon.identity import device_name
@@ -30,11 +31,12 @@ from p2pbackup.daemon.session import DEFAULT_K, DEFAULT_N, Session, Snapshot, re
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import Backup, Settings
 from p2pbackup.engine.diskname import to_disk
+from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.holdings import sources_under, store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
-from p2pbackup.engine.repack import repack
+from p2pbackup.engine.repack import RepackBudget, repack
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
@@ -353,6 +355,18 @@ async def forget(
     s.require_friends("forget")
     policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                              keep_yearly)  # fmt: skip
+    return await apply_policy(s, policy, prune=prune, dry_run=dry_run, device=device,
+                              all_devices=all_devices)  # fmt: skip
+
+
+async def apply_policy(
+    s: Session, policy: RetentionPolicy, *, prune: bool = False, dry_run: bool = False,
+    device: str | None = None, all_devices: bool = False,
+    budget: RepackBudget | None = None,
+) -> dict:  # fmt: skip
+    """``forget``'s work, for it and for upkeep's retention (daemon/retention.py), which
+    repacks under ``budget``."""
+    budget = budget or RepackBudget()
     snaps = await s.snapshots()
     listed = {snap.ref.snapshot_id for snap in snaps}
     unreadable = [t for t in (await s.head()).tips if t.snapshot_id not in listed]
@@ -398,14 +412,18 @@ async def forget(
     if prune:
         await trio.to_thread.run_sync(s.state.load_files)  # every folder's, to repack and prune
         settings = s.settings()
+        stores = budget.stores(s.grid.online)  # what the repack reads and sends, metered
         uploader = Uploader(
-            s.keys, s.grid.online, s.state, s.events, k=int(settings.get("k", DEFAULT_K)),
+            s.keys, stores, s.state, s.events, k=int(settings.get("k", DEFAULT_K)),
             n=int(settings.get("n", DEFAULT_N)), survive=1, room=s.grid.room(),
             workers=s.workers,
         )  # fmt: skip
+        fetcher = s.fetcher() if stores is s.grid.online else Fetcher(
+            s.keys, stores, s.events, s.workers)  # fmt: skip
         repacked, rewritten = await repack(
-            s.keys, s.grid.online, s.state, uploader, s.fetcher(),
+            s.keys, s.grid.online, s.state, uploader, fetcher,
             [(snap.ref, snap.manifest) for snap in kept], head_friends(s.node),
+            budget=budget, scratch=s.node.profile.home,  # large texts: beside the profile
         )  # fmt: skip
         kept = [Snapshot(ref, manifest) for ref, manifest in rewritten]
         result["repacked_revisions"] = repacked.revisions
@@ -463,6 +481,7 @@ JOBS = {
     "diff": diff,
     "restore": restore,
     "status": status,
+    "retention": upkeep_retention.apply,  # upkeep's policy, after scheduled backups
     "replace": replace,  # upkeep's, run by daemon/replacer.py
     "audit": auditor.audit,  # upkeep's, run by daemon/auditor.py
 }  # settings, unfriend and first-run jobs: daemon/settings.py

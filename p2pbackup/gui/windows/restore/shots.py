@@ -44,14 +44,14 @@ FOUND = [("Documents/Taxes 2025/tax-return.pdf", "file", 2_400_000, 40),
 def _snapshots() -> list[dict]:
     now = datetime.now().astimezone().replace(second=0, microsecond=0)
     rows = []
-    for days in range(0, 24):  # the laptop daily, at lunch and in the evening
-        for hour in (13, 21) if days % 4 else (13,):
+    for days in range(0, 24):  # the laptop nearly daily, at lunch and in the evening
+        for hour in ((13, 21) if days % 4 else (13,)) if days % 5 != 2 else ():
             when = (now - timedelta(days=days)).replace(hour=hour, minute=5 + days)
             if when <= now:
                 rows.append({"id": f"{days:02d}{hour:02d}" + "a" * 28, "device": "laptop",
                              "time": when.isoformat(), "files": 18_250 - days * 11,
                              "bytes": 38_654_705_664 - days * 90 * MIB})  # fmt: skip
-    for days in range(1, 24, 3):  # the desktop every three days
+    for days in range(2, 24, 3):  # the desktop every three days
         when = (now - timedelta(days=days)).replace(hour=10, minute=30)
         rows.append({"id": f"{days:02d}" + "d" * 30, "device": "desktop", "time": when.isoformat(),
                      "files": 52_000, "bytes": 120 * 1024 * MIB})  # fmt: skip

@@ -12,7 +12,9 @@ import trio
 from p2pbackup.core import erasure
 from p2pbackup.engine.rebuild import REBUILD_SEGMENTS
 from p2pbackup.engine.replace import Replacement
+from p2pbackup.engine.state import BackupState
 from p2pbackup.engine.verify import WHOLE_SHARE, Verifier
+from p2pbackup.storage.statedb import StateDB
 from p2pbackup.storage.store import ShareKey
 from tests.engine.test_verify_streaming import Counting, _backed_up_large
 
@@ -90,3 +92,19 @@ async def test_a_copy_made_for_an_extra_stands_in_for_the_first_friend(grid, tmp
             assert instead_of == "friend1" and now != holder
             assert (rid, index, holder) in grid.state.in_flight()  # its copy: prune's to remove
     assert await _worst(grid) >= 1
+
+
+async def test_extras_are_kept_as_pinned_json_and_a_bad_value_reads_as_none(tmp_path):
+    path = str(tmp_path / "state.sqlite")
+    db = StateDB(path)
+    db.put_extras({(b"\x01" * 32, 2): ("aa" * 32, "bb" * 32)})
+    assert db.meta("extras") == (
+        b'[["' + b"01" * 32 + b'", 2, "' + b"aa" * 32 + b'", "' + b"bb" * 32 + b'"]]'
+    )
+    db.close()
+    assert BackupState(StateDB(path)).extras == {(b"\x01" * 32, 2): ("aa" * 32, "bb" * 32)}
+    for bad in (b"{", b"null", b"[1]", b"[[1, 2]]", b'{"a": 1}', b'[["zz", 1, "a", "b"]]'):
+        db = StateDB(path)
+        db._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("extras", bad))
+        assert db.extras() == {}
+        db.close()

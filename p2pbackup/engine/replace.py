@@ -42,6 +42,8 @@ from p2pbackup.errors import IntegrityError, NoBlockProofs, P2PBackupError, Peer
 from p2pbackup.storage.store import ShareKey, ShareStore, Usage
 
 PROOFS = 3  # shares a returning friend proves before its extras are dropped
+RECORDS_AT_ONCE = 4  # records placed again at the same time
+SAVE_EXTRAS = 64  # records placed again between two writes of the extras
 UNLIMITED = 1 << 62  # room, when working out how much more room would do
 
 
@@ -79,6 +81,8 @@ class Replacement:
         self._room = {f: u.free for f, u in usage.items() if f in stores}
         self._holders: dict[ShareKey, set[str]] = {}
         self._answered: set[str] = set()
+        self._extras: dict[tuple[bytes, int], tuple[str, str]] = {}
+        self._unsaved = 0  # records placed since the extras were last written
         self.outcome = Outcome()
 
     async def run(self, gone: Iterable[str], friends: Iterable[str]) -> Outcome:
@@ -89,15 +93,25 @@ class Replacement:
         answered = set(self._stores) - set(unreachable)
         self._holders = {key: set(who) for key, who in listed.items()}
         self._answered = answered
-        await self._drop_extras(answered, set(friends))
-        await self._place_off(set(gone) - answered)
-        await self._fit_quotas(answered)
+        self._extras = dict(self._state.extras)
+        try:
+            await self._drop_extras(answered, set(friends))
+            await self._place_off(set(gone) - answered)
+            await self._fit_quotas(answered)
+        finally:
+            self._save_extras()
         return self.outcome
+
+    def _save_extras(self) -> None:
+        """Written every SAVE_EXTRAS records and at the end (a run cut short loses only
+        the notes since: those copies stay placed, never dropped, which costs room)."""
+        self._state.put_extras(self._extras)
+        self._unsaved = 0
 
     # ---- friends back: their extras go
 
     async def _drop_extras(self, answered: set[str], friends: set[str]) -> None:
-        extras = dict(self._state.extras)
+        extras = self._extras
         for key, (_, instead_of) in list(extras.items()):
             if instead_of not in friends or key[0] not in self._state.records:
                 del extras[key]  # unfriended, or the record is gone: nothing to drop
@@ -115,7 +129,6 @@ class Replacement:
                 ):
                     continue  # the extra's holder is away: dropped when it is back
                 del extras[(rid, i)]  # dropped, or the friend lost it: the extra is the copy
-        self._state.put_extras(extras)
 
     async def _proves(self, friend: str, shares: list[tuple[bytes, int]]) -> bool:
         """A few of the shares listed prove right: a random block each against the share
@@ -170,9 +183,18 @@ class Replacement:
             for rid, rec in self._state.records.items()
             if any(friend in gone and not self._held(rid, i) for i, friend in rec.placement.items())
         ]
-        for done, rid in enumerate(todo, 1):
-            await self._place_again(rid, off=gone, leaving={})
-            self._events(ev.Progress("replace", done, len(todo)))
+        queue, done = iter(todo), 0
+
+        async def _worker() -> None:
+            nonlocal done
+            for rid in queue:  # shared: each record goes to one worker
+                await self._place_again(rid, off=gone, leaving={})
+                done += 1
+                self._events(ev.Progress("replace", done, len(todo)))
+
+        async with trio.open_nursery() as nursery:  # a few records at once: round trips
+            for _ in range(RECORDS_AT_ONCE):  # overlap, memory stays a few batches each
+                nursery.start_soon(_worker)
 
     def _held(self, rid: bytes, index: int, leaving: str | None = None) -> set[str]:
         return self._holders.get(ShareKey(rid, index), set()) - {leaving}
@@ -206,6 +228,8 @@ class Replacement:
             return True
         candidates = [(i, f) for i, who in self._holders_of(rid, d.n).items() for f in who]
         self._state.sending(rid, targets)  # prune's note, should this stop half way
+        for friend in targets.values():  # promised now: other records are placed meanwhile
+            self._room[friend] -= size
         try:
             made = await rebuild.rebuild(
                 self._stores, d, candidates, targets, self._workers, self._events, CHALLENGES
@@ -213,14 +237,18 @@ class Replacement:
         except IntegrityError as exc:  # too few good shares: a repair's work, not ours
             self._events(ev.FriendTrouble("replace", exc.message))
             self.outcome.damaged += 1
+            made = rebuild.Rebuilt({}, [])
+        for i, friend in targets.items():
+            if i not in made.sent:
+                self._room[friend] += size
+        if not made.challenges:
             return False
         for i, pairs in enumerate(made.challenges):
             self._state.new_challenges(ShareKey(rid, i), pairs)
-        extras = dict(self._state.extras)
+        extras = self._extras
         new = dict(rec.placement)
         new.update(existing)
         for i, friend in made.sent.items():
-            self._room[friend] -= size
             self._holders.setdefault(ShareKey(rid, i), set()).add(friend)
             before = rec.placement.get(i)
             if before in off:
@@ -232,7 +260,9 @@ class Replacement:
                     self._state.sending(rid, {i: before})
             new[i] = friend
         self._state.record_stored(rid, StoredRecord(d, new))
-        self._state.put_extras(extras)
+        self._unsaved += 1
+        if self._unsaved >= SAVE_EXTRAS:
+            self._save_extras()
         self.outcome.records += 1
         self.outcome.shares += len(made.sent)
         whole = len(made.sent) == len(targets)

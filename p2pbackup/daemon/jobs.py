@@ -174,9 +174,15 @@ async def restore(
     to: str | None = None,
     in_place: bool = False,
     force: bool = False,
+    only_missing: bool = False,
 ) -> dict:
+    """``force``: replace files newer on disk too; ``only_missing``: leave every file already
+    on disk alone (the app's "only bring back what is missing")."""
     if (to is None) == (not in_place):
         raise ConfigError("Say where to restore: --to DIR, or --in-place.")
+    if force and only_missing:
+        raise ConfigError("Choose one: replace the files already there (force), or bring back "
+                          "only the missing ones (only_missing).")  # fmt: skip
     s.require_friends("a restore")
     folders = folders_of(s.settings())
     paths = [in_snapshot(path, folders) for path in paths]
@@ -185,19 +191,22 @@ async def restore(
     restorer = Restorer(s.fetcher(), s.events)  # RestoreProgress: files and bytes
     if in_place:
         dest = _in_place(snap, folders_of(s.settings()))
-        report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force)
+        report = await restorer.restore(snap.manifest, dest, paths, keep_newer=not force,
+                                        only_missing=only_missing)  # fmt: skip
     else:
         assert to is not None
         # The same rule as in place: what is newer on disk stays, unless --force.
         report = await restorer.restore(
-            snap.manifest, os.path.abspath(to), paths, keep_newer=not force
-        )
+            snap.manifest, os.path.abspath(to), paths, keep_newer=not force,
+            only_missing=only_missing,
+        )  # fmt: skip
     seconds = time.monotonic() - started
     return {
         "snapshot": snap.id,
         "files": report.files,
         "bytes": report.bytes,
         "kept_newer": report.kept_newer,
+        "kept_existing": report.kept_existing,  # only_missing: already on disk, left alone
         # Files it could not write, each with the disk's reason: the rest were restored.
         "errors": [{"path": path, "reason": reason} for path, reason in sorted(report.errors)],
         "seconds": round(seconds, 3),

@@ -18,7 +18,10 @@ user every other file (docs/decisions.md, "Errors").
 Unless told to overwrite (``keep_newer=False``: ``--force``), a restore never
 replaces what is on disk with an older version: a file or link whose mtime is
 newer than the snapshot's is kept and listed in the report, whether the
-restore goes back in place or ``--to`` a folder (docs/decisions.md).
+restore goes back in place or ``--to`` a folder (docs/decisions.md). Told to
+bring back only what is missing (``only_missing``), it leaves every file and
+link already on disk alone, whatever its time, and lists them in
+``kept_existing``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class RestoreReport:
     bytes: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) not written
     kept_newer: list[str] = field(default_factory=list)  # newer on disk: left alone
+    kept_existing: list[str] = field(default_factory=list)  # on disk (only_missing): left alone
 
 
 async def load_manifest(fetcher: Fetcher, ref: heads.SnapshotRef) -> tuple[Manifest, bytes]:
@@ -204,11 +208,13 @@ class Restorer:
         paths: Sequence[str] = (),
         *,
         keep_newer: bool = False,
+        only_missing: bool = False,
     ) -> RestoreReport:
         """Write the chosen entries under ``dest`` (a folder, or a snapshot path -> disk path
         function for in-place restores). With ``keep_newer``, a file or link on disk that is
         newer than the snapshot's is left alone (and listed in ``kept_newer``), and one that
-        already matches is not rewritten."""
+        already matches is not rewritten. With ``only_missing``, any file or link already
+        on disk is left alone (and listed in ``kept_existing``)."""
         report = RestoreReport()
         target_of = dest if callable(dest) else _under(dest)
         chosen = [e for e in manifest.entries if _selected(e.path, paths)]
@@ -218,9 +224,10 @@ class Restorer:
         self._totals = (len(files), sum(files))
         self._progress(report, last=True)
         async with _batched_writes(report) as batches:
-            await self._write_entries(manifest, chosen, target_of, keep_newer, batches, report)
+            await self._write_entries(manifest, chosen, target_of, (keep_newer, only_missing),
+                                      batches, report)  # fmt: skip
         # Directory times last: writing files into a directory changes its mtime.
-        skip = set(report.kept_newer) | {path for path, _ in report.errors}
+        skip = {*report.kept_newer, *report.kept_existing, *(path for path, _ in report.errors)}
         for entry in reversed(chosen):
             if entry.path in skip:
                 continue
@@ -241,14 +248,18 @@ class Restorer:
         manifest: Manifest,
         chosen: list[Entry],
         target_of: Callable[[str], str],
-        keep_newer: bool,
+        keep: tuple[bool, bool],  # (keep_newer, only_missing)
         batches: _Batches,
         report: RestoreReport,
     ) -> None:
         records = {d.record_id: d for d in manifest.records}  # once, not once per file
         made: set[str] = set()  # parent folders already made: one makedirs per folder
+        keep_newer, only_missing = keep
         for entry in chosen:
             target = target_of(entry.path)
+            if only_missing and entry.type is not EntryType.DIR and os.path.lexists(target):
+                report.kept_existing.append(entry.path)
+                continue
             try:
                 if entry.type is EntryType.DIR:
                     os.makedirs(target, exist_ok=True)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QAbstractButton, QWidget, QWizard
 from p2pbackup import errors
 from p2pbackup.cli.localgrid import LocalGrid
 from p2pbackup.gui.app import App
+from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models.tree import CHECKED, PARTLY
 from p2pbackup.gui.windows.restore import RestoreWizard
 from p2pbackup.gui.windows.restore import progress_page as progress_module
@@ -141,6 +142,50 @@ def test_a_search_finds_a_file_to_tick(qtbot, backed_up):
     page.search.clear()
     qtbot.keyClick(page.search, Qt.Key.Key_Return)
     assert page.stack.currentWidget() is page.view
+
+
+def test_back_in_place_bringing_back_only_what_is_missing(qtbot, backed_up, monkeypatch):
+    grid, docs = backed_up
+    notes, letter = docs / "notes.txt", docs / "letters" / "a.txt"
+    original = letter.read_bytes()
+    letter.unlink()  # lost since the backup
+    notes.write_bytes(b"changed since\n")
+    wizard = _to_files(qtbot, grid, docs)
+    _tick(qtbot, wizard, "Docs")
+    _next(qtbot, wizard)
+    page = wizard.destination_page
+    qtbot.mouseClick(page.original, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.only_missing, Qt.MouseButton.LeftButton)
+    assert wizard.in_place and wizard.only_missing and not wizard.overwrite
+    _next(qtbot, wizard, QWizard.WizardButton.CommitButton)
+    progress = wizard.progress_page
+    try:
+        qtbot.waitUntil(lambda: progress.done, timeout=WAIT)
+        assert progress.error is None, progress.error
+        assert progress.result["files"] == 1
+        assert sorted(progress.result["kept_existing"]) == [
+            "Docs/letters/b.txt", "Docs/notes.txt", "Docs/photo.jpg", "Docs/video/big.bin"]
+        assert letter.read_bytes() == original
+        assert notes.read_bytes() == b"changed since\n"
+        assert "4 files already there, left as they are." in progress.outcome.text()
+    finally:
+        notes.write_bytes(b"notes\n")  # as the backup has it, for the other tests
+    opened = []
+    monkeypatch.setattr(progress_module.QDesktopServices, "openUrl", opened.append)
+    qtbot.mouseClick(progress.open_button, Qt.MouseButton.LeftButton)
+    assert [url.toLocalFile() for url in opened] == [str(docs)]
+
+
+def test_replacing_all_and_only_missing_at_once_is_refused(qtbot, backed_up, tmp_path):
+    grid, _ = backed_up
+    failed = []
+    request = Request(grid.home("laptop"), "restore", {"to": str(tmp_path), "force": True,
+                                                       "only_missing": True})  # fmt: skip
+    request.failed.connect(failed.append)
+    with qtbot.waitSignal(request.finished, timeout=WAIT):
+        request.start()
+    assert isinstance(failed[0], errors.ConfigError)
+    assert not any(tmp_path.iterdir())
 
 
 def _partials(folder: Path) -> list[Path]:

@@ -243,8 +243,10 @@ def test_durations_and_the_report_in_words():
     assert duration_text(600) == "about 10 minutes left"
     assert duration_text(3 * 3600) == "about 3 hours left"
     lines = report_lines({"files": 1, "bytes": 10, "kept_newer": ["Docs/a"],
+                          "kept_existing": ["Docs/c", "Docs/d"],
                           "errors": [{"path": "Docs/b", "reason": "Permission denied"}]})
     assert lines == ["1 file was restored (10 bytes).",
                      "1 file left alone: the copy already there is newer than the "
-                     "backup's.", "1 file could not be written:",
-                     "  Docs/b: Permission denied"]  # fmt: skip
+                     "backup's.", "2 files already there, left as they are.",
+                     "1 file could not be written:", "  Docs/b: Permission denied"]  # fmt: skip
+    assert report_lines({"files": 2, "bytes": 2048}) == ["2 files were restored (2.0 KiB)."]

@@ -113,6 +113,9 @@ def report_lines(result: dict) -> list[str]:
     if kept:
         lines.append(_tr("%1 left alone: the copy already there is newer than the "
                          "backup's.").replace("%1", _count(kept)))  # fmt: skip
+    there = list(result.get("kept_existing") or [])
+    if there:
+        lines.append(_tr("%1 already there, left as they are.").replace("%1", _count(there)))
     errors = list(result.get("errors") or [])
     if errors:
         lines.append(_tr("%1 could not be written:").replace("%1", _count(errors)))

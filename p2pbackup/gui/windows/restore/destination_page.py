@@ -2,7 +2,8 @@
 
 Another folder is the default (nothing of yours is touched); the original place must be
 chosen. Either way a file on disk that is newer than the backup's is kept unless the
-person asks to replace everything: the ``restore`` job's rule (its ``force``).
+person asks to replace everything (the ``restore`` job's ``force``), or to bring back
+only what is missing (its ``only_missing``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class DestinationPage(QWizardPage):
                                              "backed up from"))  # fmt: skip
         self.folder = QLineEdit(wizard.folder)
         self.folder.setAccessibleName(self.tr("Folder to restore into"))
-        self.browse = QPushButton(self.tr("&Browse…"))
+        self.browse = QPushButton(self.tr("Br&owse…"))
         self.browse.clicked.connect(self._browse)
         where = QButtonGroup(self)
         for button in (self.elsewhere, self.original):
@@ -50,8 +51,10 @@ class DestinationPage(QWizardPage):
         self.keep_newer = QRadioButton(self.tr("&Keep files that are newer than the backup's; "
                                                "replace older ones"))  # fmt: skip
         self.replace_all = QRadioButton(self.tr("R&eplace them all with the backup's version"))
+        self.only_missing = QRadioButton(self.tr("Leave &them all as they are: bring back only "
+                                                 "the files that are missing"))  # fmt: skip
         existing = QButtonGroup(self)
-        for button in (self.keep_newer, self.replace_all):
+        for button in (self.keep_newer, self.replace_all, self.only_missing):
             existing.addButton(button)
             button.toggled.connect(self._changed)
         self.keep_newer.setChecked(True)
@@ -78,6 +81,7 @@ class DestinationPage(QWizardPage):
         box = QVBoxLayout(there)
         box.addWidget(self.keep_newer)
         box.addWidget(self.replace_all)
+        box.addWidget(self.only_missing)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(place)
@@ -108,12 +112,13 @@ class DestinationPage(QWizardPage):
         wizard.in_place = self.original.isChecked()
         wizard.folder = self.folder.text().strip()
         wizard.overwrite = self.replace_all.isChecked()
+        wizard.only_missing = self.only_missing.isChecked()
         self.folder.setEnabled(not wizard.in_place)
         self.browse.setEnabled(not wizard.in_place)
         if wizard.in_place and wizard.overwrite:
             self.warning.setText(self.tr("Changes you made to these files since this backup "
                                          "will be lost."))  # fmt: skip
-        elif wizard.in_place:
+        elif wizard.in_place and not wizard.only_missing:
             self.warning.setText(self.tr("Files you changed since this backup stay as they "
                                          "are; older ones are replaced."))  # fmt: skip
         else:

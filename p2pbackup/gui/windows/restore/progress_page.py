@@ -83,6 +83,8 @@ class ProgressPage(QWizardPage):
         wizard = self.wizard()
         params: dict = {"selector": wizard.snap.id, "paths": wizard.selection.paths(),
                         "force": wizard.overwrite}  # fmt: skip
+        if wizard.only_missing:  # sent only when chosen: an older daemon does not know it
+            params["only_missing"] = True
         if wizard.in_place:
             params["in_place"] = True
         else:
@@ -133,8 +135,10 @@ class ProgressPage(QWizardPage):
         self.setSubTitle(self.tr("The restore is done."))
         self.outcome.setText("\n".join(report_lines(self.result)))
         kept = self.result.get("kept_newer") or []
-        if kept or errors_:
+        there = self.result.get("kept_existing") or []
+        if kept or there or errors_:
             lines = [self.tr("Left alone (newer on disk):"), *kept] if kept else []
+            lines += [self.tr("Left alone (already there):"), *there] if there else []
             lines += [f"{e.get('path')}: {e.get('reason')}" for e in errors_]
             self.details.setPlainText("\n".join(lines))
             self.details.show()

@@ -44,6 +44,7 @@ class RestoreWizard(QWizard):
         self.in_place = False
         self.folder = default_folder()
         self.overwrite = False  # replace newer files on disk too (the job's ``force``)
+        self.only_missing = False  # leave every file on disk alone (``only_missing``)
 
         self.setWindowTitle(self.tr("Restore files"))
         self.setAccessibleName(self.tr("Restore files"))

@@ -226,6 +226,7 @@ def test_restore_opens_the_wizard_once_the_service_runs(qtbot, tmp_path):
     assert not app.actions.restore.isEnabled()  # no daemon (yet): nothing to restore from
     app.actions.restore.setEnabled(True)  # as when it runs
     app.actions.restore.trigger()
+    app.actions.restore.trigger()  # the one open is brought forward, not a second one
     wizards = app.window.findChildren(RestoreWizard)
     assert len(wizards) == 1 and wizards[0].isVisible()
     wizards[0].close()

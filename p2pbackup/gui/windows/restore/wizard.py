@@ -77,7 +77,13 @@ class RestoreWizard(QWizard):
 
 
 def open_restore(home: str, folders: list[str] | None, parent: QWidget | None) -> RestoreWizard:
-    """The wizard, shown (not modal: the app goes on while a restore runs)."""
+    """The wizard, shown (not modal: the app goes on while a restore runs); the one already
+    open is brought forward instead, so a second click does not start a second restore."""
+    for wizard in parent.findChildren(RestoreWizard) if parent is not None else ():
+        if wizard.isVisible():
+            wizard.raise_()
+            wizard.activateWindow()
+            return wizard
     wizard = RestoreWizard(home, folders, parent)
     wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     wizard.show()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -117,14 +118,27 @@ class Replacer:
             self._extras_for = await trio.to_thread.run_sync(self._read_extras)
             news = False
             while True:
-                wake_at = await self._round(news)
+                try:
+                    wake_at = await self._round(news)
+                except Exception as exc:  # a bug: to the log; the node friends use serves on
+                    log.error("re-placement's look failed", exc_info=exc)
+                    wake_at = trio.current_time() + LOOK_EVERY
                 self.ready.set()
                 with trio.move_on_at(wake_at):
                     await _news(outbox)
                 news = trio.current_time() < wake_at
 
-    def _read_extras(self) -> set[str]:
-        db = StateDB(self._daemon.node.profile.path("state.sqlite"))
+    def _read_extras(self) -> set[str] | None:
+        """The friends extras stand in for; None when the state cannot be read now (a
+        job holding it, a full disk): the first run with friends online finds out."""
+        path = self._daemon.node.profile.path("state.sqlite")
+        if not os.path.exists(path):
+            return set()  # nothing backed up here yet
+        try:
+            db = StateDB(path)
+        except P2PBackupError as exc:
+            log.warning("re-placement: %s", exc.message)
+            return None
         try:
             return {friend for _, friend in db.extras().values()}
         finally:
@@ -147,7 +161,8 @@ class Replacer:
             if (gone_at := self._gone_after(key, settings.grace)) > now:
                 wake_at = min(wake_at, gone_at)
         gone = {k for k in self._gone_at if self._gone_after(k, settings.grace) <= now}
-        back = (self._extras_for or set()) & online - self._tried_back
+        maybe_back = online if self._extras_for is None else self._extras_for & online
+        back = maybe_back - self._tried_back
         over = self._over_quota(online)
         retry = self._retry_at is not None and (news or now >= self._retry_at)
         if gone - self._placed_off or back or over or retry:

@@ -4,7 +4,8 @@
 (shares over libp2p to friend nodes in separate processes) and ``... backup
 --json`` (backup and restore end to end, against restic where installed), ``... latency
 --json`` (how long each command takes a user, through the daemon and without), ``... gui
---json`` (the app's GUI thread while a backup and a restore run, and its start-up).
+--json`` (the app's GUI thread while a backup and a restore run, and its start-up), ``...
+upkeep --json`` (what audits cost a day, per GB stored at friends; re-placement, repack).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from p2pbackup import runtime
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m p2pbackup.bench")
-    parser.add_argument("suite", choices=["core", "net", "backup", "latency", "gui"])
+    parser.add_argument("suite", choices=["core", "net", "backup", "latency", "gui", "upkeep"])
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--mib", type=int, default=256, help="size of each data set")
     parser.add_argument("--small", type=int, default=10_000, help="backup: small files")
     parser.add_argument("--many", type=int, default=100_000, help="backup: unchanged files")
     parser.add_argument("--calls", type=int, default=30, help="latency: calls per figure")
-    parser.add_argument("--size", default="1G", help="gui: bytes backed up (1G, 64M...)")
+    parser.add_argument("--size", default="1G", help="gui, upkeep: bytes backed up (1G, 64M...)")
     parser.add_argument("--runs", type=int, default=3, help="gui: start-ups timed each way")
     parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's malloc defaults")
     args = parser.parse_args()
@@ -36,6 +37,11 @@ def main() -> None:
         from p2pbackup.bench import latency
 
         figures = latency.run(args.calls)
+    elif args.suite == "upkeep":
+        from p2pbackup.bench import upkeep
+        from p2pbackup.core.sizes import parse_size
+
+        figures = upkeep.run(parse_size(args.size))
     elif args.suite == "gui":
         from p2pbackup.bench import gui
         from p2pbackup.core.sizes import parse_size
@@ -45,7 +51,7 @@ def main() -> None:
         from p2pbackup.bench import backup
 
         figures = backup.run(args.mib * 1024 * 1024, args.small, args.many)
-    if args.suite not in ("backup", "latency", "gui"):
+    if args.suite not in ("backup", "latency", "gui", "upkeep"):
         figures = suite.run(args.mib * 1024 * 1024)
     result = {"suite": args.suite, "mallopt": tuned, **figures}
     if args.json:

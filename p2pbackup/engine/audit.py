@@ -35,7 +35,7 @@ from p2pbackup.core import erasure, merkle
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.engine.rangecheck import check_share
 from p2pbackup.engine.state import BackupState
-from p2pbackup.errors import IntegrityError, NoBlockProofs, PeerError
+from p2pbackup.errors import FormatError, IntegrityError, NoBlockProofs, PeerError
 from p2pbackup.storage.auditlog import FriendAudit
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -110,7 +110,10 @@ async def prove_blocks(store: ShareStore, descriptor: RecordDescriptor, index: i
     NoBlockProofs for a version-1 share, PeerError when it is not there."""
     hashed = erasure.share_size(descriptor.length, descriptor.k) - merkle.HASH_SIZE
     block = secrets.randbelow(merkle.leaf_count(hashed))
-    proofs = await store.prove_blocks(ShareKey(descriptor.record_id, index), [block])
+    try:
+        proofs = await store.prove_blocks(ShareKey(descriptor.record_id, index), [block])
+    except FormatError as exc:  # a friend before PROVE_BLOCKS, or a garbled answer
+        raise NoBlockProofs(f"Friend {store.name} gave no block proof: {exc.message}") from exc
     if len(proofs) != 1:
         raise IntegrityError(f"Friend {store.name} answered {len(proofs)} proofs to one ask.")
     data, path = proofs[0]

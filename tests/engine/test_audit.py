@@ -12,6 +12,7 @@ from p2pbackup.core import erasure
 from p2pbackup.engine.audit import AuditBudget, Auditor
 from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.verify import make_challenges
+from p2pbackup.errors import FormatError
 from p2pbackup.storage.auditlog import AuditLog, FriendAudit
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.store import ShareKey
@@ -176,3 +177,18 @@ async def test_audit_records_are_kept_on_disk(tmp_path):
     assert again.missing == [f"{key.record_id.hex()}:{key.index}"]
     (tmp_path / "audits.json").write_text('{"version": 99, "friends": {}}')
     assert log.load() == {}  # another schema: audits start afresh
+
+
+async def test_a_friend_without_block_proofs_is_read_not_taken_for_damaged():
+    """An older friend answers PROVE_BLOCKS with a bad-request error: its shares are
+    checked in full instead, and none is counted damaged."""
+    state, stores, descriptors = _grid(records=4)
+    auditor = Auditor(descriptors, state, trio.CapacityLimiter(2))
+    store = stores["carol"]
+
+    async def old_friend(key, blocks):
+        raise FormatError("Friend carol: storage protocol: unknown message type 12")
+
+    store.prove_blocks = old_friend
+    result = await auditor.audit(store, FriendAudit(last=-1.0), AuditBudget(1.0, 0.0), 0.0)
+    assert not result.damaged and (result.proved, result.read) == (4, 4)

@@ -36,7 +36,7 @@ from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.holdings import sources_under, store_from_sources, store_manifests
 from p2pbackup.engine.prune import needed_records
 from p2pbackup.engine.prune import prune as prune_records
-from p2pbackup.engine.repack import RepackBudget, repack
+from p2pbackup.engine.repack import Meter, RepackBudget, repack
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.scanner import root_labels
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
@@ -421,14 +421,16 @@ async def apply_policy(
     if prune:
         await trio.to_thread.run_sync(s.state.load_files)  # every folder's, to repack and prune
         settings = s.settings()
-        stores = budget.stores(s.grid.online)  # what the repack reads and sends, metered
+        meter = Meter()  # what the repack reads and sends, counted (and held to the budget)
+        stores = budget.stores(s.grid.online, meter)
         uploader = Uploader(
             s.keys, stores, s.state, s.events, k=int(settings.get("k", DEFAULT_K)),
             n=int(settings.get("n", DEFAULT_N)), survive=1, room=s.grid.room(),
             workers=s.workers,
         )  # fmt: skip
-        fetcher = s.fetcher() if stores is s.grid.online else Fetcher(
-            s.keys, stores, s.events, s.workers)  # fmt: skip
+        away = [s.grid.name(key) for key in s.grid.friends if key not in s.grid.usage]
+        fetcher = Fetcher(s.keys, stores, s.events, s.workers, away)
+        started = time.monotonic()
         repacked, rewritten = await repack(
             s.keys, s.grid.online, s.state, uploader, fetcher,
             [(snap.ref, snap.manifest) for snap in kept], head_friends(s.node),
@@ -437,6 +439,8 @@ async def apply_policy(
         kept = [Snapshot(ref, manifest) for ref, manifest in rewritten]
         result["repacked_revisions"] = repacked.revisions
         result["rewritten_snapshots"] = repacked.snapshots
+        result["repack"] = {"seconds": round(time.monotonic() - started, 3),
+                            "bytes_read": meter.read, "bytes_sent": meter.sent}  # fmt: skip
         needed = needed_records(
             [snap.manifest for snap in kept], [snap.ref.manifest.record_id for snap in kept]
         )

@@ -141,6 +141,7 @@ class Retention:
                 "kept": len(result.get("kept", ())),
                 "repacked_revisions": result.get("repacked_revisions", 0),
                 "removed_shares": result.get("removed_shares", 0),
+                "repack": result.get("repack"),  # seconds, bytes_read, bytes_sent
             }
         self._last = {**self._last, **last}
 

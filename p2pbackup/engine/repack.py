@@ -14,7 +14,7 @@ whatever the file's size.
 
 Upkeep runs it under a ``RepackBudget``: its CPU work (rebuilding, signatures, deltas)
 is followed by enough rest to hold it at a share of one core, and what it reads from
-and sends to friends shares one token bucket.
+and sends to friends shares one token bucket (and is counted: ``Meter``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from p2pbackup.engine.fetcher import Fetcher, RecordCache
 from p2pbackup.engine.headstore import publish
 from p2pbackup.engine.restore import Restorer
 from p2pbackup.engine.state import BackupState, FileState
-from p2pbackup.engine.throttle import Throttle, ThrottledStore
+from p2pbackup.engine.throttle import Throttle
 from p2pbackup.engine.uploader import Uploader, split_segments
 from p2pbackup.errors import IntegrityError
 from p2pbackup.storage.store import ShareKey, ShareStore
@@ -82,29 +82,62 @@ class RepackBudget:
             await trio.sleep(self.rest_after(spent))
         return result
 
-    def stores(self, stores: Mapping[str, ShareStore]) -> Mapping[str, ShareStore]:
-        """``stores`` whose reads and writes share one bucket of ``rate`` bytes a second."""
-        if self.rate is None:
-            return stores
-        bucket = Throttle(self.rate)
-        return {name: _MeteredStore(store, bucket) for name, store in stores.items()}
+    def stores(
+        self, stores: Mapping[str, ShareStore], meter: Meter | None = None
+    ) -> dict[str, ShareStore]:
+        """``stores`` counted into ``meter``, and with a ``rate``, sharing one bucket of
+        that many bytes a second for what they read and write."""
+        bucket = Throttle(self.rate) if self.rate is not None else None
+        meter = meter if meter is not None else Meter()
+        return {name: _MeteredStore(store, bucket, meter) for name, store in stores.items()}
 
 
-class _MeteredStore(ThrottledStore):
-    """A throttled store whose reads are counted against the bucket too."""
+@dataclass
+class Meter:
+    """Share bytes a repack read from friends and sent to them."""
 
-    def __init__(self, store: ShareStore, bucket: Throttle) -> None:
-        super().__init__(store, bucket)
-        self._bucket = bucket
+    read: int = 0
+    sent: int = 0
+
+
+class _MeteredStore:
+    """A store whose reads and writes are counted, and wait for the bucket if there is one;
+    everything else passes through (a wrapper, as engine/throttle.py's)."""
+
+    def __init__(self, store: ShareStore, bucket: Throttle | None, meter: Meter) -> None:
+        self._store, self._bucket, self._meter = store, bucket, meter
+        self.name = store.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def _take(self, size: int) -> None:
+        if self._bucket is not None:
+            await self._bucket.take(size)
+
+    async def put(self, key: ShareKey, share: bytes) -> None:
+        await self._take(len(share))
+        await self._store.put(key, share)
+        self._meter.sent += len(share)
+
+    async def put_part(
+        self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
+    ) -> bool:
+        await self._take(len(piece))
+        taken = await self._store.put_part(key, offset, reserve, last, piece)
+        self._meter.sent += len(piece)
+        return taken
 
     async def get(self, key: ShareKey) -> bytes:
         share = await self._store.get(key)
-        await self._bucket.take(len(share))
+        self._meter.read += len(share)
+        await self._take(len(share))
         return share
 
     async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
         piece = await self._store.get_range(key, offset, length)
-        await self._bucket.take(len(piece))
+        self._meter.read += len(piece)
+        await self._take(len(piece))
         return piece
 
 

@@ -131,6 +131,8 @@ async def test_prune_repacks_a_kept_chain_so_the_old_full_text_goes(tmp_path):
         done = await nodes.run("laptop", "forget", keep_last=2, prune=True)
         assert done["forgotten"] == versions[:1]
         assert done["repacked_revisions"] >= 1 and done["rewritten_snapshots"] == 1
+        # What it read to rebuild the texts and sent as reverse deltas, counted.
+        assert done["repack"]["bytes_read"] > 600_000 and done["repack"]["bytes_sent"] > 0
         held = await _held(nodes, "alice")
         assert old_full not in held  # the old full text is garbage now
         for number, snap in ((1, versions[1]), (2, versions[2])):

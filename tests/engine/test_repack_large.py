@@ -141,12 +141,14 @@ async def test_a_budget_rests_in_proportion_to_cpu_and_meters_reads_and_writes(
     grid = Grid(friends=3)
     await _three_versions(grid, tmp_path, 2 * MIB)
     rate = 2 * MIB  # a second's worth goes at once; the rest waits for the bucket
-    grid.stores = dict(RepackBudget(rate=rate).stores(grid.stores))
+    meter = repacking.Meter()
+    grid.stores = RepackBudget(rate=rate).stores(grid.stores, meter)
     started = trio.current_time()
     report, _ = await _repack(grid, tmp_path, max_text=1 * MIB)
     assert report.revisions == 2
     moved = sum(taken)
-    assert moved > 3 * MIB  # reads count, not only what is sent
+    assert moved == meter.read + meter.sent and meter.sent > 0
+    assert meter.read > 3 * MIB  # reads count, not only what is sent
     assert trio.current_time() - started >= (moved - rate) / rate
 
 

@@ -149,6 +149,7 @@ def render(out: str, with_tray: bool) -> list[str]:
                                state_icon(state).pixmap(size, size))  # fmt: skip
     painter.end()
     save(strip, "tray-icons.png")
+    _activity(save, app, window)  # SHELL
 
     if with_tray and app.tray is not None:
         app.tray.show()
@@ -170,6 +171,46 @@ def render(out: str, with_tray: bool) -> list[str]:
     window.close()
     shutil.rmtree(home, ignore_errors=True)
     return written
+
+
+def _activity(save, app, window) -> None:
+    """The Activity tab with a day of sample news, and the question asked when quitting
+    during a backup (SHELL)."""
+    from p2pbackup.gui.models.activity import entry_of_event
+
+    now = time.time()
+    jobs = [
+        {"id": 1, "name": "backup", "state": "finished", "ended": _iso(now - 5 * 3600)},
+        {"id": 2, "name": "backup", "state": "failed", "ended": _iso(now - 4 * 3600),
+         "error": {"message": "No friend can be reached: Alice, Bob and Carol are offline.",
+                   "kind": "PeerError", "exit_code": 4}},
+        {"id": 3, "name": "backup", "state": "finished", "ended": _iso(now - 3 * 3600)},
+        {"id": 4, "name": "restore", "state": "finished", "ended": _iso(now - 2 * 3600)},
+        {"id": 5, "name": "verify", "state": "failed", "ended": _iso(now - 90 * 60),
+         "error": {"message": "internal error, see the log", "kind": "InternalError",
+                   "exit_code": 1}},
+        {"id": 6, "name": "backup", "state": "running", "started": _iso(now - 60),
+         "progress": {"phase": "sending", "total_bytes": 3 * GIB, "done_bytes": GIB}},
+    ]  # fmt: skip
+    app.activity.set_jobs(jobs)
+    for minutes, event in (
+        (170, {"type": "AuditDone", "name": "Bob", "proved": 64, "missing": 0, "damaged": 0}),
+        (150, {"type": "FriendUnseen", "name": "Carol", "days": 8.2, "last_seen": None}),
+        (140, {"type": "RepairDone", "records": 12, "shares": 24,
+               "why": "Carol away for 8 days"}),
+        (100, {"type": "QuotaNearlyFull", "name": "Bob", "whose": "theirs",
+               "used": 19 * GIB, "quota": 20 * GIB}),
+    ):  # fmt: skip
+        app.activity.add(entry_of_event(event, now - minutes * 60))
+    window.tabs.setCurrentWidget(window.activity)
+    save(window.grab, "main-activity.png")
+    app.model.jobs[6] = {"name": "backup", "state": "running"}
+    box = app._quit_question("backup")
+    box.show()
+    save(box.grab, "quit-during-backup.png")
+    box.hide()
+    app.model.jobs.clear()
+    window.tabs.setCurrentWidget(window.overview)
 
 
 def _under_xvfb(argv: list[str]) -> int:

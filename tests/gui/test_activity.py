@@ -39,10 +39,10 @@ def test_jobs_become_rows_newest_first_and_only_those_a_person_cares_about():
     rows = [(model.index(r, Column.WHAT).data(), model.index(r, Column.TEXT).data())
             for r in range(model.rowCount())]  # fmt: skip
     assert rows == [
-        ("Backup", "Backup running… 1.0 MiB of 4.0 MiB"),
-        ("Restore", "Restore finished."),
-        ("Backup", "Backup failed: p2pbackup ran into a problem of its own. Open the log for "
-                   "the details, and please report it."),
+        ("Backup", "Running… 1.0 MiB of 4.0 MiB"),
+        ("Restore", "Finished."),
+        ("Backup", "Failed: p2pbackup ran into a problem of its own. Open the log for the "
+                   "details, and please report it."),
     ]  # status is not news; a bug's message (a path, "internal error") is not shown as is
     assert [e.severity for e in model.entries()] == [Severity.RUNNING, Severity.DONE,
                                                      Severity.FAILED]
@@ -55,8 +55,8 @@ def test_failures_are_worded_by_their_kind_never_by_their_words():
     odd = {"message": "internal error, see the log", "kind": "StorageError", "exit_code": 5}
     assert failure_words(odd) == "internal error, see the log"
     assert failure_words(None).startswith("It failed without saying why")
-    assert entry_of_job({"id": 9, "name": "verify", "state": "cancelled"}).text == (
-        "Check was stopped before it finished.")
+    cancelled = entry_of_job({"id": 9, "name": "verify", "state": "cancelled"})
+    assert (cancelled.what, cancelled.text) == ("Check", "Stopped before it finished.")
 
 
 def test_live_events_start_progress_and_finish_a_row():
@@ -64,14 +64,14 @@ def test_live_events_start_progress_and_finish_a_row():
     model.feed({"type": "JobQueued", "job": 7, "name": "backup", "source": "client"})
     assert model.rowCount() == 0
     model.feed({"type": "JobStarted", "job": 7, "name": "backup"}, 7)
-    assert model.entries()[0].text == "Backup running…"
+    assert model.entries()[0].text == "Running…"
     model.feed({"type": "JobProgress", "job": 7, "phase": "sending", "total_bytes": 2 << 30,
                 "done_bytes": 1 << 30}, 7)  # fmt: skip
-    assert model.entries()[0].text == "Backup running… 1.0 GiB of 2.0 GiB"
+    assert model.entries()[0].text == "Running… 1.0 GiB of 2.0 GiB"
     model.feed({"type": "JobFinished", "job": 7, "name": "backup", "state": "failed",
                 "error": "No friend can be reached.", "seconds": 3.0}, 7)  # fmt: skip
     assert model.rowCount() == 1
-    assert model.entries()[0].text == "Backup failed: No friend can be reached."
+    assert model.entries()[0].text == "Failed: No friend can be reached."
     assert model.entries()[0].severity is Severity.FAILED
     model.feed({"type": "JobStarted", "job": 8, "name": "ls"}, 8)  # browsing: not news
     assert model.rowCount() == 1
@@ -115,7 +115,8 @@ def test_a_daemon_that_stops_leaves_its_jobs_as_history():
     model.set_jobs(JOBS)
     model.daemon_gone()
     entries = model.entries()
-    assert entries[0].text == "Backup stopped when the backup service stopped."
+    assert (entries[0].what, entries[0].text) == ("Backup",
+                                                  "Stopped when the backup service stopped.")
     assert entries[0].severity is Severity.FAILED
     model.set_jobs([{**JOBS[2], "id": 1}])  # a new daemon counts from 1 again
     assert model.rowCount() == 4  # the old daemon's rows stay

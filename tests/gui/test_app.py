@@ -161,8 +161,8 @@ def test_back_up_from_the_tray_menu(qtbot, grid, tmp_path):
     menu = {a.text(): a for a in app.tray.menu.actions()}
     menu["&Back up now"].trigger()
     # The job runs (the activity shows it), then a snapshot is there.
-    qtbot.waitUntil(lambda: any(e.text == "Backup finished." for e in app.activity.entries()),
-                    timeout=WAIT * 3)  # fmt: skip
+    qtbot.waitUntil(lambda: any(e.what == "Backup" and e.text == "Finished."
+                                for e in app.activity.entries()), timeout=WAIT * 3)  # fmt: skip
     assert app.notifier.told[-1].title == "Backup finished"  # asked by a person: told
     snapshots = grid.cli("laptop", "snapshots")
     assert len(snapshots) == 1 and snapshots[0]["files"] == 1

@@ -92,17 +92,15 @@ def _moment(iso: object) -> float | None:
 
 
 def _outcome(name: str, state: str, error: dict | str | None, progress: dict | None) -> tuple:
-    """(text, severity) of a job in ``state``."""
-    word = job_word(name)
+    """(text, severity) of a job in ``state``; the row's What column names the job."""
     if state in ("queued", "running"):
-        text = _tr("%1 is waiting for another job.") if state == "queued" else _tr("%1 running…")
-        return text.replace("%1", word) + _progress_words(progress), Severity.RUNNING
+        text = _tr("Waiting for another job to end.") if state == "queued" else _tr("Running…")
+        return text + _progress_words(progress), Severity.RUNNING
     if state == "finished":
-        return _tr("%1 finished.").replace("%1", word), Severity.DONE
+        return _tr("Finished."), Severity.DONE
     if state == "cancelled":
-        return _tr("%1 was stopped before it finished.").replace("%1", word), Severity.WARNING
-    return (_tr("%1 failed: %2").replace("%1", word).replace("%2", failure_words(error)),
-            Severity.FAILED)  # fmt: skip
+        return _tr("Stopped before it finished."), Severity.WARNING
+    return _tr("Failed: %1").replace("%1", failure_words(error)), Severity.FAILED
 
 
 def _progress_words(progress: dict | None) -> str:
@@ -220,13 +218,20 @@ class ActivityModel(QAbstractTableModel):
                 self._jobs[entry.job] = entry
         self._rebuild()
 
+    def add(self, entry: Entry | None) -> None:
+        """One row of news told at its own time (``entry_of_event``)."""
+        if entry is not None:
+            self._news.append(entry)
+            del self._news[:-MAX_ROWS]
+            self._rebuild()
+
     def daemon_gone(self) -> None:
         """The daemon stopped: its jobs' rows become history (the next daemon counts ids
         from 1 again), and what was still running is said to have stopped with it."""
         for entry in self._jobs.values():
             if entry.severity is Severity.RUNNING:
-                entry = replace(entry, when=time.time(), severity=Severity.FAILED, text=_tr(
-                    "%1 stopped when the backup service stopped.").replace("%1", entry.what))
+                entry = replace(entry, when=time.time(), severity=Severity.FAILED,
+                                text=_tr("Stopped when the backup service stopped."))
             self._news.append(replace(entry, job=None))
         self._jobs.clear()
         del self._news[:-MAX_ROWS]
@@ -253,10 +258,8 @@ class ActivityModel(QAbstractTableModel):
                     self._rows[row] = self._jobs[ident]
                     self.dataChanged.emit(self.index(row, Column.TEXT),
                                           self.index(row, Column.TEXT))  # fmt: skip
-        elif (entry := entry_of_event(event)) is not None:
-            self._news.append(entry)
-            del self._news[:-MAX_ROWS]
-            self._rebuild()
+        else:
+            self.add(entry_of_event(event))
 
     def _rebuild(self) -> None:
         rows = sorted([*self._jobs.values(), *self._news], key=lambda e: -e.when)[:MAX_ROWS]

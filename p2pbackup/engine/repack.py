@@ -286,12 +286,16 @@ async def repack(
                 if not plan:
                     continue
                 converted: dict[bytes, tuple[BlobRef, int]] = {}
+                held: dict[bytes, bytes] = {}  # the last text: the next pair's base
                 for rev_id, base in plan:
                     if on_disk is not None:
                         converted[rev_id] = await on_disk.reverse_delta(new, rev_id, base)
                         continue
-                    base_text = await texts.text(new, base)
+                    base_text = held.pop(base, None)
+                    if base_text is None:
+                        base_text = await texts.text(new, base)
                     rev_text = await texts.text(new, rev_id)
+                    held = {rev_id: rev_text}
                     delta = await budget.work(_reverse_delta, base_text, rev_text)
                     rid = record_id(keys.record_id_key, Kind.REVERSE, delta)
                     descriptors[rid] = await uploader.store(Kind.REVERSE, rid,

@@ -4,7 +4,7 @@ display is available).
 The command line never imports Qt unless the app is asked for: every other command
 starts without it (PySide6 alone takes a few hundred milliseconds to load). The app is
 loaded by name, ``p2pbackup.gui.app``, because the CLI and the GUI are sibling layers
-that do not import each other (docs/decisions.md, "The gui command").
+that do not import each other (docs/decisions.md, "The app's shell").
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
 from p2pbackup.gui.notify import BURST, QUIET, Gate, note_for
 
 FAILED = {"type": "JobFinished", "job": 4, "name": "backup", "state": "failed",
@@ -64,3 +72,62 @@ def test_a_burst_is_cut_short():
     told = [gate.admit(note, now=float(i)) for i, note in enumerate(notes)]
     assert told == [True] * BURST + [False] * (len(notes) - BURST)
     assert gate.admit(note_for({**UNSEEN, "owner_id": "zz"}), now=100.0)
+
+
+STAND_IN = """
+import json, sys
+from PySide6.QtCore import QTimer
+from PySide6.QtDBus import QDBusConnection, QDBusVirtualObject
+from PySide6.QtWidgets import QApplication
+from p2pbackup.gui.notify import Note, Notifier
+XML = ('<interface name="org.freedesktop.Notifications"><method name="Notify">'
+       + ''.join(f'<arg type="{t}" direction="in"/>' for t in
+                 ["s", "u", "s", "s", "s", "as", "a{sv}", "i"])
+       + '<arg type="u" direction="out"/></method></interface>')
+qt = QApplication([])
+calls = []
+class StandIn(QDBusVirtualObject):
+    def introspect(self, path):
+        return XML if "--no-introspection" not in sys.argv else ""
+    def handleMessage(self, message, connection):
+        if message.member() != "Notify":
+            return False
+        arguments = message.arguments()
+        calls.append({"signature": message.signature(), "replaces": arguments[1],
+                      "title": arguments[3], "body": arguments[4]})
+        connection.send(message.createReply([41 + len(calls)]))
+        if len(calls) == 2:
+            QTimer.singleShot(0, qt.quit)
+        return True
+bus = QDBusConnection.sessionBus()
+stand_in = StandIn()
+bus.registerVirtualObject("/org/freedesktop/Notifications", stand_in)
+bus.registerService("org.freedesktop.Notifications")
+notifier = Notifier()
+failed = Note("backup-failed", "backup", "Backup failed", "Bob & Carol are away", True)
+notifier.offer(failed)
+QTimer.singleShot(1500, lambda: notifier.gate._told.clear() or notifier.offer(failed))
+QTimer.singleShot(10000, qt.quit)
+qt.exec()
+print(json.dumps(calls))
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("dbus-run-session") and shutil.which("gdbus")),
+                    reason="needs dbus-run-session and gdbus")  # fmt: skip
+@pytest.mark.parametrize("introspection", [True, False])
+def test_a_note_reaches_the_desktop_service_with_the_right_types(tmp_path, introspection):
+    """On a private session bus, a stand-in notification service gets Notify with the
+    signature GNOME Shell checks (also from a service that does not describe itself:
+    the arguments are typed), and the second note of a key replaces the first."""
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.getcwd()}
+    flags = [] if introspection else ["--no-introspection"]
+    done = subprocess.run(["dbus-run-session", "--", sys.executable, str(script), *flags],
+                          capture_output=True, text=True, env=env, timeout=30)  # fmt: skip
+    calls = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [c["signature"] for c in calls] == ["susssasa{sv}i"] * 2, done.stderr
+    assert [c["replaces"] for c in calls] == [0, 42]  # the service's id for that key
+    assert calls[0]["title"] == "Backup failed"
+    assert calls[0]["body"] == "Bob &amp; Carol are away"  # bodies may carry markup

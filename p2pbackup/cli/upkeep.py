@@ -75,21 +75,61 @@ def upkeep_text(data: dict) -> str:
 def state_lines(data: dict[str, Any]) -> list[str]:
     """What each upkeep part of the daemon says (``status`` shows these too)."""
     lines = []
-    for name in ("auditor", "replacer", "retention"):
+    for name, told in (("auditor", _audits), ("replacer", _replacement), ("retention", _kept)):
         state = data.get(name)
-        if not isinstance(state, dict):
-            continue
-        told = [f"{key.replace('_', ' ')} {_value(value)}" for key, value in state.items()
-                if value not in (None, [], {})]  # fmt: skip
-        lines.append(f"{name:<16} {'; '.join(told) or 'nothing yet'}")
+        if isinstance(state, dict):
+            lines += [f"{title:<16} {text}" for title, text in told(state)]
     return lines
 
 
-def _value(value: object) -> str:
-    if isinstance(value, float) and value > 1e9:  # a Unix time
-        return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_value(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
+def _when(value: object) -> str:
+    """An ISO time from the daemon, as a person reads it: 2026-12-05 16:40."""
+    if not isinstance(value, str):
+        return "never"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return value
+
+
+def _audits(state: dict) -> list[tuple[str, str]]:
+    out = [
+        ("last audits", f"{row['name']} {_when(row.get('last_audit'))}: {row.get('proved', 0)} "
+         f"proved, {row.get('missing', 0)} missing, {row.get('damaged', 0)} damaged")
+        for row in state.get("friends") or ()
+    ]  # fmt: skip
+    if state.get("last_error"):
+        out.append(("audit trouble", state["last_error"]))
+    return out
+
+
+def _replacement(state: dict) -> list[tuple[str, str]]:
+    out = [("friends unseen", state["unseen"])] if state.get("unseen") else []
+    if state.get("extras"):
+        out.append(("extra copies", f"{state['extras']} standing in for friends away"))
+    for key in ("advice", "last_error"):
+        if state.get(key):
+            out.append(("upkeep needs" if key == "advice" else "re-placement", state[key]))
+    return out
+
+
+def _kept(state: dict) -> list[tuple[str, str]]:
+    out = []
+    if state.get("last_run"):
+        text = (f"{_when(state['last_run'])}: forgot {state.get('forgotten', 0)}, kept "
+                f"{state.get('kept', 0)}, repacked {state.get('repacked_revisions', 0)} "
+                f"revision(s), removed {state.get('removed_shares', 0)} share(s)")  # fmt: skip
+        repack = state.get("repack")
+        if repack:
+            text += (f"; repack {repack['seconds']:g} s, read {format_size(repack['bytes_read'])}"
+                     f", sent {format_size(repack['bytes_sent'])}")  # fmt: skip
+        out.append(("last retention", text))
+    if state.get("last_error"):
+        out.append(("retention failed", state["last_error"]))
+    for quota in state.get("quotas_nearly_full") or ():
+        used, size = format_size(quota["used"]), format_size(quota["quota"])
+        if quota["whose"] == "theirs":
+            out.append(("nearly full", f"{quota['name']} gives you {size}: {used} used"))
+        else:
+            out.append(("nearly full", f"you give {quota['name']} {size}: {used} used"))
+    return out

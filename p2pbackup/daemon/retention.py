@@ -16,7 +16,7 @@ It also watches quotas (daemon/quotas.py) between backups.
 from __future__ import annotations
 
 import logging
-import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -134,7 +134,8 @@ class Retention:
         return result
 
     def _finished(self, result: dict | None = None, error: str | None = None) -> None:
-        last = {"last_run": time.time(), "last_error": error}
+        now = datetime.now().astimezone().isoformat(timespec="seconds")
+        last = {"last_run": now, "last_error": error}
         if result is not None:
             last |= {
                 "forgotten": len(result.get("forgotten", ())),

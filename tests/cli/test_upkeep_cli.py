@@ -81,6 +81,8 @@ def test_after_a_scheduled_backup_the_daemon_applies_retention(paired, tmp_path)
     assert len(left) == 1 and first not in left  # one hour's newest: the scheduled one
     state = grid.cli("laptop", "status")["upkeep"]["retention"]
     assert state["forgotten"] == 1 and state["removed_shares"] > 0 and not state["last_error"]
+    text = grid.command("laptop", "status").communicate(timeout=60)[0]
+    assert "last retention" in text and "forgot 1, kept 1" in text
     jobs = grid.cli("laptop", "jobs")
     assert [(j["name"], j["source"]) for j in jobs if j["name"] == "retention"] == [
         ("retention", "upkeep")

@@ -165,9 +165,12 @@ class FilesPage(QWizardPage):
                                          {"selector": self._for, "pattern": pattern}, self)
         request.result.connect(lambda page: self._show_found(found, page))
         request.failed.connect(lambda exc: self.note.setText(exc.message))
-        request.finished.connect(lambda: setattr(self, "_search", None)
-                                 if self._search is request else None)  # fmt: skip
+        request.finished.connect(lambda: self._search_ended(request))
         request.start()
+
+    def _search_ended(self, request: Request) -> None:
+        if self._search is request:  # not a newer search's
+            self._search = None
 
     def _show_found(self, found: FoundModel, page: dict) -> None:
         found.set_found(page)

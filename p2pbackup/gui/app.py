@@ -61,8 +61,7 @@ class App(QObject):
         a.pause.triggered.connect(self._pause_or_resume)
         a.invite.triggered.connect(lambda: invite.open_invite(home, self.window))
         a.accept.triggered.connect(lambda: accept.open_accept(home, self.window))
-        a.restore.triggered.connect(lambda: restore.open_restore(
-            home, (self.model.status or {}).get("folders"), self.window))  # RESTORE
+        a.restore.triggered.connect(self._open_restore)
         self.model.changed.connect(self._follow_model)
         if self.tray is not None:
             self.tray.activated.connect(self.window.bring_forward)
@@ -154,6 +153,11 @@ class App(QObject):
             self.notifier.offer(Note("service", "service", self.tr("p2pbackup"), problem, True),
                                 self.visible())  # fmt: skip
         self._told = problem
+
+    def _open_restore(self) -> None:
+        wizard = restore.open_restore(self.home, (self.model.status or {}).get("folders"),
+                                      self.window)  # fmt: skip
+        wizard.setProperty("shows", "restore")  # its last page tells how the restore ended
 
     def visible(self) -> frozenset[str]:
         """What a person sees now, so a note does not repeat it: the main window, when it

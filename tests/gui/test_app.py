@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 
+from PySide6.QtWidgets import QApplication
+
 from p2pbackup.gui.app import App, main
 from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models.friends import QUOTA_ROLE, Column
@@ -194,3 +196,19 @@ def test_quitting_during_a_restore_of_our_own_daemon_says_it_stops(qtbot, grid):
     app.model.jobs.clear()
     with qtbot.waitSignal(app.finished, timeout=WAIT + 2000):
         app._quit_yes.click()
+
+
+def test_no_note_repeats_what_a_window_shows(qtbot, tmp_path):
+    app = App(str(tmp_path), tray=False)  # no daemon needed: what is on screen
+    qtbot.addWidget(app.window)
+    restored = {"type": "JobFinished", "job": 2, "name": "restore", "state": "finished"}
+    app.actions.restore.setEnabled(True)
+    app.actions.restore.trigger()  # the wizard shows how its restore ends
+    assert "restore" in app.visible()
+    app._news(restored)
+    assert app.notifier.told == []
+    for widget in QApplication.topLevelWidgets():
+        if widget.property("shows") == "restore":
+            widget.close()
+    app._news({**restored, "job": 3})
+    assert [note.title for note in app.notifier.told] == ["Restore finished"]

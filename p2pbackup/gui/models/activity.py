@@ -253,11 +253,12 @@ class ActivityModel(QAbstractTableModel):
             if old.severity is Severity.RUNNING:
                 text, _ = _outcome(old.name, "running", None, event)
                 if text != old.text:
-                    self._jobs[ident] = replace(old, text=text)
-                    row = self._rows.index(old)
-                    self._rows[row] = self._jobs[ident]
-                    self.dataChanged.emit(self.index(row, Column.TEXT),
-                                          self.index(row, Column.TEXT))  # fmt: skip
+                    self._jobs[ident] = new = replace(old, text=text)
+                    if old in self._rows:  # (not when 500 newer rows pushed it out)
+                        row = self._rows.index(old)
+                        self._rows[row] = new
+                        self.dataChanged.emit(self.index(row, Column.TEXT),
+                                              self.index(row, Column.TEXT))  # fmt: skip
         else:
             self.add(entry_of_event(event))
 

@@ -55,7 +55,18 @@ def test_upkeep_shows_and_changes_settings_and_refuses_bad_values_whole(tmp_path
         assert "retention        keep 24 hourly, 3 daily, 4 weekly, 12 monthly" in text
 
 
-def test_after_a_scheduled_backup_the_daemon_applies_retention(paired, tmp_path):
+def _quota_events(seen, until: str) -> list[dict]:
+    """The QuotaNearlyFull events ``watch`` told before the job ``until`` finished."""
+    told = []
+    while True:
+        event = json.loads(seen.get(timeout=60)).get("event", {})
+        if event.get("type") == "QuotaNearlyFull":
+            told.append(event)
+        if event.get("type") == "JobFinished" and event["name"] == until:
+            return told
+
+
+def test_by_itself_retention_after_a_scheduled_backup_and_quota_warnings_once(paired, tmp_path):
     grid = paired
     docs = make_tree(tmp_path)
     grid.cli("laptop", "folders", "add", docs)
@@ -87,3 +98,20 @@ def test_after_a_scheduled_backup_the_daemon_applies_retention(paired, tmp_path)
     assert [(j["name"], j["source"]) for j in jobs if j["name"] == "retention"] == [
         ("retention", "upkeep")
     ]
+
+    # Alice gives the laptop a little more than it keeps there: the line is crossed when
+    # quota_warn falls under what is used, and told once, not again while it stays over.
+    kept = {f["name"]: f for f in grid.cli("alice", "friends")}["laptop"]["i_store_for_them"]
+    grid.cli("alice", "quota", "laptop", str(kept * 5 // 4))  # 80 % used
+    watch = grid.command("alice", "watch", "--json")
+    seen = _lines(watch)
+    assert "watching" in json.loads(seen.get(timeout=10))
+    told = []
+    for line in ("95%", "50%", "60%", "95%", "70%"):  # under, over, still over, under, over
+        grid.cli("alice", "upkeep", "--quota-warn", line)
+        told.append([(e["name"], e["whose"]) for e in _quota_events(seen, "upkeep")])
+    watch.send_signal(signal.SIGINT)
+    watch.wait(timeout=15)
+    assert told == [[], [("laptop", "mine")], [], [], [("laptop", "mine")]]
+    nearly = grid.cli("alice", "status")["upkeep"]["retention"]["quotas_nearly_full"]
+    assert [(q["name"], q["whose"], q["used"]) for q in nearly] == [("laptop", "mine", kept)]

@@ -11,7 +11,7 @@ import trio
 from p2pbackup.core import erasure
 from p2pbackup.engine.audit import AuditBudget, Auditor
 from p2pbackup.engine.state import BackupState, StoredRecord
-from p2pbackup.engine.verify import make_challenges
+from p2pbackup.engine.verify import Verifier, make_challenges
 from p2pbackup.errors import FormatError
 from p2pbackup.storage.auditlog import AuditLog, FriendAudit
 from p2pbackup.storage.memorystore import MemoryShareStore
@@ -192,3 +192,19 @@ async def test_a_friend_without_block_proofs_is_read_not_taken_for_damaged():
     store.prove_blocks = old_friend
     result = await auditor.audit(store, FriendAudit(last=-1.0), AuditBudget(1.0, 0.0), 0.0)
     assert not result.damaged and (result.proved, result.read) == (4, 4)
+
+
+@pytest.mark.parametrize("size", [200_000, 3 << 20])  # repaired whole; by segments (rebuild)
+async def test_an_old_record_is_repaired_in_its_own_format(size):
+    """A record stored before block trees: its lost share is made again as version 1,
+    byte for byte, so the descriptor in the old manifest still names it."""
+    state, stores, descriptors = _grid(records=1, version=erasure.FLAT_VERSION, size=size)
+    (d,) = descriptors.values()
+    lost = ShareKey(d.record_id, 2)
+    original = stores["carol"]._store._shares.pop(lost)
+    verifier = Verifier({n: s._store for n, s in stores.items()}, state, lambda e: None,
+                        trio.CapacityLimiter(2))  # fmt: skip
+    report = await verifier.verify([d], read_data=False)
+    await verifier.repair(report, {name: 1 << 30 for name in FRIENDS})
+    holder = state.records[d.record_id].placement[2]
+    assert stores[holder]._store._shares[lost] == original

@@ -12,7 +12,10 @@ A share of format version 2 is proved by one block at a random offset with its s
 hashes (``PROVE_BLOCKS``), checked against the share hash the owner holds in the
 record's descriptor: no share data is kept at the owner, a recovered device audits
 as well, and a friend must keep every byte to answer for any block. A version-1
-share is proved by a precomputed pair (``verify``), or, with none left, read in full.
+share is proved by a precomputed pair (``verify``); with none left (or from a friend
+without block proofs) it waits to be read in full, within ``OLD_READ`` of the bytes
+the friend keeps for me a day (reading every such share weekly would move far more
+than audits may), and is counted unproven meanwhile.
 Besides, ``audit_read`` of the bytes proved is earned as credit for reading a
 random share in full and checking its hash (``rangecheck``): disks that rot under a
 friend are found even where proofs would not look.
@@ -44,6 +47,13 @@ SEED_SIZE = 16
 _FRAME = 10  # a frame's header: what every request and answer carries besides its body
 _KEY = 33  # a share's key on the wire (record id, index)
 _READ = 1 << 20  # rangecheck's reads, for counting the bytes of a full read
+OLD_READ = 0.003  # of the bytes a friend keeps for me, a day: full reads of shares no
+# proof covers (version 1 with its pairs spent): with audits, under 0.5 % a day
+DAY = 86400.0
+
+
+class _NoProof(Exception):
+    """A share nothing proves without reading it in full."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class AuditBudget:
 
     every: float  # seconds in which every share is proved at least once
     read: float  # the part of the bytes proved that is also read in full
+    old: float = OLD_READ  # the part of the friend's bytes a day read for unproven shares
 
 
 @dataclass
@@ -154,6 +165,7 @@ class Auditor:
         todo = slice_of(record, mine, elapsed / budget.every if budget.every > 0 else 1.0)
         proved: list[ShareKey] = []
         gone: list[ShareKey] = []  # listed, then not there: missing, or the friend away
+        waiting: list[ShareKey] = []  # nothing proves them but a full read
 
         async def _one(key: ShareKey, limit: trio.CapacityLimiter) -> None:
             async with limit:
@@ -164,6 +176,9 @@ class Auditor:
                     return
                 except PeerError:
                     gone.append(key)
+                    return
+                except _NoProof:
+                    waiting.append(key)
                     return
             proved.append(key)
 
@@ -176,8 +191,11 @@ class Auditor:
             result.missing |= {k for k in gone if k not in again}
         result.proved = len(proved)
         await self._read_some(store, record, budget, proved, result)
+        held_bytes = sum(self._share_size(k) for k in mine)
+        await self._read_waiting(store, record, budget.old * held_bytes * elapsed / DAY,
+                                 waiting, result)  # fmt: skip
         record.last = now
-        record.proved, record.read = result.proved, result.read
+        record.proved, record.read, record.unproven = result.proved, result.read, result.unproven
         record.missing = sorted(key_text(k) for k in result.missing)
         record.damaged = sorted(key_text(k) for k in result.damaged)
         return result
@@ -197,9 +215,8 @@ class Auditor:
         except NoBlockProofs:
             result.received += _FRAME + 64
         challenge = self._state.next_challenge(key) if self._state is not None else None
-        if challenge is None:  # a version-1 share with no pair left: its bytes, in full
-            await self._read(store, key, result)
-            return
+        if challenge is None:
+            raise _NoProof()
         nonce, answer = challenge
         result.sent += _FRAME + _KEY + 1 + len(nonce)
         result.received += _FRAME + 32
@@ -244,6 +261,37 @@ class Auditor:
                 result.proved -= 1
             except PeerError:
                 pass  # away now; its proof stands
+
+    async def _read_waiting(
+        self,
+        store: ShareStore,
+        record: FriendAudit,
+        earned: float,
+        waiting: list[ShareKey],
+        result: AuditResult,
+    ) -> None:
+        """Read in full the shares nothing else proves, as far as their own credit goes
+        (``earned`` this audit, kept between audits); the rest stay unproven."""
+        sizes = {k: self._share_size(k) for k in waiting}
+        # Kept between audits up to two shares' worth: enough for the largest to come up.
+        record.old_credit = min(record.old_credit + earned,
+                                earned + 2.0 * max(sizes.values(), default=0) + 1)  # fmt: skip
+        order = list(waiting)
+        secrets.SystemRandom().shuffle(order)
+        for key in order:
+            if sizes[key] > record.old_credit:
+                result.unproven += 1
+                continue
+            record.old_credit -= sizes[key]
+            try:
+                await self._read(store, key, result)
+            except IntegrityError:
+                result.damaged.add(key)
+                continue
+            except PeerError:
+                result.unproven += 1  # away now
+                continue
+            result.proved += 1
 
     def _share_size(self, key: ShareKey) -> int:
         d = self._descriptors[key.record_id]

@@ -11,9 +11,11 @@ Layout (JSON)::
 
     {"version": 1,
      "friends": {"<friend key>": {"last": unix time | null, "proved": int, "read": int,
+                                  "unproven": int,
                                   "missing": ["<record id hex>:<index>", ...],
                                   "damaged": [...], "seed": "<hex>", "cursor": float,
-                                  "credit": float, "passes": int}}}
+                                  "credit": float, "old_credit": float,
+                                  "passes": int}}}
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ class FriendAudit:
     last: float | None = None  # Unix time the last audit of this friend ended
     proved: int = 0  # shares proved by the last audit (a block proof, a pair or a full read)
     read: int = 0  # of those, read in full and hash-checked
+    unproven: int = 0  # shares the last audit had nothing to prove by (see engine/audit.py)
     missing: list[str] = field(default_factory=list)  # "<record id hex>:<index>"
     damaged: list[str] = field(default_factory=list)
     seed: str = ""  # this pass's secret order of the friend's shares (hex); "" before any
     cursor: float = 0.0  # how far through that order this pass is, 0..1
     credit: float = 0.0  # bytes that may be read in full (audit_read of the bytes proved)
+    old_credit: float = 0.0  # bytes that may be read in full for shares nothing proves
     passes: int = 0  # passes over every share finished
 
     @classmethod

@@ -142,11 +142,17 @@ async def test_old_records_are_proved_by_their_pairs_then_read_in_full():
     every = AuditBudget(1.0, 0.0)  # each audit proves every share
     store = stores["alice"]
     results = [await auditor.audit(store, FriendAudit(last=-1.0), every, 0.0) for _ in range(3)]
-    assert [(r.proved, r.read) for r in results] == [(6, 0), (6, 0), (6, 6)]  # 2 pairs each
+    # Two pairs each; then nothing proves them but a full read, which waits for its
+    # budget (a second of OLD_READ does not cover one).
+    assert [(r.proved, r.read, r.unproven) for r in results] == [(6, 0, 0), (6, 0, 0),
+                                                                 (0, 0, 6)]  # fmt: skip
     bad = next(iter(_expected(state, "alice")))
     store._store.corrupt(bad)
-    result = await auditor.audit(store, FriendAudit(last=-1.0), every, 0.0)
-    assert result.damaged == {bad}
+    record = FriendAudit(last=-1.0)
+    reads = AuditBudget(1.0, 0.0, old=1.0)  # a whole friend's bytes a day
+    result = await auditor.audit(store, record, reads, DAY)  # a day later: read in full
+    assert (result.proved, result.read, result.damaged) == (5, 5, {bad})
+    assert len(state._challenges[next(iter(_expected(state, "alice") - {bad}))]) == 2  # anew
 
 
 async def test_a_part_of_the_bytes_proved_is_read_in_full():
@@ -190,7 +196,10 @@ async def test_a_friend_without_block_proofs_is_read_not_taken_for_damaged():
         raise FormatError("Friend carol: storage protocol: unknown message type 12")
 
     store.prove_blocks = old_friend
-    result = await auditor.audit(store, FriendAudit(last=-1.0), AuditBudget(1.0, 0.0), 0.0)
+    record, budget = FriendAudit(last=-1.0), AuditBudget(1.0, 0.0, old=1.0)
+    result = await auditor.audit(store, record, budget, 0.0)
+    assert not result.damaged and (result.proved, result.unproven) == (0, 4)  # no budget yet
+    result = await auditor.audit(store, record, budget, DAY)
     assert not result.damaged and (result.proved, result.read) == (4, 4)
 
 

@@ -237,7 +237,9 @@ class Replacer:
         self._tried_back |= back
         self._tried_usage.update(over)
         self._extras_for = set(result.get("extras_for", ()))
-        undone = result.get("unplaced") or result.get("short")
+        # Left undone: what had no room, and extras of a friend back that stay (their
+        # holder away, or the friend failed its proofs): tried again later.
+        undone = result.get("unplaced") or result.get("short") or back & self._extras_for
         self._retry_at = trio.current_time() + RETRY if undone else None
         self._tell(result.get("problem"), result.get("advice"))
 

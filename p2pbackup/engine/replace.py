@@ -23,6 +23,7 @@ the safety rule needs another friend (``Outcome.short``, ``Outcome.more_friends`
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ PROOFS = 3  # shares a returning friend proves before its extras are dropped
 RECORDS_AT_ONCE = 4  # records placed again at the same time
 SAVE_EXTRAS = 64  # records placed again between two writes of the extras
 UNLIMITED = 1 << 62  # room, when working out how much more room would do
+_pick = secrets.SystemRandom()
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Replacement:
         hash (format version 2), else a proof pair where one is left, else a full read
         (version 1), as an audit does."""
         store = self._stores[friend]
-        for rid, i in shares[:PROOFS]:
+        for rid, i in _pick.sample(shares, min(PROOFS, len(shares))):  # it cannot guess which
             try:
                 try:
                     await prove_blocks(store, self._state.records[rid].descriptor, i)
@@ -251,7 +253,9 @@ class Replacement:
         for i, friend in made.sent.items():
             self._holders.setdefault(ShareKey(rid, i), set()).add(friend)
             before = rec.placement.get(i)
-            if before in off:
+            if before in leaving.values() and (rid, i) in extras:
+                extras[(rid, i)] = (friend, extras[(rid, i)][1])  # an extra moved on
+            elif before in off:
                 # A copy standing in for an unseen friend's; if that one was itself an
                 # extra, for the friend it stood in for, and its copy is garbage for prune.
                 earlier = extras.get((rid, i))

@@ -169,11 +169,15 @@ async def audit(s: Session, friend: str, now: float | None = None) -> dict:
 
 
 async def _descriptors(s: Session) -> dict[bytes, RecordDescriptor]:
-    """Every record the snapshots the head lists need, their manifests' included."""
+    """Every record the snapshots the head lists need, their manifests' included, and the
+    catalog's latest backup (as this device last published the head)."""
     out: dict[bytes, RecordDescriptor] = {}
     for snap in await s.snapshots():
         out[snap.ref.manifest.record_id] = snap.ref.manifest
         out.update((d.record_id, d) for d in snap.manifest.records)
+    head = s.state.head
+    if head is not None and head.catalog is not None:
+        out[head.catalog.descriptor.record_id] = head.catalog.descriptor
     return out
 
 

@@ -99,8 +99,12 @@ def slice_of(
     """The shares this audit proves: the next ``advance`` (0..1) of the pass's order,
     into a new pass when this one ends. Moves the record's cursor (and seed)."""
     keys = list(keys)
-    if not record.seed:
+    if advance >= 1.0 or not record.seed:  # a whole period or more since: every share
+        whole = advance >= 1.0
         record.seed, record.cursor = secrets.token_hex(SEED_SIZE), 0.0
+        if whole:
+            record.passes += 1
+            return keys
     start, end = record.cursor, record.cursor + min(1.0, advance)
     seed = bytes.fromhex(record.seed)
     if end > 1.0 - 1e-9:  # sevenths that add up to 0.99999...: the pass is done

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
+import pytest
 import trio
 import trio.testing
 
@@ -18,7 +20,9 @@ from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.verify import Verifier, make_challenges
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.store import ShareKey
-from tests.daemon.conftest import make_profile
+from tests.daemon.conftest import make_profile, started
+from tests.daemon.test_cycle import make_tree
+from tests.daemon.test_upkeep import _shares
 
 DAY = 86400.0
 START = 1.7e9  # the wall clock when the daemon starts
@@ -198,3 +202,36 @@ def test_a_friend_lying_about_a_block_is_caught_and_the_share_placed_again(tmp_p
         holder = daemon.state.records[key.record_id].placement[key.index]
         share = daemon.memory[holder]._shares[key]
         erasure.verify_share(daemon.descriptors[key.record_id], key.index, share)
+
+
+def _kept(profile) -> list[str]:
+    return sorted(p for p in _shares(profile) if f"{os.sep}shares{os.sep}" in p)
+
+
+@pytest.mark.trio
+async def test_the_audit_job_between_real_nodes_finds_and_repairs(tmp_path):
+    """The job the Auditor runs, on a real session over libp2p: PROVE_BLOCKS end to end."""
+    folder = make_tree(tmp_path)
+    async with started(tmp_path / "nodes", folders=[folder],
+                       upkeep={"audit_every": 1.0}) as nodes:  # fmt: skip
+        await nodes.run("laptop", "backup")
+        carol = nodes.nodes["carol"].keys.owner_id.hex()
+        dave = nodes.nodes["dave"].keys.owner_id.hex()
+        damaged = _kept(nodes.profiles["dave"])[0]
+        with open(damaged, "r+b") as f:
+            f.seek(100)
+            byte = f.read(1)
+            f.seek(100)
+            f.write(bytes([byte[0] ^ 1]))
+        record = os.path.basename(damaged).split(".")[0]  # carol loses one of another record
+        os.unlink(next(p for p in _kept(nodes.profiles["carol"]) if record not in p))
+        first = await nodes.run("laptop", "audit", friend=dave, now=START)  # a first slice
+        found = await nodes.run("laptop", "audit", friend=dave, now=START + 10)  # all
+        assert found["proved"] + found["damaged"] == found["held"]  # a whole pass
+        assert first["damaged"] + found["damaged"] == 1  # in whichever slice it came
+        assert first["repaired_shares"] + found["repaired_shares"] >= 1
+        found = await nodes.run("laptop", "audit", friend=carol, now=START)
+        assert (found["missing"], found["damaged"]) == (1, 0)
+        assert found["repaired_shares"] >= 1 and found["bytes_received"] > 0
+        clean = await nodes.run("laptop", "verify")
+        assert clean["at_risk"] == 0 and clean["friends_that_could_disappear"] == 2

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from p2pbackup.daemon.daemon import Daemon
 
 # Jobs after which the daemon checks safety again.
-CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend", "replace", "retention"})
+CHANGE_SAFETY = frozenset({"backup", "verify", "forget", "unfriend", "replace", "retention",
+                           "audit"})  # an audit repairs what it finds
 
 
 class Facts:

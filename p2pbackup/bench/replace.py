@@ -1,5 +1,12 @@
 """Upkeep's re-placement, measured: the time from a friend vanishing to full safety again.
 
+``replace_phase`` is the ``replace`` phase of ``python -m p2pbackup.bench upkeep``: on
+the owner's backed-up grid in this process (four in-memory friends), one friend's pool
+goes away and engine/replace.py makes every record whole on the other three (time,
+bytes stored again, CPU, and what ``verify`` says after); then the friend is back and
+its extras are dropped. Then ``vanish_to_safety`` measures the same end to end, with
+the detection and the daemon's job, on a smaller data set (``END_TO_END``):
+
 An owner and four friends are ``p2pbackup daemon`` processes on loopback (k=2, n=4),
 the owner's grace period set short in its settings' ``upkeep`` block before it
 starts. After a backup of ``size`` bytes, one friend's daemon is killed (SIGKILL, as
@@ -21,8 +28,16 @@ import tempfile
 import threading
 import time
 
+import trio
+
 from p2pbackup.bench.cpu import of as cpu_of
+from p2pbackup.bench.cpu import own
 from p2pbackup.cli.localgrid import LocalGrid
+from p2pbackup.daemon.friends import BEAT_TIMEOUT, HEARTBEAT
+from p2pbackup.daemon.replacer import WATCHED
+from p2pbackup.daemon.upkeep import UpkeepSettings
+from p2pbackup.engine.replace import Replacement
+from p2pbackup.engine.verify import Verifier
 from p2pbackup.storage.profile import Profile
 
 FRIENDS = ("alice", "bob", "carol", "dave")
@@ -30,6 +45,7 @@ VICTIM = "bob"
 MiB = 1024 * 1024
 FILE = 64 * MiB  # the data set in files of at most this size
 WAIT = 1800.0  # seconds a phase may take before the benchmark gives up
+END_TO_END = 64 * MiB  # the real-process run's data set
 
 
 def _data(folder: str, size: int) -> None:
@@ -123,3 +139,48 @@ def vanish_to_safety(size: int, grace: float = 2.0) -> dict:
             "survives_losing_after": checked.get("friends_that_could_disappear"),
             "at_risk_after": checked.get("at_risk"),
         }
+
+
+async def replace_phase(grid) -> dict:
+    """On ``grid`` (bench/upkeep.py's: ``stores``, ``state``, ``events``): one friend's pool
+    goes away, its shares are made again on the others; then it is back, and its extras
+    go. The grid is left as it was found, for the phases after."""
+    victim = grid.stores[VICTIM]
+    victim.online = False
+    online = {name: store for name, store in grid.stores.items() if store.online}
+    before = sum(store._used for store in online.values())
+    usage = {name: await store.stat() for name, store in online.items()}
+    start, cpu = time.perf_counter(), own()
+    work = Replacement(online, usage, grid.state, grid.events.append, trio.CapacityLimiter(2))
+    done = await work.run({VICTIM}, grid.stores)
+    rebuild_s, cpu = time.perf_counter() - start, own() - cpu
+    stored = sum(store._used for store in online.values()) - before
+    verifier = Verifier(online, grid.state, grid.events.append, trio.CapacityLimiter(2))
+    report = await verifier.verify([r.descriptor for r in grid.state.records.values()], False)
+    victim.online = True
+    usage = {name: await store.stat() for name, store in grid.stores.items()}
+    start = time.perf_counter()
+    back = await Replacement(grid.stores, usage, grid.state, grid.events.append,
+                             trio.CapacityLimiter(2)).run(set(), grid.stores)  # fmt: skip
+    drop_s = time.perf_counter() - start
+    grace = UpkeepSettings().grace
+    detect = HEARTBEAT + BEAT_TIMEOUT  # at most, for a friend gone without a word
+    return {
+        "records": len(grid.state.records),
+        "records_placed_again": done.records,
+        "shares_stored_again": done.shares,
+        "bytes_stored_again": stored,
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_mb_s": round(stored / MiB / rebuild_s, 1) if rebuild_s else None,
+        "owner_cpu_s": round(cpu, 2),
+        "owner_cpu_s_per_gb_stored_again": round(cpu / (stored / 1e9), 2) if stored else None,
+        "survives_losing_after": min(h.safe_losses for h in report.records.values()),
+        "at_risk_after": len(report.at_risk()),
+        "extras_dropped_when_back": back.dropped,
+        "drop_s": round(drop_s, 2),
+        # A friend is gone after the grace period (default a week) from when it was last
+        # seen, and once missed by the daemon itself for WATCHED: the work is the rest.
+        "grace_s": grace,
+        "safe_again_after_s_at_most": round(max(grace, detect + WATCHED) + rebuild_s, 2),
+        "end_to_end": await trio.to_thread.run_sync(vanish_to_safety, END_TO_END),
+    }

@@ -28,6 +28,7 @@ import trio
 
 from p2pbackup.bench.cpu import own
 from p2pbackup.bench.repack import repack_phase
+from p2pbackup.bench.replace import replace_phase
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.daemon.upkeep import UpkeepSettings
 from p2pbackup.engine.audit import AuditBudget, Auditor
@@ -150,6 +151,7 @@ async def audits(grid: Grid) -> dict:
 # "replace" (time from a friend vanishing to full safety), the retention helper
 # "repack" (time and bytes of a repack).
 PHASES: dict[str, Callable[[Grid], object]] = {"audits": audits}
+PHASES["replace"] = replace_phase  # a friend vanishes; back to full safety, and back
 PHASES["repack"] = repack_phase  # last: it adds history to the grid and repacks it
 
 

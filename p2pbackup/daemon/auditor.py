@@ -118,6 +118,9 @@ class Auditor:
         except P2PBackupError as exc:  # away meanwhile, no friends: the next round tries
             self.last_error = exc.message
             log.warning("audit of %s: %s", name, exc.message)
+        except Exception as exc:  # a bug: to the log; the node friends rely on goes on
+            self.last_error = "internal error, see the log"
+            log.error("audit of %s failed", name, exc_info=exc)
         finally:
             self.auditing = None
 

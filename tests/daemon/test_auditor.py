@@ -235,3 +235,22 @@ async def test_the_audit_job_between_real_nodes_finds_and_repairs(tmp_path):
         assert found["repaired_shares"] >= 1 and found["bytes_received"] > 0
         clean = await nodes.run("laptop", "verify")
         assert clean["at_risk"] == 0 and clean["friends_that_could_disappear"] == 2
+
+
+def test_a_bug_in_an_audit_does_not_stop_the_daemon(tmp_path):
+    profile = make_profile(tmp_path, "laptop", upkeep={"audit_every": 7 * DAY})
+    daemon = FakeDaemon(profile, records=2)
+    calls = []
+
+    async def broken(name, params, events=None, *, source="client"):
+        calls.append(trio.current_time())
+        raise TypeError("a bug")
+
+    daemon.run_job = broken
+
+    async def script(auditor):
+        while len(calls) < 8:  # every friend, round after round
+            await trio.sleep(3600)
+        assert auditor.last_error == "internal error, see the log"
+
+    _run(daemon, script)

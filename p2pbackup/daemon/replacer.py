@@ -12,8 +12,8 @@ is something to do:
 
 The job is a job like the others: in the job table, its events on the bus, and it
 waits for the job lock, so it never runs beside a backup. A run that leaves work
-undone (no room) says what to do (``UpkeepNeeds``) and is tried again an hour later,
-or sooner when a friend comes or goes or the settings change.
+undone (no room) says what to do (``UpkeepNeeds``) and is tried again six hours later,
+or sooner on news of friends (one back, more room, a quota changed) or of the settings.
 """
 
 from __future__ import annotations
@@ -59,18 +59,19 @@ class Replacer:
         self._daemon = daemon
         self._events = events
         self._names: dict[str, str] = {}  # friend key -> name
-        self._gone_at: dict[str, float] = {}  # friend key -> trio time it was last seen
+        self._gone_at: dict[str, float] = {}  # friend key -> when last seen, on trio's clock
         self._missed_at: dict[str, float] = {}  # friend key -> trio time this daemon missed it
         self._last_seen: dict[str, str | None] = {}
         self._warned: dict[str, float] = {}  # friend key -> trio time of its last warning
-        self._placed_off: set[str] = set()  # unseen friends whose shares were placed again
+        self._tried_off: set[str] = set()  # unseen friends a run placed shares off
+        self._placed_off: set[str] = set()  # ... and all of them, at the last run
         self._extras_for: set[str] | None = None  # friends extras stand in for (None: unread)
         self._tried_back: set[str] = set()  # friends back whose extras a run tried to drop
         self._tried_usage: dict[str, tuple[int, int]] = {}  # usage a run tried to fit
         self._retry_at: float | None = None  # trio time, when a run left work undone
         self.running = False
         self.ready = trio.Event()  # the first look is over (a test's cue)
-        self._said: tuple[str, str | None] | None = None  # the last advice given, and when
+        self._said: tuple[str, str | None] | None = None  # the last advice and problem told
         self._said_at = -math.inf
         self.last_run: float | None = None  # wall clock
         self.last_result: dict[str, Any] | None = None
@@ -165,7 +166,7 @@ class Replacer:
         back = maybe_back - self._tried_back
         over = self._over_quota(online)
         retry = self._retry_at is not None and (news or now >= self._retry_at)
-        if gone - self._placed_off or back or over or retry:
+        if gone - self._tried_off or back or over or retry:
             await self._replace(gone, back, over)
         if self._retry_at is not None:
             wake_at = min(wake_at, self._retry_at)
@@ -189,6 +190,7 @@ class Replacer:
                 online.add(key)
                 for kept in (self._gone_at, self._missed_at, self._warned):
                     kept.pop(key, None)
+                self._tried_off.discard(key)
                 self._placed_off.discard(key)
             else:
                 self._tried_back.discard(key)
@@ -197,6 +199,7 @@ class Replacer:
         for key in set(self._gone_at) - {row["owner_id"] for row in rows}:  # unfriended
             self._gone_at.pop(key)
             self._missed_at.pop(key)
+            self._tried_off.discard(key)
             self._placed_off.discard(key)
         return online
 
@@ -233,7 +236,8 @@ class Replacer:
             self.running = False
             self.last_run = time.time()
         self.last_result, self.last_error = result, None
-        self._placed_off |= gone
+        self._tried_off |= gone
+        self._placed_off = set(gone) if not result.get("unplaced") else set()
         self._tried_back |= back
         self._tried_usage.update(over)
         self._extras_for = set(result.get("extras_for", ()))

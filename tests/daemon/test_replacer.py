@@ -236,6 +236,7 @@ def test_no_room_says_what_to_do_and_tries_again_later(grid, tmp_path):
             assert set(result["short"]) == {"alice", "dave"}
             assert "alice for " in needs[0].advice and "dave for " in needs[0].advice
             assert replacer.state()["advice"] == needs[0].advice
+            assert [u["placed_again"] for u in replacer.unseen()] == [False, False]
             assert (await _safety(grid))[0] == 0  # nothing half done, nothing claimed
             await trio.sleep(DAY)  # tried again every few hours; said again once a day
             await _settle(replacer)
@@ -247,6 +248,7 @@ def test_no_room_says_what_to_do_and_tries_again_later(grid, tmp_path):
             daemon.publish(ev.FriendUsage("dave", bytes.fromhex(KEYS["dave"]), 0, 0))
             await _settle(replacer)
             assert daemon.runs[-1][1]["placed_again"] == len(grid.state.records)
+            assert [u["placed_again"] for u in replacer.unseen()] == [True, True]
             assert await _safety(grid) == (1, 0, 0)
             nursery.cancel_scope.cancel()
 

@@ -211,13 +211,6 @@ class App(QObject):
         self.notifier.offer(Note("request", "service", self.tr("p2pbackup"), message, True),
                             self.visible())  # fmt: skip
 
-    def _not_yet(self, command: str) -> None:
-        from PySide6.QtWidgets import QMessageBox  # only when asked
-
-        QMessageBox.information(self.window, self.tr("p2pbackup"), self.tr(
-            "This window is not in the app yet. For now, type this in a terminal:\n\n%1"
-        ).replace("%1", command))
-
 
 def main(argv: list[str] | None = None) -> int:
     """``p2pbackup gui``: the app for the profile in --home, $P2PBACKUP_HOME or the

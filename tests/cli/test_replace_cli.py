@@ -78,3 +78,30 @@ def test_a_friend_killed_is_made_up_for_by_itself_and_its_extras_go_when_back(tm
         assert grid.cli("laptop", "status")["unseen"] == []
         watch.send_signal(signal.SIGINT)
         assert watch.wait(timeout=15) == 0
+
+
+@pytest.mark.slow
+def test_a_quota_lowered_below_what_a_friend_holds_moves_what_no_longer_fits(tmp_path):
+    with LocalGrid(str(tmp_path / "nodes")) as grid:
+        grid.init_all(["laptop", *FRIENDS])
+        grid.cli("laptop", "schedule", "off")
+        grid.start("laptop", *FRIENDS)
+        grid.pair("laptop", *FRIENDS)
+        grid.cli("laptop", "folders", "add", make_tree(tmp_path))
+        grid.cli("laptop", "backup")
+        watch = grid.command("laptop", "watch", "--json")
+        seen = _lines(watch)
+        seen.get(timeout=10)  # watching
+        held = grid.cli("alice", "quota", "laptop", "1G")["i_store_for_them"]
+        lowered = grid.cli("alice", "quota", "laptop", str(held // 2))  # as alice decides
+        assert lowered["over_quota"]
+        # The laptop hears it at its next stat of alice, and moves what no longer fits.
+        events = _until(seen, _replaced, timeout=60)
+        assert events[-1]["state"] == "finished"
+        assert any(e["type"] == "RepairDone" and e["why"] == "quota lowered" for e in events)
+        now = grid.cli("alice", "quota", "laptop", str(held // 2))
+        assert not now["over_quota"] and now["i_store_for_them"] <= held // 2
+        checked = grid.cli("laptop", "verify")
+        assert checked["friends_that_could_disappear"] == 1 and checked["at_risk"] == 0
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=15) == 0

@@ -11,7 +11,7 @@ from p2pbackup.cli.common import add_common, plural, profile_of
 from p2pbackup.cli.runner import run_job
 from p2pbackup.core.sizes import format_size, parse_size
 
-DEFAULT_OFFER = "20G"
+OFFER_HELP = "the profile's, 20G until changed"  # daemon/settings.py: offer
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -49,9 +49,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_common(inv, json_help="print JSON lines: the code as soon as it exists, then the result")
     inv.add_argument(
         "--offer",
-        default=DEFAULT_OFFER,
         metavar="SIZE",
-        help=f"space you give this friend (default {DEFAULT_OFFER})",
+        help=f"space you give this friend (default: {OFFER_HELP})",
     )
     inv.add_argument(
         "--minutes",
@@ -76,9 +75,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     join.add_argument(
         "--offer",
-        default=DEFAULT_OFFER,
         metavar="SIZE",
-        help=f"space you give this friend (default {DEFAULT_OFFER})",
+        help=f"space you give this friend (default: {OFFER_HELP})",
     )
     join.add_argument("--listen", action="append", metavar="MULTIADDR")
     join.add_argument(
@@ -148,11 +146,16 @@ def _paired_text(data: dict) -> str:
     )
 
 
+def _offer(args: argparse.Namespace) -> int | None:
+    """The space given, or None: the profile's default (the daemon's ``offer`` setting)."""
+    return None if args.offer is None else parse_size(args.offer)
+
+
 def run_invite(args: argparse.Namespace) -> int:
     from p2pbackup.core.pairing import DEFAULT_VALIDITY  # spake2: only when pairing
 
     minutes = DEFAULT_VALIDITY / 60 if args.minutes is None else args.minutes
-    params = {"offer": parse_size(args.offer), "minutes": minutes}
+    params = {"offer": _offer(args), "minutes": minutes}
     return run_job(args, "invite", params, _paired_text)
 
 
@@ -164,7 +167,7 @@ def run_join(args: argparse.Namespace) -> int:
         from p2pbackup.net import discovery  # libp2p: only when needed
 
         discovery.rendezvous_peer(args.peer, flag="--peer")
-    params = {"code": args.code, "offer": parse_size(args.offer), "peer": args.peer}
+    params = {"code": args.code, "offer": _offer(args), "peer": args.peer}
     return run_job(args, "join", params, _paired_text)
 
 

@@ -33,7 +33,7 @@ _WORD_BITS = 11
 _CHECKSUM_BITS = 8
 _INDEX = {word: i for i, word in enumerate(WORDS)}
 _BY_PREFIX = {word[:4]: word for word in WORDS}
-_SEPARATORS = re.compile(r"[\s,;]+")
+_WORD = re.compile(r"[^\s,;]+")  # words are separated by white space, commas or semicolons
 _NUMBERING = re.compile(r"^\d+[.):]?")
 
 
@@ -85,9 +85,21 @@ def phrase_to_secret(text: str) -> bytes:
     return secret
 
 
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """Each word of a typed phrase as reading finds it: where it is in ``text`` (start,
+    end; numbering in front left out) and the word in lower case. A form marks a word,
+    or replaces it with a suggestion, at that place."""
+    spans = []
+    for token in _WORD.finditer(text):
+        numbering = _NUMBERING.match(token.group())
+        start = token.start() + (numbering.end() if numbering else 0)
+        if start < token.end():
+            spans.append((start, token.end(), text[start : token.end()].lower()))
+    return spans
+
+
 def _split(text: str) -> list[str]:
-    tokens = (_NUMBERING.sub("", token) for token in _SEPARATORS.split(text.lower()))
-    return [token for token in tokens if token]
+    return [word for _, _, word in word_spans(text)]
 
 
 def suggestions(typed: str) -> list[str]:

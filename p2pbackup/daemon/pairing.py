@@ -15,6 +15,7 @@ from p2pbackup.daemon.grid import connected
 from p2pbackup.daemon.identity import public_addresses
 from p2pbackup.daemon.node import Node
 from p2pbackup.daemon.params import check as check_params
+from p2pbackup.daemon.settings import default_offer
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
 from p2pbackup.net import discovery, invite, locate
@@ -35,7 +36,10 @@ def _paired(card: FriendCard, offer: int) -> dict:
     }
 
 
-async def invite_friend(node: Node, events: ev.EventSink, offer: int, minutes: float) -> dict:
+async def invite_friend(
+    node: Node, events: ev.EventSink, offer: int | None, minutes: float
+) -> dict:
+    offer = default_offer(node.profile) if offer is None else offer
     code = node.invites.create(node.card(offer), validity=minutes * 60)
     point = node.rendezvous()
     namespace = discovery.invite_namespace(code.nameplate)
@@ -55,8 +59,9 @@ async def invite_friend(node: Node, events: ev.EventSink, offer: int, minutes: f
 
 
 async def join_friend(
-    node: Node, events: ev.EventSink, code: str, offer: int, peer: str | None = None
+    node: Node, events: ev.EventSink, code: str, offer: int | None, peer: str | None = None
 ) -> dict:
+    offer = default_offer(node.profile) if offer is None else offer
     parsed = parse_code(code)
     if peer:  # the user named the friend's node: its errors are the friend's
         where = discovery.rendezvous_peer(peer, flag="--peer")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from p2pbackup.daemon.session import Session
 
 DEFAULT_INTERVAL = 3600  # seconds between scheduled backups until the user sets one
+DEFAULT_OFFER = 20 * 1024**3  # bytes a new friend is given until the user sets another
 STOP_GRACE = 0.2  # seconds a shutdown waits, so its own answer reaches the client first
 MAX_NAME = 64  # a friend's name, as the head carries it
 MAX_PATTERN = 1024
@@ -175,6 +176,7 @@ def show(k: Keeper) -> dict:
         "excludes": list(settings.get("excludes", [])),
         "schedule": _schedule_state(k),
         "bandwidth": int(settings.get("bandwidth", 0)),
+        "offer": default_offer(k.profile),
         "phrase_confirmed": bool(settings.get("phrase_confirmed", False)),
         "friends": [_friend_state(k, f) for f in k.catalog.friends()],
     }
@@ -279,6 +281,20 @@ def bandwidth(k: Keeper, limit: int | str | None = None) -> dict:
     return {"bandwidth": int(k.profile.settings().get("bandwidth", 0))}
 
 
+def default_offer(profile: Profile) -> int:
+    """The space a new friend is given when an invite or a join names none."""
+    return int(profile.settings().get("offer", DEFAULT_OFFER))
+
+
+def offer(k: Keeper, size: int | str | None = None) -> dict:
+    """The space each new friend is given by default (the first-run wizard asks it);
+    a friend's own quota is changed with ``quota``."""
+    if size is not None:
+        k.profile.update_settings(offer=_size(size, "the space"))
+        k.changed("offer")
+    return {"offer": default_offer(k.profile)}
+
+
 def _friend_state(k: Keeper, friend: Friend) -> dict:
     kept = k.used(friend.owner_id)
     return {
@@ -378,6 +394,7 @@ SETTINGS_JOBS: dict[str, Callable[..., Any]] = {
     "pause": pause,
     "resume": resume,
     "bandwidth": bandwidth,
+    "offer": offer,
     "quota": quota,
     "rename": rename,
     "unfriend": unfriend,

@@ -22,7 +22,7 @@ from p2pbackup.gui.models.status import BUSY_JOBS, StatusModel
 from p2pbackup.gui.notify import Note, Notifier, note_for
 from p2pbackup.gui.single import SingleInstance
 from p2pbackup.gui.supervisor import Supervisor
-from p2pbackup.gui.windows import accept, invite, restore
+from p2pbackup.gui.windows import accept, firstrun, invite, restore
 from p2pbackup.gui.windows.main import MainWindow
 from p2pbackup.storage.profile import default_home
 
@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: gui.quit_now())
     wake = QTimer(app, interval=250)
     wake.start()
+    firstrun.start(gui)  # the first-run wizard when the profile does not exist yet
     code = app.exec()
     single.close()
     return code

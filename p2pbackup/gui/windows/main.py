@@ -21,6 +21,7 @@ from p2pbackup.gui.models.activity import ActivityModel
 from p2pbackup.gui.models.status import StatusModel
 from p2pbackup.gui.supervisor import Service, Supervisor
 from p2pbackup.gui.windows.activity import ActivityTab
+from p2pbackup.gui.windows.folders import FoldersTab
 from p2pbackup.gui.windows.friends import FriendsTab
 from p2pbackup.gui.windows.overview import OverviewTab
 
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self.friends = FriendsTab(model, actions)
         self.tabs.addTab(self.overview, self.tr("&Overview"))
         self.tabs.addTab(self.friends, self.tr("F&riends"))
+        self.folders = FoldersTab(model.home, model.watch)
+        self.tabs.addTab(self.folders, self.tr("Folders and sc&hedule"))
         self.activity = ActivityTab(model.home, activity or ActivityModel(self))
         self.tabs.addTab(self.activity, self.tr("A&ctivity"))
 

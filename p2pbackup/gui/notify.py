@@ -12,7 +12,7 @@ hour), and not more than a few at once. Both are tested without D-Bus.
 (the window's Activity tab has it all). The call is made with ``gdbus`` in a QProcess,
 not QtDBus: PySide6 marshals every Python int as int32, and the Notify method takes a
 uint32 ``replaces_id``, which GDBus-based servers (GNOME Shell) refuse by signature.
-QtDBus asks the bus once, at start, whether it has the service (a local call).
+QtDBus asks the bus once, at the first note, whether it has the service (a local call).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Notifier(QObject):
         self.told: list[Note] = []  # what was told, newest last (the tests read it)
         self._ids: dict[str, int] = {}  # key: the service's id, to replace that note
         self._gdbus = shutil.which("gdbus")
-        self._bus = self._gdbus is not None and _bus_has_service()
+        self._bus: bool | None = None  # asked at the first note, not while the app starts
 
     def offer(self, note: Note | None, visible: frozenset[str] = frozenset()) -> bool:
         """Tell ``note`` if the gate lets it through; whether it was told."""
@@ -138,6 +138,8 @@ class Notifier(QObject):
             return False
         self.told.append(note)
         del self.told[:-50]
+        if self._bus is None:
+            self._bus = self._gdbus is not None and _bus_has_service()
         if self._bus:
             self._notify(note)
         elif self.tray is not None and self.tray.isVisible():

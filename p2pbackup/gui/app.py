@@ -65,6 +65,7 @@ class App(QObject):
         self.model.changed.connect(self._follow_model)
         if self.tray is not None:
             self.tray.activated.connect(self.window.bring_forward)
+            self.tray.icon.messageClicked.connect(self.window.bring_forward)  # a balloon
         self._told = ""
         self.supervisor.changed.connect(self._tell_problem)
         self._follow_model()

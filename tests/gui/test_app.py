@@ -166,6 +166,9 @@ def test_back_up_from_the_tray_menu(qtbot, grid, tmp_path):
     qtbot.waitUntil(lambda: any(e.what == "Backup" and e.text == "Finished."
                                 for e in app.activity.entries()), timeout=WAIT * 3)  # fmt: skip
     assert app.notifier.told[-1].title == "Backup finished"  # asked by a person: told
+    assert not app.window.isVisible()
+    app.tray.icon.messageClicked.emit()  # the balloon clicked: the window comes
+    assert app.window.isVisible()
     snapshots = grid.cli("laptop", "snapshots")
     assert len(snapshots) == 1 and snapshots[0]["files"] == 1
     _quit(qtbot, app)

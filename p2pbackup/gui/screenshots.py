@@ -150,6 +150,7 @@ def render(out: str, with_tray: bool) -> list[str]:
     painter.end()
     save(strip, "tray-icons.png")
     _activity(save, app, window)  # SHELL
+    _firstrun(save, app, window)  # FIRSTRUN
 
     if with_tray and app.tray is not None:
         app.tray.show()
@@ -171,6 +172,67 @@ def render(out: str, with_tray: bool) -> list[str]:
     window.close()
     shutil.rmtree(home, ignore_errors=True)
     return written
+
+
+def _firstrun(save, app, window) -> None:
+    """The Folders and schedule tab, and each page of the first-run wizard, with sample
+    answers (FIRSTRUN). Nothing is created: the words and the answers are samples."""
+    from unittest import mock
+
+    from PySide6.QtCore import QSize
+
+    from p2pbackup.core import phrase
+    from p2pbackup.daemon import firstrun as jobs
+    from p2pbackup.gui.windows.firstrun import FirstRunWizard, Page
+
+    settings = {"folders": ["/home/sam/Documents", "/home/sam/Pictures"],
+                "excludes": ["*.tmp", "node_modules", "Documents/cache"],
+                "schedule": {"interval": 3600.0, "paused": False}, "bandwidth": 2 << 20,
+                "offer": 20 * GIB}  # fmt: skip
+    window.folders.model.values = settings
+    window.folders.model.changed.emit()
+    window.tabs.setCurrentWidget(window.folders)
+    save(window.grab, "main-folders.png")
+    window.tabs.setCurrentWidget(window.overview)
+
+    home = tempfile.mkdtemp(prefix="p2pbackup-shots-")  # nothing is written there
+    wizard = FirstRunWizard(home, app.watch, app.actions)
+    wizard.settings.values = settings
+    wizard.phrase = phrase.secret_to_phrase(bytes(range(32)))
+    wizard.owner_id = "032e7e811682bfa2" + "00" * 24
+    wizard.resize(wizard.sizeHint().expandedTo(QSize(680, 560)))
+
+    def page(page_id: Page, name: str, before=None) -> None:
+        wizard.setStartId(page_id)
+        wizard.restart()
+        wizard.show()
+        if before is not None:
+            before()
+        save(wizard.grab, name)
+
+    page(Page.WELCOME, "firstrun-welcome.png")
+    page(Page.WORDS, "firstrun-words.png")
+    with mock.patch.object(jobs, "phrase_challenge", return_value={"positions": [3, 11, 20]}):
+        words = wizard.phrase.split()
+
+        def typed() -> None:
+            fields = wizard.confirm.fields
+            fields[3].setText(words[2])
+            fields[11].setText("guitar")
+            wizard.confirm.error.setText("Word 11 is not what your phrase has there. Check your "
+                                         "copy of the phrase and try again.")  # fmt: skip
+
+        page(Page.CONFIRM, "firstrun-confirm.png", typed)
+
+    def typo() -> None:
+        wizard.recover.text.setPlainText(" ".join([*words[:5], "adust", *words[6:]]))
+
+    page(Page.RECOVER, "firstrun-recover.png", typo)
+    page(Page.FRIENDS, "firstrun-friends.png")
+    page(Page.FOLDERS, "firstrun-folders.png")
+    wizard.settings.values = {}
+    wizard.hide()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _activity(save, app, window) -> None:

@@ -156,6 +156,12 @@ class WelcomePage(QWizardPage):
         self.recovering = QRadioButton(self.tr(
             "&Recover my backups with my recovery phrase (a lost or new computer)"))
         self.new.setChecked(True)
+        new_why = self._hint(self.tr(
+            "You get a recovery phrase of 24 words to write down: with it, you can get your "
+            "files back even if this computer is lost."))
+        recover_why = self._hint(self.tr(
+            "Type the 24 words you wrote down when you started; your friends still keep "
+            "your backups."))
         self.name = QLineEdit(QSysInfo.machineHostName())
         self.name.setAccessibleName(self.tr("This computer's name"))
         self.name.setMaxLength(firstrun.MAX_DEVICE_NAME)
@@ -168,7 +174,10 @@ class WelcomePage(QWizardPage):
         form.addRow(name_label, self.name)
         layout = QVBoxLayout(self)
         layout.addWidget(self.new)
+        layout.addWidget(new_why)
+        layout.addSpacing(6)
         layout.addWidget(self.recovering)
+        layout.addWidget(recover_why)
         layout.addSpacing(12)
         layout.addLayout(form)
         layout.addWidget(self.error)
@@ -179,6 +188,13 @@ class WelcomePage(QWizardPage):
 
     def wizard(self) -> FirstRunWizard:
         return super().wizard()  # type: ignore[return-value]
+
+    def _hint(self, text: str) -> QLabel:
+        """A line under a choice, indented to its words."""
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setContentsMargins(24, 0, 0, 0)
+        return label
 
     def _chosen(self) -> None:
         self.setCommitPage(self.new.isChecked())  # recovery commits on its own page
@@ -285,6 +301,10 @@ class FoldersPage(QWizardPage):
         offer_label = QLabel(self.tr("S&pace to give each friend:"))
         offer_label.setBuddy(self.offer)
         self.offer.editTextChanged.connect(self.completeChanged)
+        offer_why = QLabel(self.tr(
+            "Each friend gives you space for your backup in return; you agree on it with "
+            "each of them when you become friends."))
+        offer_why.setWordWrap(True)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setAccessibleName(self.tr("Notice"))
@@ -292,6 +312,7 @@ class FoldersPage(QWizardPage):
         form.addRow(offer_label, self.offer)
         self.layout_ = QVBoxLayout(self)
         self.layout_.addLayout(form)
+        self.layout_.addWidget(offer_why)
         self.layout_.addWidget(self.notice)
         self._offer_shown = False
 

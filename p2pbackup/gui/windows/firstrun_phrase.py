@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QStringListModel, Qt
-from PySide6.QtGui import QFont, QTextDocument
+from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QCompleter,
     QFileDialog,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from p2pbackup.gui.windows.firstrun import FirstRunWizard
 
 COLUMNS = 4  # the 24 words in 4 columns of 6, numbered down each column
+ERROR_COLOUR = "#d93025"  # a red that reads on light and on dark backgrounds
 
 
 def phrase_text(words: list[str], intro: str) -> str:
@@ -54,7 +56,7 @@ def phrase_text(words: list[str], intro: str) -> str:
 def _error_label() -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
-    label.setStyleSheet("color: palette(highlight)")  # stands out, in the platform's colours
+    label.setStyleSheet(f"color: {ERROR_COLOUR}")
     label.setAccessibleName(QCoreApplication.translate("firstrun", "Problem"))
     return label
 
@@ -65,10 +67,13 @@ class WordsPage(QWizardPage):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Your recovery phrase"))
-        self.setSubTitle(self.tr(
-            "Write these 24 words on paper, in order, and keep the paper somewhere safe. "
+        self.setSubTitle(self.tr("Write these 24 words on paper, in order, and keep the "
+                                 "paper somewhere safe."))  # fmt: skip
+        why = QLabel(self.tr(
             "With them and one friend you can get all your files back, even if this computer "
-            "is lost. Anyone who has them can read your backups, so keep them to yourself."))
+            "is lost. Anyone who has them can read your backups, so keep them to yourself. "
+            "They are shown only now; next, you will type three of them."))
+        why.setWordWrap(True)
         self.grid = QGridLayout()
         self.grid.setHorizontalSpacing(24)
         self.labels: list[QLabel] = []
@@ -93,6 +98,8 @@ class WordsPage(QWizardPage):
         buttons.addWidget(self.print)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.addWidget(why)
+        layout.addSpacing(8)
         layout.addLayout(self.grid)
         layout.addSpacing(12)
         layout.addLayout(buttons)
@@ -246,12 +253,13 @@ class RecoverPage(QWizardPage):
         super().__init__(parent)
         self.setTitle(self.tr("Recover your backups"))
         self.setSubTitle(self.tr(
-            "Type or paste the 24 words of your recovery phrase. Capital letters, numbers "
-            "and commas do not matter, and the first four letters of a word are enough."))
+            "Type or paste the 24 words of your recovery phrase. Capitals, numbering and "
+            "commas do not matter, and the first four letters of a word are enough."))
         self.text = QPlainTextEdit()
         self.text.setAccessibleName(self.tr("Recovery phrase"))
         self.text.setTabChangesFocus(True)
         self.text.setPlaceholderText(self.tr("word word word …"))
+        self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 7)
         self.text.textChanged.connect(self._typed)
         self.state = QLabel()
         self.state.setWordWrap(True)
@@ -262,10 +270,11 @@ class RecoverPage(QWizardPage):
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, self.tr("&Recover"))
         layout = QVBoxLayout(self)
-        layout.addWidget(self.text, 1)
+        layout.addWidget(self.text)
         layout.addWidget(self.state)
         layout.addLayout(self.suggestions)
         layout.addWidget(self.error)
+        layout.addStretch(1)
         self.read = typed_phrase.read("")
         self._typed()
 
@@ -280,9 +289,10 @@ class RecoverPage(QWizardPage):
                 "%1", str(phrase.WORD_COUNT)))  # fmt: skip
         else:
             self.state.setText(read.problem if read.count else "")
-        for button in self.buttons:
-            self.suggestions.removeWidget(button)
-            button.deleteLater()
+        while self.suggestions.count():
+            item = self.suggestions.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
         self.buttons = []
         for i, word in enumerate(read.fix.suggestions if read.fix else [], 1):
             button = QPushButton(f"&{i} {word}")
@@ -291,7 +301,22 @@ class RecoverPage(QWizardPage):
             button.clicked.connect(lambda _=False, w=word: self.use(w))
             self.suggestions.addWidget(button)
             self.buttons.append(button)
+        self.suggestions.addStretch(1)
+        self._mark(read.fix)
         self.completeChanged.emit()
+
+    def _mark(self, fix: typed_phrase.Word | None) -> None:
+        """A wavy red line under the word that is not in the list, where it was typed."""
+        marks = []
+        if fix is not None:
+            mark = QTextEdit.ExtraSelection()
+            mark.cursor = QTextCursor(self.text.document())
+            mark.cursor.setPosition(fix.start)
+            mark.cursor.setPosition(fix.end, QTextCursor.MoveMode.KeepAnchor)
+            mark.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+            mark.format.setUnderlineColor(QColor(ERROR_COLOUR))
+            marks.append(mark)
+        self.text.setExtraSelections(marks)
 
     def use(self, word: str) -> None:
         """Put the suggested ``word`` in place of the word that is not in the list."""

@@ -194,3 +194,46 @@ def test_a_typed_phrase_is_read_as_the_cli_reads_it():
     swapped = typed_phrase.read(" ".join([words[1], words[0], *words[2:]]))
     assert not swapped.ok and swapped.fix is None and "do not fit together" in swapped.problem
     assert typed_phrase.read(" ".join(words[:23])).problem == "23 of 24 words."
+
+
+def test_a_daemon_that_cannot_start_is_said_on_the_page_that_waits_for_it(qtbot, tmp_path):
+    app = App(str(tmp_path / "new"), ["--listen", "not-an-address"], tray=False)
+    wizard = firstrun.start(app)
+    qtbot.addWidget(wizard)
+    qtbot.addWidget(app.window)
+    _press(qtbot, wizard, QWizard.WizardButton.CommitButton)
+    _press(qtbot, wizard, QWizard.WizardButton.NextButton)
+    assert wizard.currentId() == Page.CONFIRM
+    qtbot.waitUntil(lambda: wizard.confirm.waiting.text().startswith(
+        "The backup service could not start."), timeout=WAIT)  # fmt: skip
+    assert len(wizard.confirm.waiting.text()) > len("The backup service could not start.")
+    assert not wizard.confirm.isComplete()
+    wizard.confirm.confirmed = True  # as if checked: nothing is left to ask before closing
+    _quit(qtbot, app)
+
+
+def test_every_page_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    from PySide6.QtWidgets import QAbstractButton, QWidget
+
+    monkeypatch.setattr(first_run_jobs, "phrase_challenge", lambda _p: {"positions": [1, 2, 3]})
+
+    app = App(str(tmp_path / "none"), tray=False)
+    wizard = firstrun.FirstRunWizard(app.home, app.watch, app.actions)
+    qtbot.addWidget(wizard)
+    wizard.phrase = phrase.secret_to_phrase(SECRET)
+    wizard.show()
+    for page_id in Page:
+        wizard.setStartId(page_id)
+        wizard.restart()
+        focusable = [w for w in wizard.findChildren(QWidget)
+                     if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(wizard)]
+        assert focusable
+        for widget in focusable:
+            name = widget.accessibleName() or (
+                widget.text() if isinstance(widget, QAbstractButton) else "")  # fmt: skip
+            assert name, f"{page_id.name}: {type(widget).__name__} has no accessible name"
+            if isinstance(widget, QAbstractButton):
+                assert "&" in widget.text(), f"{page_id.name}: {widget.text()!r} has no mnemonic"
+    wizard.forget()
+    wizard.hide()

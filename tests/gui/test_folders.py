@@ -182,3 +182,26 @@ def test_the_default_profile_starts_without_home_and_odd_paths_are_quoted(tmp_pa
     autostart.disable(str(odd))
     assert not os.path.exists(path)
     autostart.disable(str(odd))  # not there: nothing to do
+
+
+def test_the_tab_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, tmp_path):
+    from PySide6.QtWidgets import QAbstractButton, QWidget
+
+    from p2pbackup.gui import screenshots
+
+    app = App(str(tmp_path), tray=False)
+    qtbot.addWidget(app.window)
+    screenshots._sample(app)  # as if a daemon ran: every control enabled
+    app.window.show()
+    app.window.tabs.setCurrentWidget(app.window.folders)
+    tab = app.window.folders
+    focusable = [w for w in tab.findChildren(QWidget)
+                 if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(tab)]
+    assert len(focusable) >= 10
+    for widget in focusable:
+        name = widget.accessibleName() or (widget.text() if isinstance(widget, QAbstractButton)
+                                           else "")  # fmt: skip
+        assert name, f"{type(widget).__name__} has no accessible name"
+        if isinstance(widget, QAbstractButton):
+            assert "&" in widget.text(), f"{widget.text()!r} has no keyboard shortcut"
+    app.window.hide()

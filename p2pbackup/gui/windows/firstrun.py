@@ -40,6 +40,7 @@ from p2pbackup.gui.actions import Actions
 from p2pbackup.gui.bridge import Watch
 from p2pbackup.gui.icons import app_icon
 from p2pbackup.gui.models.settings import SettingsModel
+from p2pbackup.gui.supervisor import Service, Supervisor
 from p2pbackup.gui.windows.firstrun_phrase import ConfirmPage, RecoverPage, WordsPage
 from p2pbackup.gui.windows.folders import FolderPicker
 from p2pbackup.storage.profile import Profile
@@ -62,6 +63,7 @@ class Page(enum.IntEnum):
 
 class FirstRunWizard(QWizard):
     identity_ready = Signal()  # the profile exists now: its daemon can start
+    service_changed = Signal()  # the daemon came, went, or could not start
 
     def __init__(self, home: str, watch: Watch, actions: Actions,
                  parent: QWidget | None = None) -> None:  # fmt: skip
@@ -69,6 +71,8 @@ class FirstRunWizard(QWizard):
         self.home, self.actions = home, actions
         self.profile = Profile(home)
         self.settings = SettingsModel(home, watch, self)
+        self.settings.changed.connect(self.service_changed)
+        self.supervisor: Supervisor | None = None
         self.phrase = ""  # a new identity's words, while the wizard shows them
         self.owner_id = ""
         self.closing: QMessageBox | None = None  # the question before closing, while it shows
@@ -99,6 +103,19 @@ class FirstRunWizard(QWizard):
             return Page.WORDS if self.welcome.new.isChecked() else Page.RECOVER
         return {Page.WORDS: Page.CONFIRM, Page.CONFIRM: Page.FOLDERS, Page.RECOVER: Page.FRIENDS,
                 Page.FRIENDS: Page.FOLDERS}.get(current, -1)  # fmt: skip
+
+    def follow(self, supervisor: Supervisor) -> None:
+        """Say why the daemon is not there when it could not start (the app's supervisor)."""
+        self.supervisor = supervisor
+        supervisor.changed.connect(self.service_changed)
+
+    def waiting(self) -> str:
+        """Why the pages that need the daemon wait ("" when it runs)."""
+        if self.settings.running:
+            return ""
+        if self.supervisor is not None and self.supervisor.state is Service.STOPPED:
+            return self.supervisor.problem or self.tr("The backup service is not running.")
+        return self.tr("Starting the backup service…")
 
     def device_name(self) -> str | None:
         return self.welcome.name.text().strip() or None
@@ -260,14 +277,14 @@ class FriendsPage(QWizardPage):
             self._wired = True
             self.accept.clicked.connect(wizard.actions.accept.trigger)
             self.restore.clicked.connect(wizard.actions.restore.trigger)
-            wizard.settings.changed.connect(self._follow)
+            wizard.service_changed.connect(self._follow)
         self._follow()
 
     def _follow(self) -> None:
         running = self.wizard().settings.running
         self.accept.setEnabled(running)
         self.restore.setEnabled(running)
-        self.waiting.setText("" if running else self.tr("Starting the backup service…"))
+        self.waiting.setText(self.wizard().waiting())
 
 
 class OfferField(QComboBox):
@@ -279,6 +296,7 @@ class OfferField(QComboBox):
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.addItems([format_size(size) for size in OFFERS])
         self.setAccessibleName(self.tr("Space to give each friend"))
+        self.lineEdit().setAccessibleName(self.accessibleName())
 
     def given(self) -> int | None:
         try:
@@ -324,7 +342,7 @@ class FoldersPage(QWizardPage):
         if self.picker is None:
             self.picker = FolderPicker(settings)
             self.layout_.insertWidget(0, self.picker, 1)
-            settings.changed.connect(self._follow)
+            self.wizard().service_changed.connect(self._follow)
         if self.wizard().owner_id and self.wizard().phrase == "":  # recovered
             self.setSubTitle(self.tr(
                 "Choose the folders to back up from now on, and how much space each friend "
@@ -339,7 +357,7 @@ class FoldersPage(QWizardPage):
             self._offer_shown = True
         lines = []
         if not settings.running:
-            lines.append(self.tr("Starting the backup service…"))
+            lines.append(self.wizard().waiting())
         if settings.refusal:
             lines.append(settings.refusal)
         if self.offer.given() is None:
@@ -365,6 +383,7 @@ def start(app: App) -> FirstRunWizard | None:
         app.start()
         return None
     wizard = FirstRunWizard(app.home, app.watch, app.actions)
+    wizard.follow(app.supervisor)
     app.first_run = wizard  # kept while the app lives: its last requests belong to it
 
     def identity_ready() -> None:

@@ -189,9 +189,13 @@ class ConfirmPage(QWizardPage):
         self.form = QFormLayout()
         self.fields: dict[int, QLineEdit] = {}
         self.error = _error_label()
+        self.waiting = QLabel()
+        self.waiting.setWordWrap(True)
+        self.waiting.setAccessibleName(self.tr("Backup service"))
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addWidget(self.error)
+        layout.addWidget(self.waiting)
         layout.addStretch(1)
         self.confirmed = False
         self._checking: Request | None = None
@@ -208,7 +212,12 @@ class ConfirmPage(QWizardPage):
             field.textChanged.connect(self._typed)
             self.fields[at] = field
             self.form.addRow(self.tr("Word %1:").replace("%1", str(at)), field)
-        self.wizard().settings.changed.connect(self.completeChanged)
+        self.wizard().service_changed.connect(self._service)
+        self._service()
+
+    def _service(self) -> None:
+        self.waiting.setText(self.wizard().waiting())
+        self.completeChanged.emit()
 
     def _typed(self) -> None:
         self.error.clear()

@@ -127,6 +127,7 @@ class FoldersTab(QWidget):
         self.limited.clicked.connect(self._set_limit)
         self.limit = QSpinBox()
         self.limit.setAccessibleName(self.tr("Upload limit in kilobytes per second"))
+        self.limit.findChild(QLineEdit).setAccessibleName(self.limit.accessibleName())
         self.limit.setRange(1, 10_000_000)
         self.limit.setSuffix(self.tr(" KB/s"))
         self.limit.setValue(DEFAULT_LIMIT_KIB)

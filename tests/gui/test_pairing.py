@@ -3,6 +3,8 @@ against real daemons on 127.0.0.1; a wrong code is said as such and changes noth
 
 from __future__ import annotations
 
+import signal
+
 from PySide6.QtCore import Qt
 
 from p2pbackup.core.pairing import parse_code
@@ -13,6 +15,7 @@ from p2pbackup.gui.windows.accept import AcceptDialog
 from p2pbackup.gui.windows.invite import InviteDialog
 
 WAIT = 15000  # ms
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 
 def _friends(qtbot, home: str) -> list[dict]:
@@ -40,7 +43,7 @@ def _accept(qtbot, home: str, typed: str, address: str) -> AcceptDialog:
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.keyClicks(dialog.code, typed)
-    qtbot.keyClicks(dialog.peer, address)  # no LAN discovery in tests: the shown address
+    qtbot.keyClicks(dialog.peer, address)  # no LAN discovery in tests: the address shown
     assert dialog.pair.isEnabled(), dialog.hint.text()
     qtbot.mouseClick(dialog.pair, Qt.MouseButton.LeftButton)
     return dialog
@@ -165,3 +168,26 @@ def test_invite_and_accept_are_offered_only_while_the_service_runs(qtbot, grid):
     assert len(app.window.findChildren(InviteDialog)) == 1
     assert len(app.window.findChildren(AcceptDialog)) == 1
     app.watch.stop()
+
+
+def test_with_a_rendezvous_point_the_code_alone_pairs(qtbot, grid):
+    grid.init_all(["point", "ann", "bob"])
+    started = [grid.command("point", "daemon", "--serve-rendezvous", "--listen", LOOPBACK)]
+    try:
+        assert "running" in started[0].stdout.readline()
+        point = grid.address("point")
+        for name in ("ann", "bob"):
+            started.append(grid.command(name, "daemon", "--listen", LOOPBACK,
+                                        "--rendezvous", point))  # fmt: skip
+        for process in started[1:]:
+            assert "running" in process.stdout.readline()
+        invite = _invite(qtbot, grid.home("ann"), "2G")
+        assert invite.address == "" and not invite.copy_address.isVisible()  # the code is enough
+        accept = _accept(qtbot, grid.home("bob"), invite.code, "")
+        qtbot.waitUntil(lambda: accept.close_button.isVisible(), timeout=WAIT)
+        assert "You and ann are now friends" in accept.status.text()
+        qtbot.waitUntil(lambda: invite.close_button.isVisible(), timeout=WAIT)
+    finally:
+        for process in reversed(started):
+            process.send_signal(signal.SIGINT)
+            process.wait(15)

@@ -203,9 +203,13 @@ class FoldersTab(QWidget):
         if [self.excludes.item(i).text() for i in range(self.excludes.count())] != m.excludes:
             self.excludes.clear()
             self.excludes.addItems(m.excludes)
-        self.interval.clear()
-        for seconds, text in interval_choices(m.interval):
-            self.interval.addItem(text, seconds)
+        choices = interval_choices(m.interval)
+        if [self.interval.itemData(i) for i in range(self.interval.count())] != [
+            seconds for seconds, _ in choices
+        ]:  # rebuilt only when the choices change: an open list is left alone
+            self.interval.clear()
+            for seconds, text in choices:
+                self.interval.addItem(text, seconds)
         if m.interval is not None:
             self.interval.setCurrentIndex(self.interval.findData(float(m.interval)))
         self.paused.setChecked(m.paused)

@@ -51,6 +51,7 @@ RETRY = 6 * 3600.0  # a run that left work undone is tried again after this (or 
 SETTLE = 30.0  # at start, every friend is tried once before anyone is counted unseen
 LOOK_EVERY = 3600.0  # looked at again at least this often, news or not
 WATCHED = 3600.0  # a friend is missed this long by the daemon itself before it counts gone
+JOB_SLICE = 30.0  # seconds a replace job starts records for: a backup waits no longer
 NEWS = frozenset({"FriendOnline", "FriendOffline", "FriendUsage", "SettingsChanged"})
 
 
@@ -237,7 +238,8 @@ class Replacer:
             self.last_run = time.time()
         self.last_result, self.last_error = result, None
         self._tried_off |= gone
-        self._placed_off = set(gone) if not result.get("unplaced") else set()
+        whole = not (result.get("unplaced") or result.get("more"))
+        self._placed_off = set(gone) if whole else set()
         self._tried_back |= back
         self._tried_usage.update(over)
         self._extras_for = set(result.get("extras_for", ()))
@@ -245,6 +247,8 @@ class Replacer:
         # holder away, or the friend failed its proofs): tried again later.
         undone = result.get("unplaced") or result.get("short") or back & self._extras_for
         self._retry_at = trio.current_time() + RETRY if undone else None
+        if result.get("more"):  # the rest at once, behind whatever job waits for the lock
+            self._retry_at = trio.current_time()
         self._tell(result.get("problem"), result.get("advice"))
 
     def _tell(self, problem: str | None, advice: str | None) -> None:
@@ -311,7 +315,7 @@ async def replace(s: Session, gone: list[str] | None = None) -> dict:
     away = {key for key in gone or () if key in s.grid.friends and key not in s.grid.usage}
     names = {key: s.grid.name(key) for key in s.grid.friends}
     return await replace_round(s.grid.online, s.grid.usage, s.state, s.events, s.workers,
-                               away, names)  # fmt: skip
+                               away, names, until=trio.current_time() + JOB_SLICE)  # fmt: skip
 
 
 async def replace_round(
@@ -322,12 +326,13 @@ async def replace_round(
     workers: trio.CapacityLimiter,
     gone: set[str],
     names: Mapping[str, str],
+    until: float | None = None,
 ) -> dict:
     """One run, its news as events (RepairDone, SafetyChanged) and its result as JSON
     values, what to do where room is short among them."""
     before = _survives(state, gone)
     work = Replacement(stores, usage, state, events, workers, survive=PROMISED)
-    outcome = await work.run(gone, names)
+    outcome = await work.run(gone, names, until)
     after = _survives(state, gone)
     why = "friend unseen" if gone else "quota lowered" if outcome.moved_off else "friend back"
     if outcome.shares:
@@ -345,6 +350,7 @@ async def replace_round(
         "moved_off": {name(k, k): size for k, size in sorted(outcome.moved_off.items())},
         "short": {name(k, k): size for k, size in sorted(outcome.short.items())},
         "more_friends": outcome.more_friends,
+        "more": outcome.more,  # stopped at its time limit: the daemon runs it again
         "distrusted": sorted(name(k, k) for k in outcome.distrusted),
         "extras": len(state.extras),
         "extras_for": sorted({friend for _, friend in state.extras.values()}),

@@ -60,6 +60,7 @@ class Outcome:
     more_friends: bool = False  # room alone would not do: the rule needs more friends
     moved_off: Counter[str] = field(default_factory=Counter)  # friend -> bytes moved (quota)
     distrusted: list[str] = field(default_factory=list)  # back, but failed a proof
+    more: bool = False  # stopped at its time limit with work left: run again
 
 
 class Replacement:
@@ -85,12 +86,18 @@ class Replacement:
         self._answered: set[str] = set()
         self._extras: dict[tuple[bytes, int], tuple[str, str]] = {}
         self._unsaved = 0  # records placed since the extras were last written
+        self._until: float | None = None
         self.outcome = Outcome()
 
-    async def run(self, gone: Iterable[str], friends: Iterable[str]) -> Outcome:
+    async def run(
+        self, gone: Iterable[str], friends: Iterable[str], until: float | None = None
+    ) -> Outcome:
         """Drop the extras of friends back, place again what ``gone`` friends held, and
         move what no longer fits off friends over quota. ``friends``: every friend still a
-        friend (an extra standing in for one unfriended since is simply the copy now)."""
+        friend (an extra standing in for one unfriended since is simply the copy now).
+        ``until`` (trio time): no record is started after it (``Outcome.more``), so a
+        backup waiting for the job lock gets it between two runs."""
+        self._until = until
         listed, unreachable = await list_holders(self._stores, self._events)
         answered = set(self._stores) - set(unreachable)
         self._holders = {key: set(who) for key, who in listed.items()}
@@ -190,6 +197,8 @@ class Replacement:
         async def _worker() -> None:
             nonlocal done
             for rid in queue:  # shared: each record goes to one worker
+                if self._out_of_time():
+                    return
                 await self._place_again(rid, off=gone, leaving={})
                 done += 1
                 self._events(ev.Progress("replace", done, len(todo)))
@@ -197,6 +206,11 @@ class Replacement:
         async with trio.open_nursery() as nursery:  # a few records at once: round trips
             for _ in range(RECORDS_AT_ONCE):  # overlap, memory stays a few batches each
                 nursery.start_soon(_worker)
+
+    def _out_of_time(self) -> bool:
+        if self._until is not None and trio.current_time() >= self._until:
+            self.outcome.more = True
+        return self.outcome.more
 
     def _held(self, rid: bytes, index: int, leaving: str | None = None) -> set[str]:
         return self._holders.get(ShareKey(rid, index), set()) - {leaving}
@@ -308,7 +322,7 @@ class Replacement:
                 reverse=True,
             )  # fmt: skip
             for size, rid, i in mine:  # the largest first: the fewest to move
-                if over <= 0:
+                if over <= 0 or self._out_of_time():
                     break
                 if not await self._place_again(rid, off=set(), leaving={i: friend}):
                     continue

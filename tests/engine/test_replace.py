@@ -108,3 +108,22 @@ async def test_extras_are_kept_as_pinned_json_and_a_bad_value_reads_as_none(tmp_
         db._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("extras", bad))
         assert db.extras() == {}
         db.close()
+
+
+async def test_a_run_stops_starting_records_at_its_time_limit_and_the_next_goes_on(grid, tmp_path):
+    """So a backup waiting for the job lock gets it between two runs (daemon/replacer.py)."""
+    _, placed = await _backed_up_large(grid, tmp_path)
+    records = len(grid.state.records)
+    grid.stores[placed[0]].online = grid.stores[placed[1]].online = False
+    first = await _run_until(grid, {placed[0], placed[1]}, trio.current_time())
+    assert first.more and first.records == 0 and not first.unplaced
+    second = await _run_until(grid, {placed[0], placed[1]}, None)
+    assert not second.more and second.records == records
+    assert await _worst(grid) == 1
+
+
+async def _run_until(grid, gone, until):
+    online = {k: s for k, s in grid.stores.items() if s.online}
+    usage = {k: await s.stat() for k, s in online.items()}
+    work = Replacement(online, usage, grid.state, grid.events.append, trio.CapacityLimiter(2))
+    return await work.run(gone, grid.stores, until)

@@ -168,6 +168,14 @@ def test_invite_and_accept_are_offered_only_while_the_service_runs(qtbot, grid):
     assert len(app.window.findChildren(InviteDialog)) == 1
     assert len(app.window.findChildren(AcceptDialog)) == 1
     app.watch.stop()
+    # The space offered starts at what the person chose for new friends (first run).
+    request = Request(grid.home("ann"), "offer", {"size": 7 << 30})
+    with qtbot.waitSignal(request.finished, timeout=WAIT):
+        request.start()
+    dialog = InviteDialog(grid.home("ann"))
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.offer.currentText() == "7.0 GiB", timeout=WAIT)
+    assert dialog.offer.given() == 7 << 30
 
 
 def test_with_a_rendezvous_point_the_code_alone_pairs(qtbot, grid):

@@ -68,6 +68,7 @@ class AcceptDialog(QDialog):
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.offer = OfferField()
+        self.offer.ask_default(home)
         self.peer = QLineEdit()
         self.peer.setAccessibleName(self.tr("Friend's address (only if they gave you one)"))
         self.peer.setPlaceholderText(self.tr("optional"))

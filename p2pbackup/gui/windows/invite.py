@@ -78,6 +78,7 @@ class InviteDialog(QDialog):
         ).replace("%1", str(MINUTES)))
         intro.setWordWrap(True)
         self.offer = OfferField()
+        self.offer.ask_default(self.home)
         form = QFormLayout()
         offer_label = QLabel(self.tr("&Space you give this friend:"))
         offer_label.setBuddy(self.offer)

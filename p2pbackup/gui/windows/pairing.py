@@ -31,6 +31,20 @@ class OfferField(QComboBox):
         self.setToolTip(_tr("Space on this computer for your friend's encrypted backup. "
                             "You can change it later in the Friends tab."))  # fmt: skip
 
+    def ask_default(self, home: str) -> None:
+        """Show the space the person chose for new friends (the first run asks it; the
+        ``offer`` settings job), unless they have typed another meanwhile."""
+        shown = self.currentText()
+        request = Request(home, "offer", {}, self)
+
+        def _answer(answer: object) -> None:
+            offer = answer.get("offer") if isinstance(answer, dict) else None
+            if isinstance(offer, int) and offer > 0 and self.currentText() == shown:
+                self.setCurrentText(format_size(offer))
+
+        request.result.connect(_answer)
+        request.start()
+
     def given(self) -> int | None:
         """The bytes typed, or None when the text is not a size."""
         try:

@@ -3,10 +3,12 @@
 ``verify --read-data`` reads each share READ_SIZE bytes at a time (GET_RANGE)
 and hashes it as it comes, in a worker thread, into the share's own checks
 (``erasure.ShareChecker``: layout, self-hash) and the descriptor's hash. The
-fresh proof pairs for later plain ``verify`` runs are hashed in the same pass.
-A share's size follows from the descriptor alone (a body is ceil(length / k)
-bytes whatever the block size), so the last read asks for one byte more:
-a share longer than it should be is damaged too.
+fresh proof pairs for later plain ``verify`` runs are hashed in the same pass,
+for a version-1 share only (its header says so, and the hash checked at the end
+binds the header): version 2 proves by its blocks. A share's size follows from
+the descriptor alone (a body is ceil(length / k) bytes whatever the block size),
+so the last read asks for one byte more: a share longer than it should be is
+damaged too.
 """
 
 from __future__ import annotations
@@ -59,18 +61,22 @@ async def check_share(
     missing or the friend went away."""
     key = ShareKey(descriptor.record_id, index)
     size = erasure.share_size(descriptor.length, descriptor.k)
-    hasher = ShareHasher(challenges)
+    hasher: ShareHasher | None = None
     offset = 0
     while offset <= size:
         want = min(READ_SIZE, size + 1 - offset)  # one byte past the end, at the end
         data = await store.get_range(key, offset, want)
         if len(data) > want:
             raise IntegrityError(f"A friend answered {len(data)} bytes to a read of {want}.")
+        if hasher is None:  # pairs only for a version-1 share: version 2 proves by blocks
+            flat = len(data) > 4 and data[4] == erasure.FLAT_VERSION
+            hasher = ShareHasher(challenges if flat else 0)
         if data:
             await trio.to_thread.run_sync(hasher.feed, data, limiter=workers)
         offset += len(data)
         if len(data) < want:
             break  # the share's end; a size other than ``size`` fails the checks below
+    assert hasher is not None  # the loop ran once at least
     # The share's checks: the last bytes are its hash, so this is cheap.
     erasure.verify_checked(descriptor, index, hasher.checker)
     return hasher.challenges()

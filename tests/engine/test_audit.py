@@ -217,3 +217,16 @@ async def test_an_old_record_is_repaired_in_its_own_format(size):
     await verifier.repair(report, {name: 1 << 30 for name in FRIENDS})
     holder = state.records[d.record_id].placement[2]
     assert stores[holder]._store._shares[lost] == original
+
+
+@pytest.mark.parametrize(("version", "pairs"), [(erasure.VERSION, 0), (erasure.FLAT_VERSION, 4)])
+async def test_read_data_makes_proof_pairs_only_for_old_shares(version, pairs):
+    """verify --read-data hashes pairs as it reads: two more for a version-1 share, none
+    for version 2 (its blocks prove it: the passes would be wasted)."""
+    state, stores, descriptors = _grid(records=2, version=version)
+    verifier = Verifier({n: s._store for n, s in stores.items()}, state, lambda e: None,
+                        trio.CapacityLimiter(2))  # fmt: skip
+    report = await verifier.verify(descriptors.values(), read_data=True)
+    assert all(len(h.good) == 4 for h in report.records.values())
+    keys = [ShareKey(rid, i) for rid in descriptors for i in range(4)]
+    assert [len(state._challenges.get(k, [])) for k in keys] == [pairs] * len(keys)

@@ -60,6 +60,7 @@ class Replacer:
         self._daemon = daemon
         self._events = events
         self._names: dict[str, str] = {}  # friend key -> name
+        self._friends = 0  # how many there are, at the last look
         self._gone_at: dict[str, float] = {}  # friend key -> when last seen, on trio's clock
         self._missed_at: dict[str, float] = {}  # friend key -> trio time this daemon missed it
         self._last_seen: dict[str, str | None] = {}
@@ -84,7 +85,7 @@ class Replacer:
         """For ``upkeep`` and the ``upkeep`` block of ``status``: short values, in words."""
         result = self.last_result or {}
         return {
-            "unseen": _unseen_words(self.unseen(), len(self._names)),
+            "unseen": _unseen_words(self.unseen(), self._friends),
             "placed_again_off": sorted(self._names.get(k, k) for k in self._placed_off),
             "extras": result.get("extras", 0),  # copies standing in for friends away
             "advice": result.get("advice"),
@@ -183,6 +184,7 @@ class Replacer:
         """Friends online now; the time each other one was last seen, kept."""
         online, wall = set(), time.time()  # one reading for all: friends gone at once stay so
         rows = self._daemon.friends.presence()
+        self._friends = len(rows)
         for row in rows:
             key = row["owner_id"]
             self._names[key] = row["name"]

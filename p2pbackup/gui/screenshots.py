@@ -152,6 +152,8 @@ def render(out: str, with_tray: bool) -> list[str]:
     _activity(save, app, window)  # SHELL
     _firstrun(save, app, window)  # FIRSTRUN
 
+    _pairing(save, home, window)
+
     if with_tray and app.tray is not None:
         app.tray.show()
         _settle(1500)  # the tray host embeds the icon
@@ -172,6 +174,57 @@ def render(out: str, with_tray: bool) -> list[str]:
     window.close()
     shutil.rmtree(home, ignore_errors=True)
     return written
+
+
+def _pairing(save, home: str, window) -> None:
+    """Invite, Accept and the Friends tab's edits, filled with sample answers (PAIR)."""
+    from p2pbackup import errors
+    from p2pbackup.gui.windows.accept import AcceptDialog
+    from p2pbackup.gui.windows.friendedit import QuotaDialog, RemoveDialog, RenameDialog
+    from p2pbackup.gui.windows.invite import InviteDialog
+
+    def shot(dialog, name: str) -> None:
+        dialog.show()
+        dialog.adjustSize()
+        save(dialog.grab, name)
+
+    invite = InviteDialog(home, window)
+    shot(invite, "invite-offer.png")
+    invite.show_page(1)
+    invite.make.hide()
+    invite.expires_at = time.monotonic() + 9 * 60 + 41
+    invite._event({"type": "InviteReady", "code": "7-guitar-reveal-orbit", "rendezvous": "",
+                   "addresses": ["/ip4/192.168.1.20/tcp/40123/p2p/12D3KooWSam"]})  # fmt: skip
+    shot(invite, "invite-code.png")
+    invite.ticker.stop()
+    invite._paired({"name": "Alice", "i_give": 20 * GIB, "they_give": 50 * GIB})
+    shot(invite, "invite-paired.png")
+    invite.hide()
+
+    accept = AcceptDialog(home, window)
+    accept.code.setText("7 guitar rev")
+    shot(accept, "accept-typing.png")
+    accept.code.setText("7-guitar-reveal-orbit")
+    accept._failed(errors.InviteMismatch())
+    shot(accept, "accept-wrong-code.png")
+    accept._paired({"name": "Alice", "i_give": 20 * GIB, "they_give": 50 * GIB})
+    shot(accept, "accept-paired.png")
+    accept.hide()
+
+    alice = dict(SAMPLE_FRIENDS[0], owner_id="ab" * 32)
+    quota = QuotaDialog(home, alice, window)
+    quota.size_field.setCurrentText("10 GiB")
+    shot(quota, "friend-space.png")
+    quota.hide()
+    rename = RenameDialog(home, alice, window)
+    shot(rename, "friend-rename.png")
+    rename.hide()
+    remove = RemoveDialog(home, alice, window)
+    _settle()  # its dry run finds no daemon here: the sample answer replaces that
+    remove._weighed({"name": "Alice", "dry_run": True, "friends_left": 2,
+                     "latest_survives_losing": 0, "latest_records_short": 0}, None)  # fmt: skip
+    shot(remove, "friend-remove.png")
+    remove.hide()
 
 
 def _firstrun(save, app, window) -> None:

@@ -148,5 +148,10 @@ class Retention:
 
     async def _watch_quotas(self) -> None:
         while True:
-            self.quotas.check(UpkeepSettings.of(self._profile.settings()).quota_warn)
+            try:
+                self.quotas.check(UpkeepSettings.of(self._profile.settings()).quota_warn)
+            except P2PBackupError as exc:  # settings unreadable, say: the next look may do
+                log.warning("quota warnings: %s", exc.message)
+            except Exception as exc:  # a bug: to the log, never stopping the node
+                log.error("quota warnings failed", exc_info=exc)
             await trio.sleep(QUOTA_EVERY)

@@ -152,3 +152,24 @@ def test_retention_off_runs_nothing_and_a_failure_is_kept_not_raised(tmp_path):
     daemon = _Refused(profile)
     _run(daemon, 500)
     assert daemon.retention.state()["last_error"] == "No friend is online."
+
+
+def test_a_failing_look_at_quotas_is_logged_and_the_next_one_still_comes(tmp_path, caplog):
+    profile = make_profile(tmp_path, "laptop")
+    daemon = _Daemon(profile)
+    looks = []
+
+    def _broken(warn_at):
+        looks.append(trio.current_time())
+        raise TypeError("a bug")
+
+    daemon.retention.quotas.check = _broken
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.retention.run)
+            await trio.sleep(150)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert looks == [0, 60, 120] and "quota warnings failed" in caplog.text

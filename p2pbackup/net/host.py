@@ -156,6 +156,7 @@ def build_host(
         # happy-eyeballs delay; one connection per friend is all we use.
         connection_config=ConnectionConfig(max_connections_per_peer=1),
     )
+    internals.dial_once(host)
     internals.never_auto_connect(host)
     if strangers is not None:
         host.get_network().register_notifee(StrangerCap(strangers))

@@ -22,9 +22,10 @@ Throughput, wire format unchanged:
 Both ends still speak standard Yamux over Noise: tests/net/test_tuning.py
 runs a stock py-libp2p peer in another process against a tuned one.
 
-Behaviour: ``forget_unread`` (a reset stream's bytes), ``forget_failed_dial``
-(the swarm's negative cache), ``observe_through`` (our observed address, asked
-again after a reconnection, for hole punching), ``HolePunch`` (DCUtR whose
+Behaviour: ``forget_unread`` (a reset stream's bytes), ``dial_once`` (no
+retries inside the swarm), ``forget_failed_dial`` (the swarm's negative cache),
+``observe_through`` (our observed address, asked again after a reconnection,
+for hole punching), ``HolePunch`` (DCUtR whose
 attempts end), ``never_auto_connect``, ``announce_as``
 (the addresses a host tells), ``notifees_of`` / ``is_inbound`` (the
 connection objects the stranger cap reads), ``is_relayed`` (how a connection
@@ -42,6 +43,7 @@ import multiaddr
 import trio
 from libp2p.abc import IHost, INetConn, INetStream
 from libp2p.connection_types import ConnectionType
+from libp2p.network.config import RetryConfig
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
@@ -114,6 +116,14 @@ def forget_unread(stream: INetStream) -> None:
         del conn.streams[muxed.stream_id]
         conn.stream_buffers.pop(muxed.stream_id, None)
         conn.stream_events.pop(muxed.stream_id, None)
+
+
+def dial_once(host: IHost) -> None:
+    """One attempt per address and dial: callers retry on their own schedule (a friend's
+    backoff, the rendezvous link, happy eyeballs over a friend's addresses). The swarm's
+    three retries per address (0.7 s) kept a friend that had just stopped looking online
+    that long; ``new_host`` does not pass a retry configuration on, hence here."""
+    host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
 
 
 def forget_failed_dial(host: IHost, peer_id: ID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from functools import partial
 
 import pytest
 import trio
@@ -44,3 +45,25 @@ async def test_no_address_answering_names_why():
             await dial_direct(me, PeerInfo(nobody, [_closed_port(), _closed_port()]))
         with pytest.raises(PeerError, match="no address known"):
             await dial_direct(me, PeerInfo(nobody, []))
+
+
+async def test_each_address_is_dialled_once_per_attempt():
+    """The friend's backoff decides when to try again, not the swarm: a friend that just
+    stopped is offline at once, not after the library's three retries (0.7 s)."""
+    accepted = 0
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        await stream.aclose()
+
+    me = build_host(NodeIdentity.from_seed(b"m" * 32))
+    nobody = NodeIdentity.from_seed(b"n" * 32).peer_id
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(partial(trio.serve_tcp, hang_up, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        async with me.run(listen_addrs(LOOPBACK)):
+            with pytest.raises(PeerError):
+                await dial_direct(me, PeerInfo(nobody, [Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")]))
+        nursery.cancel_scope.cancel()
+    assert accepted == 1

@@ -440,7 +440,8 @@ async def apply_policy(
         result["repacked_revisions"] = repacked.revisions
         result["rewritten_snapshots"] = repacked.snapshots
         result["repack"] = {"seconds": round(time.monotonic() - started, 3),
-                            "bytes_read": meter.read, "bytes_sent": meter.sent}  # fmt: skip
+                            "bytes_read": meter.read, "bytes_sent": meter.sent,
+                            "left_for_later": repacked.left_for_later}  # fmt: skip
         needed = needed_records(
             [snap.manifest for snap in kept], [snap.ref.manifest.record_id for snap in kept]
         )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUOTA_EVERY = 60.0  # seconds between looks at quotas: friends' STATs come about as often
+REPACK_ROUND = 600.0  # seconds a repack starts files for: a backup waits no longer for it
 
 
 def policy_of(upkeep: UpkeepSettings) -> RetentionPolicy | None:
@@ -48,10 +49,12 @@ def policy_of(upkeep: UpkeepSettings) -> RetentionPolicy | None:
 
 
 def budget_of(upkeep: UpkeepSettings, settings: dict) -> RepackBudget:
-    """The repack's budget: upkeep's share of a core, and its rate or else the upload
-    limit (a repack must not take more of the line than a backup may)."""
+    """The repack's budget: upkeep's share of a core, its rate or else the upload limit
+    (a repack must not take more of the line than a backup may), and ten minutes a
+    round (the next backup's round goes on where it stopped)."""
     rate = upkeep.repack_rate or int(settings.get("bandwidth", 0))
-    return RepackBudget(cpu=upkeep.repack_cpu, rate=float(rate) if rate else None)
+    return RepackBudget(cpu=upkeep.repack_cpu, rate=float(rate) if rate else None,
+                        seconds=REPACK_ROUND)  # fmt: skip
 
 
 async def apply(s: Session) -> dict:

@@ -57,10 +57,14 @@ T = TypeVar("T")
 class RepackBudget:
     """What a repack may use: ``cpu``, the share of one core its own CPU work keeps busy
     (each piece of work is followed by rest in proportion); ``rate``, bytes per second
-    read from and sent to friends together (None: no limit)."""
+    read from and sent to friends together (None: no limit); ``seconds``, how long it may
+    go on starting files (None: until done), so a backup waiting behind it waits no
+    longer: what is left is repacked the next time, as nothing is lost by stopping
+    between files."""
 
     cpu: float = 1.0
     rate: float | None = None
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.cpu <= 1 or (self.rate is not None and self.rate <= 0):
@@ -145,6 +149,7 @@ class _MeteredStore:
 class RepackReport:
     revisions: int = 0  # turned into reverse deltas
     snapshots: int = 0  # rewritten as a new generation
+    left_for_later: bool = False  # out of time: the next repack goes on from here
 
 
 class _Texts:
@@ -273,10 +278,17 @@ async def repack(
     texts = _Texts(fetcher, descriptors, budget)
     changed: dict[bytes, tuple[ChainStep, ...]] = {}  # revision -> its new chain
     with tempfile.TemporaryDirectory(prefix="repack-", dir=scratch) as folder:
+        started = trio.current_time()
         for path in sorted(state.files):
             revlog = state.revlog(path)
             if not len(revlog):
                 continue
+            out_of_time = budget.seconds is not None and (
+                trio.current_time() - started > budget.seconds
+            )  # checked once a file was repacked: every round gets somewhere
+            if out_of_time and report.revisions:
+                report.left_for_later = True
+                break
             on_disk = None
             if max(r.size for r in revlog) > max_text:
                 on_disk = _OnDisk(keys, fetcher, uploader, descriptors, budget, folder)

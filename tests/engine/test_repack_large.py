@@ -40,23 +40,25 @@ def _on_disk(root) -> Grid:
     return grid
 
 
-async def _three_versions(grid: Grid, root, size: int) -> list:
-    """A file backed up three times, 70% rewritten each time: a full text, a delta on it,
-    then a full text again (a second delta would make too costly a chain). Its texts,
-    oldest first."""
+async def _three_versions(grid: Grid, root, size: int, names=("big.bin",)) -> list:
+    """Files backed up three times, 70% rewritten each time: a full text, a delta on it,
+    then a full text again (a second delta would make too costly a chain). The first
+    file's texts, oldest first."""
     folder = root / "src"
     folder.mkdir()
-    rng = random.Random(5)
-    text = bytearray(rng.randbytes(size))
+    rngs = {name: random.Random(name) for name in names}
+    texts = {name: bytearray(rngs[name].randbytes(size)) for name in names}
     expected = []
     for number in range(3):
-        if number:
-            cut = size * 3 // 10
-            text[cut:] = rng.randbytes(size - cut)
-        (folder / "big.bin").write_bytes(text)
-        os.utime(folder / "big.bin", ns=(number * 10**9, number * 10**9))
+        for name in names:
+            text = texts[name]
+            if number:
+                cut = size * 3 // 10
+                text[cut:] = rngs[name].randbytes(size - cut)
+            (folder / name).write_bytes(text)
+            os.utime(folder / name, ns=(number * 10**9, number * 10**9))
         await grid.backup(folder, settings=Settings(k=2, n=3))
-        expected.append(bytes(text))
+        expected.append(bytes(texts[names[0]]))
     return expected
 
 
@@ -162,3 +164,18 @@ async def test_the_real_limit_a_file_over_64_mib_is_repacked_in_bounded_memory(t
     # batches of segments, whatever the file's size.
     assert peak < 40 * MIB, peak
     await _restores(grid, rewritten, expected, tmp_path / "r")
+
+
+async def test_out_of_time_a_repack_stops_between_files_and_the_next_goes_on(tmp_path):
+    grid = Grid(friends=3)
+    expected = await _three_versions(grid, tmp_path, 1 * MIB, names=("big.bin", "other.bin"))
+    hurried = RepackBudget(seconds=0)
+    first, _ = await _repack(grid, tmp_path, budget=hurried)
+    assert (first.revisions, first.left_for_later) == (2, True)  # one file, then out of time
+    second, rewritten = await _repack(grid, tmp_path, budget=hurried)
+    assert (second.revisions, second.left_for_later) == (2, False)  # the other; nothing left
+    await _restores(grid, rewritten, expected, tmp_path / "r")  # every version, both rounds
+    third, _ = await _repack(grid, tmp_path, budget=hurried)
+    assert third.revisions == 0
+    kinds = {p: sorted(r.kind.name for r in grid.state.revlog(p)) for p in grid.state.files}
+    assert kinds["src/big.bin"] == kinds["src/other.bin"] == ["FULL", "REVERSE", "REVERSE"]

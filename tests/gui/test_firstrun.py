@@ -142,8 +142,9 @@ def test_recovery_from_a_phrase_with_a_typo_gets_its_suggestion_and_the_same_own
     typed = " ".join(["1.", *words[:5], "ADUST", *words[6:-1]])
     page.text.insertPlainText(typed)  # pasted, the way most people will
     qtbot.keyClicks(page.text, " " + words[-1][:5])  # and the last word typed: a prefix
-    assert page.state.text() == ("Word 6, “adust”, is not in the word list. "
-                                 "Did you mean one of these?")
+    assert page.state.text() == (
+        "Word 6, “adust”, is not in the word list. Did you mean one of these?"
+    )
     assert not wizard.button(QWizard.WizardButton.CommitButton).isEnabled()
     [adjust] = [b for b in page.buttons if b.text().endswith(" adjust")]
     qtbot.mouseClick(adjust, Qt.MouseButton.LeftButton)
@@ -226,8 +227,11 @@ def test_every_page_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, 
     for page_id in Page:
         wizard.setStartId(page_id)
         wizard.restart()
-        focusable = [w for w in wizard.findChildren(QWidget)
-                     if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(wizard)]
+        focusable = [
+            w
+            for w in wizard.findChildren(QWidget)
+            if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(wizard)
+        ]
         assert focusable
         for widget in focusable:
             name = widget.accessibleName() or (

@@ -126,7 +126,7 @@ def _exec(path: str) -> list[str]:
     " ` $ and itself; %% is a percent sign."""
     with open(path, encoding="utf-8") as f:
         line = next(ln for ln in f.read().splitlines() if ln.startswith("Exec="))
-    value = line[len("Exec="):].replace("\\\\", "\\")
+    value = line[len("Exec=") :].replace("\\\\", "\\")
     args, word, quoted, i = [], None, False, 0
     while i < len(value):
         c = value[i]
@@ -195,8 +195,11 @@ def test_the_tab_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, tmp
     app.window.show()
     app.window.tabs.setCurrentWidget(app.window.folders)
     tab = app.window.folders
-    focusable = [w for w in tab.findChildren(QWidget)
-                 if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(tab)]
+    focusable = [
+        w
+        for w in tab.findChildren(QWidget)
+        if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(tab)
+    ]
     assert len(focusable) >= 10
     for widget in focusable:
         name = widget.accessibleName() or (widget.text() if isinstance(widget, QAbstractButton)

@@ -125,10 +125,14 @@ class SettingsModel(QObject):
         self.refusal = ""
         request = Request(self.home, job, params, self)
         request.failed.connect(lambda exc: self._refused(exc.message))
-        request.no_daemon.connect(lambda: self._refused(_tr(
-            "The backup service is not running, so nothing was changed.")))
-        request.lost.connect(lambda: self._refused(_tr(
-            "The backup service stopped before it answered; nothing may have changed.")))
+        request.no_daemon.connect(
+            lambda: self._refused(_tr("The backup service is not running, so nothing was changed."))
+        )
+        request.lost.connect(
+            lambda: self._refused(
+                _tr("The backup service stopped before it answered; nothing may have changed.")
+            )
+        )
         request.finished.connect(self._changed)
         return request.start()
 

@@ -41,7 +41,12 @@ from p2pbackup.gui.bridge import Watch
 from p2pbackup.gui.icons import app_icon
 from p2pbackup.gui.models.settings import SettingsModel
 from p2pbackup.gui.supervisor import Service, Supervisor
-from p2pbackup.gui.windows.firstrun_phrase import ConfirmPage, RecoverPage, WordsPage
+from p2pbackup.gui.windows.firstrun_phrase import (
+    ConfirmPage,
+    RecoverPage,
+    WordsPage,
+    cannot_write,
+)
 from p2pbackup.gui.windows.folders import FolderPicker
 from p2pbackup.storage.profile import Profile
 
@@ -79,10 +84,12 @@ class FirstRunWizard(QWizard):
         self.setWindowTitle(self.tr("Welcome to p2pbackup"))
         self.setWindowIcon(app_icon())
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage)
-        for button, text in ((QWizard.WizardButton.BackButton, self.tr("< &Back")),
-                             (QWizard.WizardButton.NextButton, self.tr("&Next >")),
-                             (QWizard.WizardButton.FinishButton, self.tr("&Finish")),
-                             (QWizard.WizardButton.CancelButton, self.tr("&Cancel"))):
+        for button, text in (
+            (QWizard.WizardButton.BackButton, self.tr("< &Back")),
+            (QWizard.WizardButton.NextButton, self.tr("&Next >")),
+            (QWizard.WizardButton.FinishButton, self.tr("&Finish")),
+            (QWizard.WizardButton.CancelButton, self.tr("&Cancel")),
+        ):
             self.setButtonText(button, text)  # fmt: skip
         self.welcome = WelcomePage()
         self.words = WordsPage()
@@ -90,9 +97,14 @@ class FirstRunWizard(QWizard):
         self.recover = RecoverPage()
         self.friends = FriendsPage()
         self.folders = FoldersPage()
-        for page_id, page in ((Page.WELCOME, self.welcome), (Page.WORDS, self.words),
-                              (Page.CONFIRM, self.confirm), (Page.RECOVER, self.recover),
-                              (Page.FRIENDS, self.friends), (Page.FOLDERS, self.folders)):
+        for page_id, page in (
+            (Page.WELCOME, self.welcome),
+            (Page.WORDS, self.words),
+            (Page.CONFIRM, self.confirm),
+            (Page.RECOVER, self.recover),
+            (Page.FRIENDS, self.friends),
+            (Page.FOLDERS, self.folders),
+        ):
             self.setPage(page_id, page)  # fmt: skip
         self.setStartId(Page.WELCOME)
 
@@ -134,11 +146,16 @@ class FirstRunWizard(QWizard):
         if self.phrase and not self.confirm.confirmed:
             if self.closing is None:
                 box = self.closing = QMessageBox(
-                    QMessageBox.Icon.Warning, self.tr("Close without checking?"), self.tr(
+                    QMessageBox.Icon.Warning,
+                    self.tr("Close without checking?"),
+                    self.tr(
                         "Your recovery phrase is shown only now. If you have not written it "
                         "down, do it before you close: without it, your backups cannot be "
-                        "recovered when this computer is lost.\n\nClose anyway?"),
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+                        "recovered when this computer is lost.\n\nClose anyway?"
+                    ),
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    self,
+                )
                 box.setDefaultButton(QMessageBox.StandardButton.No)
                 box.finished.connect(self._close_answered)
                 box.open()
@@ -166,19 +183,29 @@ class WelcomePage(QWizardPage):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Welcome to p2pbackup"))
-        self.setSubTitle(self.tr(
-            "p2pbackup keeps an encrypted copy of your files on your friends' computers, and "
-            "theirs on yours. Nobody but you can read your copy."))
+        self.setSubTitle(
+            self.tr(
+                "p2pbackup keeps an encrypted copy of your files on your friends' computers, and "
+                "theirs on yours. Nobody but you can read your copy."
+            )
+        )
         self.new = QRadioButton(self.tr("&Start backing up this computer (the first time)"))
-        self.recovering = QRadioButton(self.tr(
-            "&Recover my backups with my recovery phrase (a lost or new computer)"))
+        self.recovering = QRadioButton(
+            self.tr("&Recover my backups with my recovery phrase (a lost or new computer)")
+        )
         self.new.setChecked(True)
-        new_why = self._hint(self.tr(
-            "You get a recovery phrase of 24 words to write down: with it, you can get your "
-            "files back even if this computer is lost."))
-        recover_why = self._hint(self.tr(
-            "Type the 24 words you wrote down when you started; your friends still keep "
-            "your backups."))
+        new_why = self._hint(
+            self.tr(
+                "You get a recovery phrase of 24 words to write down: with it, you can get your "
+                "files back even if this computer is lost."
+            )
+        )
+        recover_why = self._hint(
+            self.tr(
+                "Type the 24 words you wrote down when you started; your friends still keep "
+                "your backups."
+            )
+        )
         self.name = QLineEdit(QSysInfo.machineHostName())
         self.name.setAccessibleName(self.tr("This computer's name"))
         self.name.setMaxLength(firstrun.MAX_DEVICE_NAME)
@@ -225,6 +252,9 @@ class WelcomePage(QWizardPage):
         except ConfigError as exc:
             self.error.setText(exc.message)
             return False
+        except OSError as exc:  # the folder cannot be made or written
+            self.error.setText(cannot_write(wizard.home, exc))
+            return False
         wizard.phrase, wizard.owner_id = made["recovery_phrase"], made["owner_id"]
         wizard.identity_made()
         return True
@@ -238,11 +268,14 @@ class FriendsPage(QWizardPage):
         self.setTitle(self.tr("Find your friends and restore"))
         self.setSubTitle(self.tr("Your backups are safe with your friends. To get them back "
                                  "on this computer:"))  # fmt: skip
-        steps = QLabel(self.tr(
-            "1. Ask one of your friends for an invite code: in their p2pbackup, "
-            "“Invite a friend…”. Accept it here.\n"
-            "2. Once you are friends again, restore your files.\n\n"
-            "You can also do both later, from p2pbackup's menu."))
+        steps = QLabel(
+            self.tr(
+                "1. Ask one of your friends for an invite code: in their p2pbackup, "
+                "“Invite a friend…”. Accept it here.\n"
+                "2. Once you are friends again, restore your files.\n\n"
+                "You can also do both later, from p2pbackup's menu."
+            )
+        )
         steps.setWordWrap(True)
         self.who = QLabel()
         self.who.setWordWrap(True)
@@ -271,8 +304,11 @@ class FriendsPage(QWizardPage):
 
         wizard = self.wizard()
         if wizard.owner_id:
-            self.who.setText(self.tr("Your backup identity %1 is back on this computer.").replace(
-                "%1", owner_fingerprint(bytes.fromhex(wizard.owner_id))))
+            self.who.setText(
+                self.tr("Your backup identity %1 is back on this computer.").replace(
+                    "%1", owner_fingerprint(bytes.fromhex(wizard.owner_id))
+                )
+            )
         if not self._wired:  # initializePage runs again after Back
             self._wired = True
             self.accept.clicked.connect(wizard.actions.accept.trigger)
@@ -311,17 +347,23 @@ class FoldersPage(QWizardPage):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("What to back up"))
-        self.setSubTitle(self.tr(
-            "Choose the folders to back up, and how much space on this computer each friend "
-            "may use for their backup. You can change both later."))
+        self.setSubTitle(
+            self.tr(
+                "Choose the folders to back up, and how much space on this computer each friend "
+                "may use for their backup. You can change both later."
+            )
+        )
         self.picker: FolderPicker | None = None
         self.offer = OfferField()
         offer_label = QLabel(self.tr("S&pace to give each friend:"))
         offer_label.setBuddy(self.offer)
         self.offer.editTextChanged.connect(self.completeChanged)
-        offer_why = QLabel(self.tr(
-            "Each friend gives you space for your backup in return; you agree on it with "
-            "each of them when you become friends."))
+        offer_why = QLabel(
+            self.tr(
+                "Each friend gives you space for your backup in return; you agree on it with "
+                "each of them when you become friends."
+            )
+        )
         offer_why.setWordWrap(True)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
@@ -344,10 +386,13 @@ class FoldersPage(QWizardPage):
             self.layout_.insertWidget(0, self.picker, 1)
             self.wizard().service_changed.connect(self._follow)
         if self.wizard().owner_id and self.wizard().phrase == "":  # recovered
-            self.setSubTitle(self.tr(
-                "Choose the folders to back up from now on, and how much space each friend "
-                "may use on this computer. If you are about to restore, you can choose the "
-                "folders afterwards, from the Folders and schedule tab."))
+            self.setSubTitle(
+                self.tr(
+                    "Choose the folders to back up from now on, and how much space each friend "
+                    "may use on this computer. If you are about to restore, you can choose the "
+                    "folders afterwards, from the Folders and schedule tab."
+                )
+            )
         self._follow()
 
     def _follow(self) -> None:

@@ -53,6 +53,11 @@ def phrase_text(words: list[str], intro: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cannot_write(home: str, exc: OSError) -> str:
+    text = QCoreApplication.translate("firstrun", "p2pbackup cannot keep its files in %1: %2")
+    return text.replace("%1", home).replace("%2", exc.strerror or str(exc))
+
+
 def _error_label() -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
@@ -69,10 +74,13 @@ class WordsPage(QWizardPage):
         self.setTitle(self.tr("Your recovery phrase"))
         self.setSubTitle(self.tr("Write these 24 words on paper, in order, and keep the "
                                  "paper somewhere safe."))  # fmt: skip
-        why = QLabel(self.tr(
-            "With them and one friend you can get all your files back, even if this computer "
-            "is lost. Anyone who has them can read your backups, so keep them to yourself. "
-            "They are shown only now; next, you will type three of them."))
+        why = QLabel(
+            self.tr(
+                "With them and one friend you can get all your files back, even if this computer "
+                "is lost. Anyone who has them can read your backups, so keep them to yourself. "
+                "They are shown only now; next, you will type three of them."
+            )
+        )
         why.setWordWrap(True)
         self.grid = QGridLayout()
         self.grid.setHorizontalSpacing(24)
@@ -129,7 +137,8 @@ class WordsPage(QWizardPage):
         return self.tr(
             "p2pbackup recovery phrase. Keep it where only you can reach it. With these 24 "
             "words and one friend, you can get your backups back on a new computer; anyone "
-            "who has them can read your backups.")
+            "who has them can read your backups."
+        )
 
     def choose_file(self) -> str:
         """Where a person saves the phrase ("" when they cancel); tests replace this."""
@@ -146,11 +155,16 @@ class WordsPage(QWizardPage):
         try:  # mode 0600, written whole or not at all
             write_private(path, phrase_text(self.words(), self._intro()).encode())
         except OSError as exc:
-            self.said.setText(self.tr("The phrase could not be saved: %1").replace(
-                "%1", exc.strerror or str(exc)))
+            self.said.setText(
+                self.tr("The phrase could not be saved: %1").replace("%1", exc.strerror or str(exc))
+            )
             return
-        self.said.setText(self.tr("Saved in %1. Only you can read that file; keep a copy "
-                                  "away from this computer as well.").replace("%1", path))
+        self.said.setText(
+            self.tr(
+                "Saved in %1. Only you can read that file; keep a copy "
+                "away from this computer as well."
+            ).replace("%1", path)
+        )
 
     def _print(self) -> None:
         from PySide6.QtPrintSupport import QPrintDialog, QPrinter  # only when asked
@@ -236,8 +250,11 @@ class ConfirmPage(QWizardPage):
                                            {"words": words}, self)  # fmt: skip
         request.result.connect(self._right)
         request.failed.connect(lambda exc: self.error.setText(exc.message))
-        request.no_daemon.connect(lambda: self.error.setText(self.tr(
-            "The backup service is not running yet. Try again in a moment.")))
+        request.no_daemon.connect(
+            lambda: self.error.setText(
+                self.tr("The backup service is not running yet. Try again in a moment.")
+            )
+        )
         request.finished.connect(self._checked)
         request.start()
         self.completeChanged.emit()
@@ -261,9 +278,12 @@ class RecoverPage(QWizardPage):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Recover your backups"))
-        self.setSubTitle(self.tr(
-            "Type or paste the 24 words of your recovery phrase. Capitals, numbering and "
-            "commas do not matter, and the first four letters of a word are enough."))
+        self.setSubTitle(
+            self.tr(
+                "Type or paste the 24 words of your recovery phrase. Capitals, numbering and "
+                "commas do not matter, and the first four letters of a word are enough."
+            )
+        )
         self.text = QPlainTextEdit()
         self.text.setAccessibleName(self.tr("Recovery phrase"))
         self.text.setTabChangesFocus(True)
@@ -349,6 +369,9 @@ class RecoverPage(QWizardPage):
                                                wizard.device_name())["owner_id"]  # fmt: skip
         except ConfigError as exc:
             self.error.setText(exc.message)
+            return False
+        except OSError as exc:  # the folder cannot be made or written
+            self.error.setText(cannot_write(wizard.home, exc))
             return False
         self.text.clear()  # the phrase is not kept on screen
         wizard.identity_made()

@@ -65,7 +65,8 @@ class FolderPicker(QWidget):
     def choose_folder(self) -> str:
         """The folder a person picks ("" when they cancel); tests replace this."""
         return QFileDialog.getExistingDirectory(
-            self, self.tr("Choose a folder to back up"), os.path.expanduser("~"))
+            self, self.tr("Choose a folder to back up"), os.path.expanduser("~")
+        )
 
     def _add(self) -> None:
         if path := self.choose_folder():
@@ -191,7 +192,8 @@ class FoldersTab(QWidget):
             autostart.set_enabled(self.home, on)
         except OSError as exc:
             self.model.refusal = self.tr("Start at login could not be changed: %1").replace(
-                "%1", exc.strerror or str(exc))
+                "%1", exc.strerror or str(exc)
+            )
             self._follow()
         self.at_login.setChecked(autostart.enabled(self.home))
 

@@ -241,3 +241,12 @@ def test_every_page_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, 
                 assert "&" in widget.text(), f"{page_id.name}: {widget.text()!r} has no mnemonic"
     wizard.forget()
     wizard.hide()
+
+
+def test_a_profile_folder_that_cannot_be_made_is_said_on_the_page(qtbot, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    app, wizard = _wizard(qtbot, str(tmp_path / "a-file" / "home"))
+    _press(qtbot, wizard, QWizard.WizardButton.CommitButton)
+    assert wizard.currentId() == Page.WELCOME
+    assert wizard.welcome.error.text().startswith("p2pbackup cannot keep its files in ")
+    assert app.supervisor.process is None  # nothing to start a daemon on

@@ -208,3 +208,25 @@ def test_the_tab_can_be_used_from_the_keyboard_and_by_a_screen_reader(qtbot, tmp
         if isinstance(widget, QAbstractButton):
             assert "&" in widget.text(), f"{widget.text()!r} has no keyboard shortcut"
     app.window.hide()
+
+
+def test_the_settings_model_without_widgets(qtbot, laptop, tmp_path):
+    from p2pbackup.gui.bridge import Watch
+    from p2pbackup.gui.models.settings import SettingsModel
+
+    watch = Watch(laptop)
+    model = SettingsModel(laptop, watch)
+    watch.start()
+    qtbot.waitUntil(lambda: model.running and "folders" in model.values, timeout=WAIT)
+    assert model.folders == [] and model.interval == 3600 and not model.paused
+    model.change("folders", {"add": str(tmp_path)})
+    model.change("bandwidth", {"limit": "2M"})
+    qtbot.waitUntil(lambda: model.settled and model.bandwidth == 2 << 20, timeout=WAIT)
+    assert model.folders == [str(tmp_path)] and model.refusal == ""
+    with qtbot.waitSignal(model.failed, timeout=WAIT) as refused:
+        model.change("schedule", {"interval": -1})
+    assert refused.args == [model.refusal] and "positive" in model.refusal
+    model.change("pause")
+    qtbot.waitUntil(lambda: model.settled and model.paused, timeout=WAIT)
+    assert model.refusal == ""  # a new change forgets the last refusal
+    watch.stop()

@@ -255,6 +255,11 @@ class ConfirmPage(QWizardPage):
                 self.tr("The backup service is not running yet. Try again in a moment.")
             )
         )
+        request.lost.connect(
+            lambda: self.error.setText(
+                self.tr("The backup service stopped before it answered. Try again in a moment.")
+            )
+        )
         request.finished.connect(self._checked)
         request.start()
         self.completeChanged.emit()

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from p2pbackup.core.refs import RecordDescriptor
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.daemon.upkeep import UpkeepSettings
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.audit import AuditBudget, AuditResult
@@ -71,7 +71,7 @@ class Auditor:
             "friends": [
                 {
                     "name": names.get(key, key[:12]),
-                    "last_audit": _iso(record.last),
+                    "last_audit": iso_time(record.last),
                     "proved": record.proved,
                     "read": record.read,
                     "unproven": record.unproven,
@@ -216,7 +216,3 @@ def _survives(report) -> int:
     return min((h.safe_losses for h in report.records.values()), default=0)
 
 
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")

@@ -22,12 +22,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import trio
 
 from p2pbackup.daemon.grid import Grid, friend_key
 from p2pbackup.daemon.node import Node
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import locate
@@ -58,12 +58,6 @@ def _news():
     what was heard before."""
     looks = iter((False,))
     return lambda _heard: next(looks, True)
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass
@@ -131,10 +125,10 @@ class Friends:
                 "name": link.friend.name,
                 "owner_id": key,
                 "online": link.online,
-                "last_seen": _iso(self.node.catalog.last_seen(link.friend.owner_id)),
+                "last_seen": iso_time(self.node.catalog.last_seen(link.friend.owner_id)),
                 "rtt_ms": link.rtt_ms if link.online else None,
                 "path": link.path if link.online else None,
-                "since": _iso(link.since),
+                "since": iso_time(link.since),
             })  # fmt: skip
         return rows
 
@@ -292,7 +286,7 @@ class Friends:
 
     def _went_offline(self, link: _Link) -> None:
         link.online, link.since, link.rtt_ms, link.path = False, time.time(), None, None
-        seen = _iso(self.node.catalog.last_seen(link.friend.owner_id))
+        seen = iso_time(self.node.catalog.last_seen(link.friend.owner_id))
         log.info("friend %s went offline", link.friend.name)
         self.events(ev.FriendOffline(link.friend.name, link.friend.owner_id, seen))
 

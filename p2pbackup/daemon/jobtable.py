@@ -19,12 +19,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 import trio
 
 from p2pbackup import errors
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.failures import leaves
 from p2pbackup.storage.diskerrors import first_storage_error
@@ -125,16 +125,12 @@ class Job:
             del progress["type"], progress["job"]
         out = {
             "id": self.id, "name": self.name, "source": self.source, "state": str(self.state),
-            "queued": _iso(self.queued_at), "started": _iso(self.started_at),
-            "ended": _iso(self.ended_at), "progress": progress,
+            "queued": iso_time(self.queued_at), "started": iso_time(self.started_at),
+            "ended": iso_time(self.ended_at), "progress": progress,
         }  # fmt: skip
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-def _iso(when: float | None) -> str | None:
-    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds") if when else None
 
 
 def error_of(exc: BaseException) -> errors.P2PBackupError:

@@ -16,6 +16,7 @@ from p2pbackup.daemon.identity import public_addresses
 from p2pbackup.daemon.node import Node
 from p2pbackup.daemon.params import check as check_params
 from p2pbackup.daemon.settings import default_offer
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import ConfigError, InviteNotHere, P2PBackupError, PairingError, PeerError
 from p2pbackup.net import discovery, invite, locate
@@ -204,6 +205,7 @@ async def list_friends(node: Node, events: ev.EventSink) -> list[dict]:
                 "node_ids": list(f.node_ids),
                 "addresses": list(f.addresses),
                 "online": usage is not None,
+                "last_seen": iso_time(node.catalog.last_seen(f.owner_id)),  # None: never answered
                 "i_store_for_them": node.pool.used(f.owner_id),
                 "i_give": f.i_give,
                 "they_store_for_me": usage.used if usage else None,

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 
 import trio
 
 from p2pbackup.daemon.node import Node
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.engine import events as ev
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net import discovery, relay
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 
 RENEW_AT = 0.5  # of the shorter life of the two
 RETRY_FIRST, RETRY_MAX = 1.0, 120.0
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
 
 
 class PointLink:
@@ -67,7 +61,7 @@ class PointLink:
             "point": address,
             "registered": self.registered,
             "reserved": self.reserved,
-            "since": _iso(self.since),
+            "since": iso_time(self.since),
             "last_error": self.last_error,
         }
 

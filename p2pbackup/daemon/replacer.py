@@ -30,6 +30,7 @@ import trio
 
 from p2pbackup.core.placement import tolerable_losses
 from p2pbackup.core.sizes import format_size
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.daemon.upkeep import DAY, UpkeepSettings
 from p2pbackup.daemon.watch import Outbox
 from p2pbackup.engine import events as ev
@@ -90,7 +91,7 @@ class Replacer:
             "extras": result.get("extras", 0),  # copies standing in for friends away
             "advice": result.get("advice"),
             "running": self.running,
-            "last_run": _iso(self.last_run),
+            "last_run": iso_time(self.last_run),
             "last_error": self.last_error,
         }
 
@@ -301,10 +302,6 @@ def _since(last_seen: str | None, now: float) -> float:
         return max(0.0, now - datetime.fromisoformat(last_seen).timestamp())
     except ValueError:
         return 0.0
-
-
-def _iso(when: float | None) -> str | None:
-    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds") if when else None
 
 
 # ---- the job

@@ -12,10 +12,10 @@ the daemon's presence (daemon/friends.py) when it keeps one.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from p2pbackup.daemon.jobtable import KEEP_RESULTS
+from p2pbackup.daemon.times import iso_time
 from p2pbackup.daemon.upkeep import states as upkeep_states
 
 if TYPE_CHECKING:
@@ -47,18 +47,14 @@ def _unknown(daemon: Daemon) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _iso(when: float | None) -> str | None:
-    return datetime.fromtimestamp(when).astimezone().isoformat() if when else None
-
-
 def answer(daemon: Daemon) -> dict[str, Any]:
     facts: Facts = daemon.facts
     out = dict(facts.kept) if facts.kept is not None else _unknown(daemon)
     settings = daemon.node.profile.settings()
     out["folders"] = list(settings.get("folders", []))
-    out["last_backup"] = _iso(settings.get("last_backup"))
+    out["last_backup"] = iso_time(settings.get("last_backup"))
     out["schedule"] = daemon.scheduler.status()
-    out["checked_at"] = _iso(facts.at)  # when the kept part was worked out (None: never)
+    out["checked_at"] = iso_time(facts.at)  # when the kept part was worked out (None: never)
     out["jobs"] = [job.summary() for job in daemon.jobs.active()]
     out["rendezvous"] = daemon.point.state()  # registered, relay slot, since, last error
     out["last_jobs"] = {

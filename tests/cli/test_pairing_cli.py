@@ -82,6 +82,7 @@ def test_pairing_with_the_right_code(profiles):
     _run("--home", ann, "quota", "Bob", "500M")
     (bob_seen,) = json.loads(_run("--home", ann, "friends", "--json").stdout)
     assert bob_seen["i_give"] == 500 << 20
+    assert bob_seen["online"] is False and bob_seen["last_seen"]  # when he last answered
     _run("--home", ann, "unfriend", "Bob")
     assert json.loads(_run("--home", ann, "friends", "--json").stdout) == []
 

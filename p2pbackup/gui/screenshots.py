@@ -29,8 +29,8 @@ SAMPLE_FRIENDS = [
      "i_give": 50 * GIB, "they_store_for_me": 21 * GIB, "they_give": 50 * GIB},
     {"name": "Bob", "online": True, "path": "relay", "i_store_for_them": 3 * GIB // 2,
      "i_give": 20 * GIB, "they_store_for_me": 19 * GIB, "they_give": 20 * GIB},
-    {"name": "Carol", "online": False, "last_seen": "2026-12-02T18:20:00+00:00", "i_store_for_them": 0,
-     "i_give": 10 * GIB, "they_store_for_me": None, "they_give": 25 * GIB},
+    {"name": "Carol", "online": False, "last_seen": "2026-12-02T18:20:00+00:00",
+     "i_store_for_them": 0, "i_give": 10 * GIB, "they_store_for_me": None, "they_give": 25 * GIB},
 ]  # fmt: skip
 DISPLAY = ":97"
 

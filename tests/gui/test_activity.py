@@ -77,6 +77,20 @@ def test_live_events_start_progress_and_finish_a_row():
     assert model.rowCount() == 1
 
 
+def test_the_upkeep_the_daemon_runs_by_itself_has_rows_in_plain_words():
+    model = ActivityModel()
+    model.set_jobs([{"id": 5, "name": "retention", "source": "upkeep", "state": "finished",
+                     "ended": "2026-12-05T14:00:00+00:00"}])  # fmt: skip
+    assert [(e.what, e.text) for e in model.entries()] == [("Tidy up old backups", "Finished.")]
+    model.feed({"type": "JobStarted", "job": 6, "name": "audit"}, 6)
+    assert (model.entries()[0].what, model.entries()[0].text) == ("Check a friend", "Running…")
+    model.feed({"type": "JobFinished", "job": 7, "name": "replace", "state": "failed",
+                "error": "No friend has room.", "seconds": 1.0}, 7)  # fmt: skip
+    assert (model.entries()[0].what, model.entries()[0].text) == (
+        "Store again", "Failed: No friend has room.")
+    assert model.rowCount() == 3
+
+
 def test_upkeep_news_and_warnings_in_plain_words():
     said = {
         kind: entry_of_event({"type": kind, **fields}, now=0.0)

@@ -2,7 +2,8 @@
 
 Two sources, as the daemon gives them (docs/format.md, "Control socket"):
 
-- jobs: the ``jobs`` answer (the summaries of this daemon's life, the last 50 ended) and,
+- jobs (a person's, and the upkeep the daemon runs by itself: retention, audit, replace):
+  the ``jobs`` answer (the summaries of this daemon's life, the last 50 ended) and,
   live, ``JobStarted``/``JobProgress``/``JobFinished``. A failed job's summary carries its
   error's ``kind``, so ``failure_words`` decides by class, never by the message.
 - news that belongs to no job: upkeep's ``AuditDone``, ``RepairDone``, ``SafetyChanged``,
@@ -34,7 +35,9 @@ from p2pbackup.core.sizes import format_size
 from p2pbackup.gui.bridge import DaemonState, Request, Watch
 
 MAX_ROWS = 500  # news beyond this is in the log
-SHOWN_JOBS = ("backup", "restore", "verify", "forget")
+# the upkeep the daemon runs by itself (retention, audit, replace) is shown as well: a person
+# sees why the backup shrank, a friend was checked, or pieces were stored elsewhere
+SHOWN_JOBS = ("backup", "restore", "verify", "forget", "retention", "audit", "replace")
 SEVERITY_ROLE = Qt.ItemDataRole.UserRole + 1  # Severity
 Index = QModelIndex | QPersistentModelIndex
 
@@ -67,8 +70,10 @@ class Column(enum.IntEnum):
 
 
 def job_word(name: str) -> str:
-    return {"backup": _tr("Backup"), "restore": _tr("Restore"), "verify": _tr("Check"),
-            "forget": _tr("Clean-up")}.get(name, name)  # fmt: skip
+    words = {"backup": _tr("Backup"), "restore": _tr("Restore"), "verify": _tr("Check"),
+             "forget": _tr("Clean-up"), "retention": _tr("Tidy up old backups"),
+             "audit": _tr("Check a friend"), "replace": _tr("Store again")}  # fmt: skip
+    return words.get(name, name)
 
 
 def failure_words(error: dict | str | None) -> str:

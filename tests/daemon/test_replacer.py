@@ -7,6 +7,7 @@ lowered moves what no longer fits; with no room, the owner is told what to do.""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from datetime import datetime
@@ -108,7 +109,7 @@ def grid(request, tmp_path):
 
 
 async def _settle(replacer: Replacer) -> None:
-    """Until a run under way is over (worker threads let the mock clock jump ahead)."""
+    """Until a run the Replacer started on news is over."""
     await trio.sleep(1)
     while replacer.running:
         await trio.sleep(1)
@@ -129,7 +130,30 @@ def _copies(grid: Grid) -> Counter[ShareKey]:
 
 
 def _mock(main) -> None:
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    """Run ``main`` on trio's mock clock, which stands still while worker threads work.
+
+    The clock jumps to the next deadline whenever every task waits; a task waiting for a
+    thread counts as waiting, so a rebuild's threads would let simulated time run on (a
+    day in a few real seconds, polled by ``_settle``'s sleeps, more the busier the
+    machine) and a friend be warned about once more than the days the test counts."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    in_thread = trio.to_thread.run_sync
+    working = 0
+
+    async def clock_still(*args, **kwargs):
+        nonlocal working
+        working += 1
+        clock.autojump_threshold = math.inf
+        try:
+            return await in_thread(*args, **kwargs)
+        finally:
+            working -= 1
+            if not working:
+                clock.autojump_threshold = 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trio.to_thread, "run_sync", clock_still)
+        trio.run(main, clock=clock)
 
 
 def test_friends_unseen_8_days_are_replaced_and_dropped_again_when_back(grid, tmp_path):

@@ -3,10 +3,12 @@ paired with real invite codes. The owner's jobs run against its friends' nodes."
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.testing
 
 from p2pbackup.core.keys import new_secret
 from p2pbackup.daemon import jobs
@@ -109,3 +111,30 @@ async def started(root, owner: str = "laptop", friends=("alice", "bob", "carol",
 async def grid(tmp_path):
     async with started(tmp_path) as nodes:
         yield nodes
+
+
+def run_on_mock_clock(main) -> None:
+    """Run ``main`` on trio's mock clock, which stands still while worker threads work.
+
+    The clock jumps to the next deadline whenever every task waits; a task waiting for a
+    thread counts as waiting, so a rebuild's threads would let simulated time run on (a
+    day in a few real seconds, polled by ``_settle``'s sleeps, more the busier the
+    machine) and a friend be warned about once more than the days the test counts."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    in_thread = trio.to_thread.run_sync
+    working = 0
+
+    async def clock_still(*args, **kwargs):
+        nonlocal working
+        working += 1
+        clock.autojump_threshold = math.inf
+        try:
+            return await in_thread(*args, **kwargs)
+        finally:
+            working -= 1
+            if not working:
+                clock.autojump_threshold = 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trio.to_thread, "run_sync", clock_still)
+        trio.run(main, clock=clock)

@@ -20,7 +20,7 @@ from p2pbackup.engine.state import BackupState, StoredRecord
 from p2pbackup.engine.verify import Verifier, make_challenges
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.store import ShareKey
-from tests.daemon.conftest import make_profile, started
+from tests.daemon.conftest import make_profile, run_on_mock_clock, started
 from tests.daemon.test_cycle import make_tree
 from tests.daemon.test_upkeep import _shares
 
@@ -135,7 +135,7 @@ def _run(daemon: FakeDaemon, script) -> None:
             await script(auditor)
             nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_on_mock_clock(main)
 
 
 async def _safe(daemon: FakeDaemon) -> bool:

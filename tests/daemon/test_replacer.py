@@ -7,7 +7,6 @@ lowered moves what no longer fits; with no room, the owner is told what to do.""
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from datetime import datetime
@@ -24,7 +23,7 @@ from p2pbackup.engine import events as ev
 from p2pbackup.engine.verify import Verifier
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.store import ShareKey, Usage
-from tests.daemon.conftest import make_profile
+from tests.daemon.conftest import make_profile, run_on_mock_clock
 from tests.daemon.test_cycle import make_tree
 from tests.engine.conftest import Grid
 
@@ -129,33 +128,6 @@ def _copies(grid: Grid) -> Counter[ShareKey]:
     return Counter(key for s in grid.stores.values() if s.online for key in s._shares)
 
 
-def _mock(main) -> None:
-    """Run ``main`` on trio's mock clock, which stands still while worker threads work.
-
-    The clock jumps to the next deadline whenever every task waits; a task waiting for a
-    thread counts as waiting, so a rebuild's threads would let simulated time run on (a
-    day in a few real seconds, polled by ``_settle``'s sleeps, more the busier the
-    machine) and a friend be warned about once more than the days the test counts."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    in_thread = trio.to_thread.run_sync
-    working = 0
-
-    async def clock_still(*args, **kwargs):
-        nonlocal working
-        working += 1
-        clock.autojump_threshold = math.inf
-        try:
-            return await in_thread(*args, **kwargs)
-        finally:
-            working -= 1
-            if not working:
-                clock.autojump_threshold = 0
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trio.to_thread, "run_sync", clock_still)
-        trio.run(main, clock=clock)
-
-
 def test_friends_unseen_8_days_are_replaced_and_dropped_again_when_back(grid, tmp_path):
     daemon = FakeDaemon(grid, make_profile(tmp_path, "laptop"))
     folder = make_tree(tmp_path)
@@ -208,7 +180,7 @@ def test_friends_unseen_8_days_are_replaced_and_dropped_again_when_back(grid, tm
             assert len(daemon.runs) == 2 and len(daemon.of(ev.FriendUnseen)) == 16
             nursery.cancel_scope.cancel()
 
-    _mock(main)
+    run_on_mock_clock(main)
 
 
 def test_a_friend_back_without_its_shares_keeps_the_extras(grid, tmp_path):
@@ -234,7 +206,7 @@ def test_a_friend_back_without_its_shares_keeps_the_extras(grid, tmp_path):
             assert await _safety(grid) == (1, 0, 0)  # the copies made are the copies now
             nursery.cancel_scope.cancel()
 
-    _mock(main)
+    run_on_mock_clock(main)
 
 
 def test_no_room_says_what_to_do_and_tries_again_later(grid, tmp_path):
@@ -276,7 +248,7 @@ def test_no_room_says_what_to_do_and_tries_again_later(grid, tmp_path):
             assert await _safety(grid) == (1, 0, 0)
             nursery.cancel_scope.cancel()
 
-    _mock(main)
+    run_on_mock_clock(main)
 
 
 def test_a_lowered_quota_moves_what_no_longer_fits(grid, tmp_path):
@@ -301,7 +273,7 @@ def test_a_lowered_quota_moves_what_no_longer_fits(grid, tmp_path):
             assert await _safety(grid) == (1, 0, 0)
             nursery.cancel_scope.cancel()
 
-    _mock(main)
+    run_on_mock_clock(main)
 
 
 def test_a_daemon_back_from_a_week_away_does_not_count_a_friend_asleep_as_gone(grid, tmp_path):
@@ -326,4 +298,4 @@ def test_a_daemon_back_from_a_week_away_does_not_count_a_friend_asleep_as_gone(g
             assert len(daemon.runs) == 1 and daemon.runs[0][1]["placed_again"] > 0
             nursery.cancel_scope.cancel()
 
-    _mock(main)
+    run_on_mock_clock(main)

@@ -15,7 +15,7 @@ from p2pbackup.daemon.retention import Retention
 from p2pbackup.daemon.scheduler import Scheduler
 from p2pbackup.engine import headstore
 from p2pbackup.errors import PeerError
-from tests.daemon.conftest import make_profile, pair, started
+from tests.daemon.conftest import make_profile, pair, run_on_mock_clock, started
 from tests.daemon.test_devices import _folder
 
 HOUR = 3600
@@ -120,7 +120,7 @@ def _run(daemon: _Daemon, seconds: float) -> list[tuple[str, float]]:
             await trio.sleep(seconds)
             nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_on_mock_clock(main)
     return daemon.ran
 
 
@@ -171,5 +171,5 @@ def test_a_failing_look_at_quotas_is_logged_and_the_next_one_still_comes(tmp_pat
             await trio.sleep(150)
             nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_on_mock_clock(main)
     assert looks == [0, 60, 120] and "quota warnings failed" in caplog.text

@@ -45,7 +45,7 @@ from p2pbackup.gui.windows.firstrun_phrase import (
     ConfirmPage,
     RecoverPage,
     WordsPage,
-    cannot_write,
+    make_profile,
 )
 from p2pbackup.gui.windows.folders import FolderPicker
 from p2pbackup.storage.profile import Profile
@@ -247,13 +247,9 @@ class WelcomePage(QWizardPage):
         if not self.new.isChecked():
             return True
         wizard = self.wizard()
-        try:  # no daemon runs yet: there is no profile for one to run on
-            made = firstrun.create_identity(wizard.profile, wizard.device_name())
-        except ConfigError as exc:
-            self.error.setText(exc.message)
-            return False
-        except OSError as exc:  # the folder cannot be made or written
-            self.error.setText(cannot_write(wizard.home, exc))
+        made = make_profile(self.error, wizard.home,
+                            lambda: firstrun.create_identity(wizard.profile, wizard.device_name()))
+        if made is None:
             return False
         wizard.phrase, wizard.owner_id = made["recovery_phrase"], made["owner_id"]
         wizard.identity_made()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QStringListModel, Qt
@@ -56,6 +57,18 @@ def phrase_text(words: list[str], intro: str) -> str:
 def cannot_write(home: str, exc: OSError) -> str:
     text = QCoreApplication.translate("firstrun", "p2pbackup cannot keep its files in %1: %2")
     return text.replace("%1", home).replace("%2", exc.strerror or str(exc))
+
+
+def make_profile(error: QLabel, home: str, make: Callable[[], dict]) -> dict | None:
+    """Run one of daemon/firstrun.py's makers (no daemon runs yet: there is no profile for
+    one to run on); on failure say why in ``error`` and return None."""
+    try:
+        return make()
+    except ConfigError as exc:
+        error.setText(exc.message)
+    except OSError as exc:  # the folder cannot be made or written
+        error.setText(cannot_write(home, exc))
+    return None
 
 
 def _error_label() -> QLabel:
@@ -369,15 +382,11 @@ class RecoverPage(QWizardPage):
 
     def validatePage(self) -> bool:
         wizard = self.wizard()
-        try:  # no daemon runs yet: there is no profile for one to run on
-            wizard.owner_id = firstrun.recover(wizard.profile, self.text.toPlainText(),
-                                               wizard.device_name())["owner_id"]  # fmt: skip
-        except ConfigError as exc:
-            self.error.setText(exc.message)
+        made = make_profile(self.error, wizard.home, lambda: firstrun.recover(
+            wizard.profile, self.text.toPlainText(), wizard.device_name()))  # fmt: skip
+        if made is None:
             return False
-        except OSError as exc:  # the folder cannot be made or written
-            self.error.setText(cannot_write(wizard.home, exc))
-            return False
+        wizard.owner_id = made["owner_id"]
         self.text.clear()  # the phrase is not kept on screen
         wizard.identity_made()
         return True

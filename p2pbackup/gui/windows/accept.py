@@ -20,7 +20,14 @@ from PySide6.QtWidgets import (
 from p2pbackup import errors
 from p2pbackup.core.wordlist import WORDS
 from p2pbackup.gui.models import code as codes
-from p2pbackup.gui.windows.pairing import OfferField, PairingJob, paired_text
+from p2pbackup.gui.windows.pairing import (
+    OfferField,
+    PairingJob,
+    add_cancel_close,
+    offer_close,
+    open_single,
+    paired_text,
+)
 
 
 class WordCompleter(QCompleter):
@@ -95,13 +102,7 @@ class AcceptDialog(QDialog):
         self.pair = self.buttons.addButton(self.tr("&Pair"),
                                            QDialogButtonBox.ButtonRole.AcceptRole)  # fmt: skip
         self.pair.clicked.connect(self.start)
-        self.cancel_button = self.buttons.addButton(self.tr("&Cancel"),
-                                                    QDialogButtonBox.ButtonRole.RejectRole)
-        self.cancel_button.clicked.connect(self.reject)
-        self.close_button = self.buttons.addButton(self.tr("C&lose"),
-                                                   QDialogButtonBox.ButtonRole.RejectRole)
-        self.close_button.clicked.connect(self.reject)
-        self.close_button.hide()
+        self.cancel_button, self.close_button = add_cancel_close(self, self.buttons)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
@@ -151,10 +152,7 @@ class AcceptDialog(QDialog):
         self.hint.hide()
         QTimer.singleShot(0, self, self.adjustSize)  # the longer text, whole
         self.pair.hide()
-        self.cancel_button.hide()
-        self.close_button.show()
-        self.close_button.setDefault(True)
-        self.close_button.setFocus()
+        offer_close(self.cancel_button, self.close_button)
 
     def _failed(self, exc: errors.P2PBackupError) -> None:
         self.status.setText(failure_text(exc, bool(self.peer.text().strip())))
@@ -214,11 +212,4 @@ def failure_text(exc: errors.P2PBackupError, address_given: bool = False) -> str
 
 def open_accept(home: str, parent: QWidget | None) -> AcceptDialog:
     """Show the accept dialog, or bring forward the one already open."""
-    dialog = parent.findChild(AcceptDialog) if parent is not None else None
-    if dialog is None or not dialog.isVisible():
-        dialog = AcceptDialog(home, parent)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
-    return dialog
+    return open_single(AcceptDialog, home, parent)

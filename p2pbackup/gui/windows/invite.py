@@ -24,7 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from p2pbackup import errors
-from p2pbackup.gui.windows.pairing import OfferField, PairingJob, paired_text
+from p2pbackup.gui.windows.pairing import (
+    OfferField,
+    PairingJob,
+    add_cancel_close,
+    offer_close,
+    open_single,
+    paired_text,
+)
 
 MINUTES = 10  # how long a code lasts (core.pairing.DEFAULT_VALIDITY, without spake2's import)
 
@@ -51,13 +58,7 @@ class InviteDialog(QDialog):
         self.make = self.buttons.addButton(self.tr("&Make a code"),
                                            QDialogButtonBox.ButtonRole.AcceptRole)  # fmt: skip
         self.make.clicked.connect(self.start)
-        self.cancel_button = self.buttons.addButton(self.tr("&Cancel"),
-                                                    QDialogButtonBox.ButtonRole.RejectRole)
-        self.cancel_button.clicked.connect(self.reject)
-        self.close_button = self.buttons.addButton(self.tr("C&lose"),
-                                                   QDialogButtonBox.ButtonRole.RejectRole)
-        self.close_button.clicked.connect(self.reject)
-        self.close_button.hide()
+        self.cancel_button, self.close_button = add_cancel_close(self, self.buttons)
         layout = QVBoxLayout(self)
         for page in self.pages:
             layout.addWidget(page)
@@ -230,10 +231,7 @@ class InviteDialog(QDialog):
         self.ticker.stop()
         self.outcome.setText(text)
         self.show_page(2)
-        self.cancel_button.hide()
-        self.close_button.show()
-        self.close_button.setDefault(True)
-        self.close_button.setFocus()
+        offer_close(self.cancel_button, self.close_button)
 
     def reject(self) -> None:
         """Cancel and Esc and the window's close: a waiting code is withdrawn."""
@@ -245,11 +243,4 @@ class InviteDialog(QDialog):
 
 def open_invite(home: str, parent: QWidget | None) -> InviteDialog:
     """Show the invite dialog, or bring forward the one already open."""
-    dialog = parent.findChild(InviteDialog) if parent is not None else None
-    if dialog is None or not dialog.isVisible():
-        dialog = InviteDialog(home, parent)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
-    return dialog
+    return open_single(InviteDialog, home, parent)

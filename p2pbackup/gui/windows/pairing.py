@@ -3,8 +3,10 @@ can be cancelled, and the words for the outcome."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
-from PySide6.QtWidgets import QComboBox, QWidget
+from typing import TypeVar
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QPushButton, QWidget
 
 from p2pbackup import errors
 from p2pbackup.core.sizes import format_size, parse_size
@@ -51,6 +53,39 @@ class OfferField(QComboBox):
             return parse_size(self.currentText())
         except errors.ConfigError:
             return None
+
+
+def add_cancel_close(dialog: QDialog, buttons: QDialogButtonBox) -> tuple[QPushButton, QPushButton]:
+    """Cancel while pairing, and in its place Close once it is over (``offer_close``)."""
+    cancel = buttons.addButton(_tr("&Cancel"), QDialogButtonBox.ButtonRole.RejectRole)
+    cancel.clicked.connect(dialog.reject)
+    close = buttons.addButton(_tr("C&lose"), QDialogButtonBox.ButtonRole.RejectRole)
+    close.clicked.connect(dialog.reject)
+    close.hide()
+    return cancel, close
+
+
+def offer_close(cancel: QPushButton, close: QPushButton) -> None:
+    """Pairing is over: nothing left to cancel, Close is the default."""
+    cancel.hide()
+    close.show()
+    close.setDefault(True)
+    close.setFocus()
+
+
+Dialog = TypeVar("Dialog", bound=QDialog)
+
+
+def open_single(kind: type[Dialog], home: str, parent: QWidget | None) -> Dialog:
+    """Show a ``kind(home, parent)`` dialog, or bring forward the one already open."""
+    dialog = parent.findChild(kind) if parent is not None else None
+    if dialog is None or not dialog.isVisible():
+        dialog = kind(home, parent)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
+    return dialog
 
 
 def paired_text(result: dict) -> str:

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QPersistentModelIndex,
@@ -33,6 +32,7 @@ from PySide6.QtCore import (
 
 from p2pbackup.core.sizes import format_size
 from p2pbackup.gui.bridge import DaemonState, Request, Watch
+from p2pbackup.gui.models.table import RowsModel
 
 MAX_ROWS = 500  # news beyond this is in the log
 # the upkeep the daemon runs by itself (retention, audit, replace) is shown as well: a person
@@ -181,9 +181,11 @@ def entry_of_event(event: dict, now: float | None = None) -> Entry | None:
     return None
 
 
-class ActivityModel(QAbstractTableModel):
+class ActivityModel(RowsModel):
     """The rows, newest first. ``set_jobs`` takes the ``jobs`` answer; ``feed`` takes each
     event of the watch (public: the tests feed dicts)."""
+
+    COLUMNS = len(Column)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -274,15 +276,7 @@ class ActivityModel(QAbstractTableModel):
             self._rows = rows
             self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
-            return None
+    def header(self, section: int) -> str:
         return {Column.WHEN: self.tr("When"), Column.WHAT: self.tr("What"),
                 Column.TEXT: self.tr("What happened")}[Column(section)]  # fmt: skip
 

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QPersistentModelIndex,
@@ -24,6 +23,7 @@ from PySide6.QtCore import (
 
 from p2pbackup.core.sizes import format_size
 from p2pbackup.gui.models.status import when
+from p2pbackup.gui.models.table import RowsModel
 
 QUOTA_ROLE = Qt.ItemDataRole.UserRole + 1  # (used or None, quota or None)
 ONLINE_ROLE = Qt.ItemDataRole.UserRole + 2  # bool
@@ -37,7 +37,9 @@ class Column(enum.IntEnum):
     I_KEEP = 3  # what I keep for them, of the space I give them
 
 
-class FriendsModel(QAbstractTableModel):
+class FriendsModel(RowsModel):
+    COLUMNS = len(Column)
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._rows: list[dict] = []
@@ -51,15 +53,7 @@ class FriendsModel(QAbstractTableModel):
     def friend(self, row: int) -> dict:
         return self._rows[row]
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
-            return None
+    def header(self, section: int) -> str:
         return {
             Column.NAME: self.tr("Friend"),
             Column.SEEN: self.tr("Status"),  # "Online", "Last seen 2 days ago", "Offline"

@@ -16,7 +16,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QPersistentModelIndex,
@@ -25,6 +24,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from p2pbackup.core.sizes import format_size
+from p2pbackup.gui.models.table import RowsModel
 
 SNAPSHOT_ROLE = Qt.ItemDataRole.UserRole + 1  # the Snap of the row
 Index = QModelIndex | QPersistentModelIndex
@@ -65,7 +65,9 @@ class Column(enum.IntEnum):
     SIZE = 3
 
 
-class SnapshotsModel(QAbstractTableModel):
+class SnapshotsModel(RowsModel):
+    COLUMNS = len(Column)
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._all: list[Snap] = []  # oldest first
@@ -139,15 +141,7 @@ class SnapshotsModel(QAbstractTableModel):
         self._rows, self.fallback = rows, fallback
         self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
-            return None
+    def header(self, section: int) -> str:
         return {Column.WHEN: _tr("Made"), Column.DEVICE: _tr("On device"),
                 Column.FILES: _tr("Files"), Column.SIZE: _tr("Size")}[Column(section)]  # fmt: skip
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractItemModel,
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QPersistentModelIndex,
@@ -32,6 +31,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QIcon
 
 from p2pbackup.core.sizes import format_size
+from p2pbackup.gui.models.table import RowsModel
 
 Index = QModelIndex | QPersistentModelIndex
 Lister = Callable[[str, "str | None"], None]  # (folder path, cursor or None): ask for a page
@@ -333,9 +333,11 @@ class SnapshotTree(QAbstractItemModel):
                 stack.extend(kid for kid in node.kids if kid.kids)
 
 
-class FoundModel(QAbstractTableModel):
+class FoundModel(RowsModel):
     """A search's answer (``find``), flat, each with its folder and the tree's ticks. An
     entry inside a ticked folder whose siblings are not listed cannot be unticked here."""
+
+    COLUMNS = len(Column) + 1
 
     def __init__(self, selection: Selection, children_of: ChildrenOf, parent=None) -> None:
         super().__init__(parent)
@@ -354,15 +356,7 @@ class FoundModel(QAbstractTableModel):
     def entry(self, row: int) -> dict:
         return self._rows[row]
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column) + 1
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
-            return None
+    def header(self, section: int) -> str:
         return _tr("In folder") if section == len(Column) else _headers()[Column(section)]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

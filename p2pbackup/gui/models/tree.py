@@ -180,6 +180,16 @@ def entry_text(entry: dict, column: Column) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def tick_flags(index: Index) -> Qt.ItemFlag:
+    """An entry's row, in the tree or a search's answer: its name has the tick box."""
+    if not index.isValid():
+        return Qt.ItemFlag.NoItemFlags
+    flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    if index.column() == Column.NAME:
+        flags |= Qt.ItemFlag.ItemIsUserCheckable
+    return flags
+
+
 class SnapshotTree(QAbstractItemModel):
     """One snapshot's tree, listed as it is opened. ``failed`` text is shown by the page."""
 
@@ -313,12 +323,7 @@ class SnapshotTree(QAbstractItemModel):
         return self.selection.choose(self.node(index).path, on, self.children_of)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == Column.NAME:
-            flags |= Qt.ItemFlag.ItemIsUserCheckable
-        return flags
+        return tick_flags(index)
 
     def _ticks_changed(self) -> None:
         """Every box may have changed (a folder ticks what is under it): say so for each
@@ -381,12 +386,7 @@ class FoundModel(RowsModel):
         return self.selection.choose(path, Qt.CheckState(value) != UNCHECKED, self._children_of)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == Column.NAME:
-            flags |= Qt.ItemFlag.ItemIsUserCheckable
-        return flags
+        return tick_flags(index)
 
     def _ticks_changed(self) -> None:
         if self._rows:

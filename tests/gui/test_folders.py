@@ -10,20 +10,10 @@ from PySide6.QtTest import QTest
 
 from p2pbackup.gui import autostart
 from p2pbackup.gui.app import App
-from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models.settings import interval_choices, interval_text
 from p2pbackup.gui.windows.folders import KIB
 
 WAIT = 8000  # ms
-
-
-def _settings(qtbot, home: str) -> dict:
-    told = []
-    request = Request(home, "settings")
-    request.result.connect(told.append)
-    with qtbot.waitSignal(request.finished, timeout=WAIT):
-        request.start()
-    return told[0]
 
 
 def _tab(qtbot, home: str):
@@ -46,7 +36,7 @@ def _settled(qtbot, tab) -> None:
     qtbot.waitUntil(lambda: tab.model.settled, timeout=WAIT)
 
 
-def test_the_folders_tab_changes_reach_the_daemon(qtbot, laptop, tmp_path):
+def test_the_folders_tab_changes_reach_the_daemon(qtbot, answer, laptop, tmp_path):
     app, tab = _tab(qtbot, laptop)
     assert not tab.notice.isVisible()
     documents, pictures = tmp_path / "Documents", tmp_path / "Pictures"
@@ -76,7 +66,7 @@ def test_the_folders_tab_changes_reach_the_daemon(qtbot, laptop, tmp_path):
     QTest.keyClick(tab.limit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tab.model.bandwidth == 512 * KIB, timeout=WAIT)
 
-    shown = _settings(qtbot, laptop)
+    shown = answer(laptop, "settings", timeout=WAIT)
     assert shown["folders"] == [str(documents), str(pictures)]
     assert shown["excludes"] == ["*.tmp"]
     assert shown["schedule"]["interval"] == 6 * 3600 and shown["schedule"]["paused"] is True
@@ -92,7 +82,7 @@ def test_the_folders_tab_changes_reach_the_daemon(qtbot, laptop, tmp_path):
     _tick(qtbot, tab.paused)
     _tick(qtbot, tab.limited)
     qtbot.waitUntil(lambda: tab.model.settled and tab.model.bandwidth == 0, timeout=WAIT)
-    shown = _settings(qtbot, laptop)
+    shown = answer(laptop, "settings", timeout=WAIT)
     assert shown["folders"] == [str(pictures)] and shown["excludes"] == []
     assert shown["schedule"]["paused"] is False and shown["bandwidth"] == 0
     assert tab.folders.list.count() == 1 and not tab.limit.isEnabled()

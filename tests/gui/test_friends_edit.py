@@ -6,22 +6,12 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from p2pbackup.gui.app import App
-from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models.friends import quota_warning, removal_report, removal_warning
 from p2pbackup.gui.supervisor import Service
 from p2pbackup.gui.windows.friendedit import QuotaDialog, RemoveDialog, RenameDialog
 
 WAIT = 15000  # ms
 GIB = 1 << 30
-
-
-def _friends(qtbot, home: str) -> list[dict]:
-    told: list = []
-    request = Request(home, "friends")
-    request.result.connect(told.append)
-    with qtbot.waitSignal(request.finished, timeout=WAIT):
-        request.start()
-    return told[0]
 
 
 def _tab(qtbot, home: str):
@@ -36,7 +26,7 @@ def _tab(qtbot, home: str):
     return app, tab
 
 
-def test_change_space_rename_and_remove_a_friend_through_the_tab(qtbot, grid):
+def test_change_space_rename_and_remove_a_friend_through_the_tab(qtbot, answer, grid):
     grid.init_all(["ann", "bob"])
     grid.start("ann", "bob")
     grid.pair("ann", "bob", offer="2G")
@@ -50,7 +40,7 @@ def test_change_space_rename_and_remove_a_friend_through_the_tab(qtbot, grid):
     qtbot.keyClicks(quota.size_field.lineEdit(), "5G")
     with qtbot.waitSignal(quota.changed, timeout=WAIT):
         qtbot.mouseClick(quota.ok, Qt.MouseButton.LeftButton)
-    assert _friends(qtbot, ann)[0]["i_give"] == 5 * GIB
+    assert answer(ann, "friends")[0]["i_give"] == 5 * GIB
     qtbot.waitUntil(lambda: "5.0 GiB" in tab.friends.index(0, 3).data(), timeout=WAIT)
 
     qtbot.waitUntil(lambda: tab.rename.isEnabled(), timeout=WAIT)  # still selected
@@ -60,7 +50,7 @@ def test_change_space_rename_and_remove_a_friend_through_the_tab(qtbot, grid):
     qtbot.keyClicks(rename.name_field, "Bobby")
     with qtbot.waitSignal(rename.changed, timeout=WAIT):
         qtbot.mouseClick(rename.ok, Qt.MouseButton.LeftButton)
-    assert _friends(qtbot, ann)[0]["name"] == "Bobby"
+    assert answer(ann, "friends")[0]["name"] == "Bobby"
     qtbot.waitUntil(lambda: tab.friends.index(0, 0).data() == "Bobby", timeout=WAIT)
 
     qtbot.mouseClick(tab.remove, Qt.MouseButton.LeftButton)
@@ -69,27 +59,27 @@ def test_change_space_rename_and_remove_a_friend_through_the_tab(qtbot, grid):
     qtbot.waitUntil(lambda: remove.ok.isEnabled(), timeout=WAIT)
     warning = remove.note.text()
     assert "If you remove Bobby" in warning and "no friend left" in warning
-    assert _friends(qtbot, ann)[0]["name"] == "Bobby"  # the dry run removed nothing
+    assert answer(ann, "friends")[0]["name"] == "Bobby"  # the dry run removed nothing
     with qtbot.waitSignal(remove.changed, timeout=WAIT):
         qtbot.mouseClick(remove.ok, Qt.MouseButton.LeftButton)
     assert "Bobby is no longer a friend" in remove.note.text()
-    assert _friends(qtbot, ann) == []
+    assert answer(ann, "friends") == []
     qtbot.waitUntil(lambda: tab.friends.rowCount() == 0 and not tab.remove.isVisible(),
                     timeout=WAIT)  # fmt: skip
     app.window.hide()
 
 
-def test_a_refused_edit_is_said_in_the_dialog_and_changes_nothing(qtbot, grid):
+def test_a_refused_edit_is_said_in_the_dialog_and_changes_nothing(qtbot, answer, grid):
     grid.init_all(["ann", "bob", "cat"])
     grid.start("ann", "bob", "cat")
     grid.pair("ann", "bob", "cat", offer="1G")
     ann = grid.home("ann")
-    dialog = RenameDialog(ann, {"name": "bob", "owner_id": _friends(qtbot, ann)[0]["owner_id"]})
+    dialog = RenameDialog(ann, {"name": "bob", "owner_id": answer(ann, "friends")[0]["owner_id"]})
     qtbot.addWidget(dialog)
     dialog.name_field.setText("cat")  # taken by another friend
     qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "called 'cat' already" in dialog.note.text(), timeout=WAIT)
-    assert sorted(f["name"] for f in _friends(qtbot, ann)) == ["bob", "cat"]
+    assert sorted(f["name"] for f in answer(ann, "friends")) == ["bob", "cat"]
 
 
 def test_the_words_of_the_edits_come_from_the_daemons_answers():

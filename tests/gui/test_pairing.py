@@ -18,15 +18,6 @@ WAIT = 15000  # ms
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 
-def _friends(qtbot, home: str) -> list[dict]:
-    told: list = []
-    request = Request(home, "friends")
-    request.result.connect(told.append)
-    with qtbot.waitSignal(request.finished, timeout=WAIT):
-        request.start()
-    return told[0]
-
-
 def _invite(qtbot, home: str, offer: str) -> InviteDialog:
     dialog = InviteDialog(home)
     qtbot.addWidget(dialog)
@@ -49,7 +40,7 @@ def _accept(qtbot, home: str, typed: str, address: str) -> AcceptDialog:
     return dialog
 
 
-def test_two_profiles_pair_through_the_invite_and_accept_dialogs(qtbot, grid):
+def test_two_profiles_pair_through_the_invite_and_accept_dialogs(qtbot, answer, grid):
     grid.init_all(["ann", "bob"])
     grid.start("ann", "bob")
     ann, bob = grid.home("ann"), grid.home("bob")
@@ -64,14 +55,14 @@ def test_two_profiles_pair_through_the_invite_and_accept_dialogs(qtbot, grid):
     assert "You and ann are now friends" in accept.status.text()
     assert "You and bob are now friends" in invite.outcome.text()
     assert "3.0 GiB" in invite.outcome.text() and "20.0 GiB" in invite.outcome.text()
-    (ann_sees,) = _friends(qtbot, ann)
-    (bob_sees,) = _friends(qtbot, bob)
+    (ann_sees,) = answer(ann, "friends")
+    (bob_sees,) = answer(bob, "friends")
     assert ann_sees["name"] == "bob" and ann_sees["i_give"] == 3 << 30
     assert bob_sees["name"] == "ann" and bob_sees["i_give"] == 20 << 30
     assert bob_sees["they_give"] == 3 << 30
 
 
-def test_a_wrong_code_says_so_and_pairs_nobody(qtbot, grid):
+def test_a_wrong_code_says_so_and_pairs_nobody(qtbot, answer, grid):
     grid.init_all(["ann", "bob"])
     grid.start("ann", "bob")
     ann, bob = grid.home("ann"), grid.home("bob")
@@ -87,10 +78,10 @@ def test_a_wrong_code_says_so_and_pairs_nobody(qtbot, grid):
     assert accept.pair.isEnabled()
     qtbot.waitUntil(lambda: invite.close_button.isVisible(), timeout=WAIT)
     assert "cannot be used again" in invite.outcome.text()
-    assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []
+    assert answer(ann, "friends") == [] and answer(bob, "friends") == []
 
 
-def test_cancel_withdraws_the_code_in_the_daemon(qtbot, grid):
+def test_cancel_withdraws_the_code_in_the_daemon(qtbot, answer, grid):
     grid.init_all(["ann", "bob"])
     grid.start("ann", "bob")
     ann, bob = grid.home("ann"), grid.home("bob")
@@ -111,7 +102,7 @@ def test_cancel_withdraws_the_code_in_the_daemon(qtbot, grid):
     accept = _accept(qtbot, bob, code, address)  # the right code, too late
     qtbot.waitUntil(lambda: accept.code.isEnabled(), timeout=WAIT)
     assert "No invite with this code is waiting" in accept.status.text()
-    assert _friends(qtbot, ann) == [] and _friends(qtbot, bob) == []
+    assert answer(ann, "friends") == [] and answer(bob, "friends") == []
     # Cancelled before the daemon even said the job's id: cancelled once it does.
     hasty = InviteDialog(ann)
     qtbot.addWidget(hasty)

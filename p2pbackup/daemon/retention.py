@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from p2pbackup.core.retention import RetentionPolicy
+from p2pbackup.daemon.forget import apply_policy
 from p2pbackup.daemon.quotas import QuotaWatch
 from p2pbackup.daemon.upkeep import UpkeepSettings
 from p2pbackup.engine import events as ev
@@ -60,8 +61,6 @@ def budget_of(upkeep: UpkeepSettings, settings: dict) -> RepackBudget:
 async def apply(s: Session) -> dict:
     """The ``retention`` job: upkeep's policy on this device's snapshots, then repack and
     prune. Nothing when retention is off."""
-    from p2pbackup.daemon.jobs import apply_policy  # jobs lists this job: imported late
-
     settings = s.settings()
     upkeep = UpkeepSettings.of(settings)
     policy = policy_of(upkeep)

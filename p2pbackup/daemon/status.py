@@ -53,6 +53,7 @@ def answer(daemon: Daemon) -> dict[str, Any]:
     settings = daemon.node.profile.settings()
     out["folders"] = list(settings.get("folders", []))
     out["last_backup"] = iso_time(settings.get("last_backup"))
+    out["phrase_confirmed"] = bool(settings.get("phrase_confirmed", False))  # the app reminds
     out["schedule"] = daemon.scheduler.status()
     out["checked_at"] = iso_time(facts.at)  # when the kept part was worked out (None: never)
     out["jobs"] = [job.summary() for job in daemon.jobs.active()]

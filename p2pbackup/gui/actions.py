@@ -18,6 +18,7 @@ class Actions(QObject):
         self.invite = QAction(self.tr("&Invite a friend…"), self)
         self.accept = QAction(self.tr("&Accept an invite…"), self)
         self.restore = QAction(self.tr("&Restore…"), self)
+        self.check_phrase = QAction(self.tr("&Check my recovery phrase…"), self)
         self.open = QAction(self.tr("&Open p2pbackup"), self)
         self.quit = QAction(self.tr("&Quit"), self)
         self.quit.setShortcut(QKeySequence.StandardKey.Quit)

@@ -22,7 +22,7 @@ from p2pbackup.gui.models.status import BUSY_JOBS, StatusModel
 from p2pbackup.gui.notify import Note, Notifier, note_for
 from p2pbackup.gui.single import SingleInstance
 from p2pbackup.gui.supervisor import Supervisor
-from p2pbackup.gui.windows import accept, firstrun, invite, restore
+from p2pbackup.gui.windows import accept, checkphrase, firstrun, invite, restore
 from p2pbackup.gui.windows.main import MainWindow
 from p2pbackup.storage.profile import default_home
 
@@ -62,6 +62,7 @@ class App(QObject):
         a.invite.triggered.connect(lambda: invite.open_invite(home, self.window))
         a.accept.triggered.connect(lambda: accept.open_accept(home, self.window))
         a.restore.triggered.connect(self._open_restore)
+        a.check_phrase.triggered.connect(self._open_check_phrase)
         self.model.changed.connect(self._follow_model)
         if self.tray is not None:
             self.tray.activated.connect(self.window.bring_forward)
@@ -160,6 +161,10 @@ class App(QObject):
                                       self.window)  # fmt: skip
         wizard.setProperty("shows", "restore")  # its last page tells how the restore ended
 
+    def _open_check_phrase(self) -> None:
+        dialog = checkphrase.open_check_phrase(self.home, self.window)
+        dialog.confirmed.connect(self.model.refresh)  # the reminder goes at once
+
     def visible(self) -> frozenset[str]:
         """What a person sees now, so a note does not repeat it: the main window, when it
         is the active window, shows everything; a window may say what it shows with a
@@ -186,7 +191,8 @@ class App(QObject):
         self.actions.set_paused(paused)
         # Each is a job of the daemon's: offered only while it runs.
         for action in (self.actions.backup, self.actions.pause, self.actions.invite,
-                       self.actions.accept, self.actions.restore):  # fmt: skip
+                       self.actions.accept, self.actions.restore,
+                       self.actions.check_phrase):  # fmt: skip
             action.setEnabled(self.model.running)
 
     def _pause_or_resume(self) -> None:

@@ -153,6 +153,7 @@ def render(out: str, with_tray: bool) -> list[str]:
     _firstrun(save, app, window)  # FIRSTRUN
 
     _pairing(save, home, window)
+    _check_phrase(save, home, window)
 
     if with_tray and app.tray is not None:
         app.tray.show()
@@ -225,6 +226,23 @@ def _pairing(save, home: str, window) -> None:
                      "latest_survives_losing": 0, "latest_records_short": 0}, None)  # fmt: skip
     shot(remove, "friend-remove.png")
     remove.hide()
+
+
+def _check_phrase(save, home: str, window) -> None:
+    """Backup ▸ Check my recovery phrase…, with a wrong word said (sample positions)."""
+    from p2pbackup.gui.windows.checkphrase import CheckPhraseDialog
+
+    dialog = CheckPhraseDialog(home, window)
+    _settle()  # no daemon here: its "not running" is replaced below
+    dialog._positions({"positions": [3, 11, 20]})
+    for at, word in ((3, "abandon"), (11, "zoo"), (20, "orbit")):
+        dialog.fields[at].setText(word)
+    dialog.error.setText("Word 11 is not what your phrase has there. Check your copy of the "
+                         "phrase and try again.")  # fmt: skip
+    dialog.show()
+    dialog.adjustSize()
+    save(dialog.grab, "check-phrase-wrong-word.png")
+    dialog.hide()
 
 
 def _firstrun(save, app, window) -> None:

@@ -79,6 +79,16 @@ def test_warnings_say_what_to_do():
     assert all(a.todo for a in warnings(empty, now=NOW) + old)
 
 
+def test_an_unchecked_recovery_phrase_is_a_warning_until_checked():
+    (advice,) = warnings({**STATUS, "phrase_confirmed": False}, now=NOW)
+    assert "recovery phrase has not been checked" in advice.text
+    assert "Check my recovery phrase" in advice.todo
+    assert tray_state({**STATUS, "phrase_confirmed": False}, busy=False, running=True) \
+        is TrayState.ATTENTION
+    assert warnings({**STATUS, "phrase_confirmed": True}, now=NOW) == []
+    assert "phrase_confirmed" not in STATUS and warnings(STATUS, now=NOW) == []  # old daemons
+
+
 def test_when_says_times_as_people_do():
     assert when(None) == "never"
     assert when(NOW - 10, now=NOW) == "just now"

@@ -95,6 +95,12 @@ def warnings(status: dict, now: float | None = None) -> list[Advice]:
             out.append(Advice(_tr("No backup for %1 days.")
                                .replace("%1", str(int((now - last.timestamp()) // 86400))),
                                _tr("Back up now, and check that your friends are online.")))
+    if status.get("phrase_confirmed") is False:  # absent: a daemon too old to say
+        out.append(Advice(
+            _tr("Your recovery phrase has not been checked. Without it, a lost computer "
+                "means lost backups."),
+            _tr("Check it against your copy: Backup ▸ Check my recovery phrase…"),
+        ))  # fmt: skip
     if status.get("friends_that_could_disappear") == 0 and status.get("snapshots"):
         out.append(Advice(_tr("Your backup would not survive losing one more friend."),
                            _tr("Keep friends online, or invite another friend.")))  # fmt: skip

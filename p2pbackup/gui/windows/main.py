@@ -39,7 +39,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
 
         backup = self.menuBar().addMenu(self.tr("&Backup"))
-        backup.addActions([actions.backup, actions.pause, actions.restore])
+        backup.addActions([actions.backup, actions.pause, actions.restore, actions.check_phrase])
         backup.addSeparator()
         backup.addAction(actions.quit)
         friends = self.menuBar().addMenu(self.tr("&Friends"))

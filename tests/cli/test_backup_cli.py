@@ -145,6 +145,11 @@ def test_ctrl_c_on_a_backup_the_daemon_runs_says_it_goes_on(grid, tmp_path):
     while "control: backup" not in "".join(p.read_text() for p in logs.iterdir()):
         assert time.monotonic() < deadline, "the daemon never got the backup"
         time.sleep(0.05)
+    # Running, as the jobs list says: by then the client has its job id to name.
+    while not any(j["name"] == "backup" and j["state"] == "running"
+                  for j in grid.cli("laptop", "jobs")):  # fmt: skip
+        assert time.monotonic() < deadline, "the backup never ran"
+        time.sleep(0.05)
     backup.send_signal(signal.SIGINT)
     _, err = backup.communicate(timeout=60)
     assert backup.returncode == 130

@@ -91,14 +91,14 @@ async def _local(args: argparse.Namespace, name: str, params: dict, sink: ev.Eve
     # Imported here: a command that the daemon runs never needs libp2p (half a second).
     from p2pbackup.daemon import browse, jobs
     from p2pbackup.daemon.node import running_node
-    from p2pbackup.daemon.pairing import NODE_JOBS, run_node_job
+    from p2pbackup.daemon.pairing import HEARD_ON_LAN, NODE_JOBS, run_node_job
     from p2pbackup.daemon.session import session
 
     profile = profile_of(args)
     if (copy := await browse.from_copy(profile, name, params)) is not None:
         return copy  # a page of a snapshot this device holds: no node needed
     node_args = (getattr(args, "listen", None), getattr(args, "rendezvous", None))
-    async with running_node(profile, *node_args) as node:
+    async with running_node(profile, *node_args, announce=name in HEARD_ON_LAN) as node:
         if name in NODE_JOBS:
             return await run_node_job(node, name, params, sink)
         async with session(node, sink) as s:

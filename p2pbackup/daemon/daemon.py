@@ -185,7 +185,7 @@ async def run_daemon(
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     async with running_node(
-        profile, listen, rendezvous, serve_rendezvous, public_relay=public_relay
+        profile, listen, rendezvous, serve_rendezvous, public_relay=public_relay, announce=True
     ) as node:
         daemon = Daemon(node)
         async with trio.open_nursery() as nursery:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,13 +101,15 @@ async def running_node(
     rendezvous: str | None = None,
     serve_rendezvous: bool = False,
     public_relay: bool = False,
+    announce: bool = False,
 ) -> AsyncIterator[Node]:
     """Start a node on ``profile``; the listen port and the rendezvous point are remembered.
 
     A rendezvous point relays for its owner's friends' devices and the owner's own, or
     with ``public_relay`` for anyone, with smaller circuits (net/relay.py). Registering
     at the point and holding a slot there is the daemon's (daemon/rendezvous.py): a
-    one-shot node takes no slot."""
+    one-shot node takes no slot. With mDNS on, the node hears others on this network;
+    with ``announce`` (a daemon, an inviter) others hear it too."""
     profile.require()
     if listen:
         profile.update_settings(listen=listen)
@@ -118,16 +120,14 @@ async def running_node(
     device = identity_of(profile)
     keys, certificate = device.keys, device.certificate
     identity = NodeIdentity.from_seed(device.seed)
-    with profile.lock(), ExitStack() as stack:
+    with profile.lock():
         catalog = Catalog(profile.path("catalog.sqlite"))
         try:
             pool = SharePool(profile.path("pool"), lambda owner: catalog.quota_for(owner) or 0)
             mdns = os.environ.get(MDNS_ENV, "1") != "0"
             # A rendezvous point serves strangers by design: their connections are not capped.
             strangers = None if serve_rendezvous else STRANGER_CONNECTIONS
-            host = build_host(identity, mdns=mdns, strangers=strangers)
-            # Listen before the host starts: mDNS reports what it hears at once.
-            lan = stack.enter_context(discovery.LanPeers(host)) if mdns else None
+            host = build_host(identity, strangers=strangers)
             admission = None  # a public point admits anyone; a friends' point, friends
             if serve_rendezvous and not public_relay:
                 admission = relay.Admission(
@@ -155,7 +155,9 @@ async def running_node(
                 if serve_rendezvous:
                     discovery.serve(host)
                 node = Node(profile, keys, identity, certificate, catalog, pool, host, invites)
-                node.lan, node.relay = lan, node_relay
-                yield node
+                node.relay = node_relay
+                async with discovery.on_lan(host, announce) if mdns else nullcontext() as lan:
+                    node.lan = lan
+                    yield node
         finally:
             catalog.close()

@@ -232,6 +232,8 @@ def reached_text(node: Node, path: str | None, last_seen: float | None) -> str:
 
 
 NODE_JOBS = {"invite": invite_friend, "join": join_friend, "friends": list_friends}
+# Node jobs whose node others must hear on the LAN: the joiner finds the inviter by mDNS.
+HEARD_ON_LAN = frozenset({"invite"})
 
 
 async def run_node_job(node: Node, name: str, params: dict, events: ev.EventSink) -> Any:

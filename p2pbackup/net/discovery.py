@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import trio
 from libp2p.abc import IHost
 from libp2p.discovery.events.peerDiscovery import peerDiscovery
+from libp2p.discovery.mdns.mdns import MDNSDiscovery, create_mdns_discovery
 from libp2p.discovery.rendezvous.client import RendezvousClient
 from libp2p.discovery.rendezvous.errors import RendezvousError
 from libp2p.discovery.rendezvous.service import RendezvousService
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 10
 TTL = 2 * 3600
+STALE_SWEEP = 60  # seconds between sweeps of nodes mDNS has not heard for twice their TTL
 
 
 def invite_namespace(nameplate: int) -> str:
@@ -119,8 +122,9 @@ class LanPeers:
     entered the context.
     """
 
-    def __init__(self, host: IHost) -> None:
+    def __init__(self, host: IHost, wake: Callable[[], None] = lambda: None) -> None:
         self._own = host.get_id()
+        self._wake = wake  # starts listening, for a node that listens only when asked
         self._lock = threading.Lock()
         self._found: dict[ID, PeerInfo] = {}
         self._news = trio.Event()
@@ -163,6 +167,58 @@ class LanPeers:
     async def wait_until(self, wanted: Callable[[list[PeerInfo]], bool]) -> list[PeerInfo]:
         """The nodes heard, once ``wanted`` holds for them (no polling: each new node
         wakes the waiters). Put a deadline around it."""
+        self._wake()
         while not wanted(peers := self.peers()):
             await self._news.wait()
         return peers
+
+
+@asynccontextmanager
+async def on_lan(host: IHost, announce: bool) -> AsyncIterator[LanPeers]:
+    """mDNS for a running ``host``: the nodes heard on this network, and with ``announce``
+    this node told to them.
+
+    zeroconf's calls block (registering a name probes the network for about 1.75 s), so
+    they run in a worker thread and never hold the node up. A node that does not
+    announce starts listening only when first asked to wait for a node: a one-shot
+    command whose friends all answered at their remembered addresses never starts
+    mDNS at all. Enter it once the host listens: the announcement names its addresses.
+    """
+    running: list[MDNSDiscovery] = []
+
+    async def _run() -> None:
+        mdns = await trio.to_thread.run_sync(lambda: create_mdns_discovery(
+            host.get_network(), host=host))  # fmt: skip
+        running.append(mdns)
+        if announce:
+            await trio.to_thread.run_sync(mdns.broadcaster.register)
+            while True:  # what stock start() does, but in this run's own task
+                await trio.sleep(STALE_SWEEP)
+                mdns.listener.cleanup_stale_entries(max_age=2 * mdns.ttl)
+
+    async with trio.open_nursery() as nursery:
+
+        def _wake() -> None:
+            if not started:
+                started.append(True)
+                nursery.start_soon(_run)
+
+        started: list[bool] = []
+        with LanPeers(host, _wake) as lan:
+            if announce:
+                _wake()
+            try:
+                yield lan
+            finally:
+                nursery.cancel_scope.cancel()  # a call in a worker thread still finishes
+    if running:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_stop, running[0], announce)
+
+
+def _stop(mdns: MDNSDiscovery, announced: bool) -> None:
+    if announced:
+        mdns.stop()  # says goodbye on the network, then closes
+    else:
+        mdns.listener.stop()
+        mdns.zeroconf.close()

@@ -22,7 +22,8 @@ Throughput, wire format unchanged:
 Both ends still speak standard Yamux over Noise: tests/net/test_tuning.py
 runs a stock py-libp2p peer in another process against a tuned one.
 
-Behaviour: ``forget_unread`` (a reset stream's bytes), ``dial_once`` (no
+Behaviour: ``forget_unread`` (a reset stream's bytes), ``hang_up`` (a stopping
+node's connections closed without the library's grace sleeps), ``dial_once`` (no
 retries inside the swarm), ``forget_failed_dial`` (the swarm's negative cache),
 ``observe_through`` (our observed address, asked again after a reconnection,
 for hole punching), ``HolePunch`` (DCUtR whose
@@ -36,6 +37,7 @@ the slots of nodes that went away).
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 from collections.abc import Callable, Iterable
 
@@ -56,6 +58,8 @@ from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
 from libp2p.stream_muxer.yamux import yamux
 
 from p2pbackup.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 LIBP2P_VERSION = "0.8.1"  # the version every line below was checked against
 
@@ -193,6 +197,32 @@ def announce_as(
     reads the raw listen addresses; friend cards and identify the advertised ones)."""
     raw = host.get_transport_addrs
     host.get_transport_addrs = lambda: rewrite(raw())
+
+
+async def hang_up(conns: Iterable[INetConn]) -> None:
+    """Close ``conns`` at once, returning when each has said goodbye and closed its socket.
+
+    A connection's close sends Yamux's GO_AWAY, closes the socket, then sleeps 0.1 s
+    twice (letting this node's stream handlers see their resets) before it tells the
+    notifees. A node that is stopping has no handlers left to wait for: those 0.2 s
+    were an eighth of a one-shot command. The swarm's own close then finds the
+    connections closed and forgets them.
+    """
+    conns = list(conns)
+    async with trio.open_nursery() as nursery:
+        for conn in conns:
+            nursery.start_soon(_close_quietly, conn)
+        if all(isinstance(conn.muxed_conn, yamux.Yamux) for conn in conns):
+            for conn in conns:
+                await conn.muxed_conn.event_closed.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def _close_quietly(conn: INetConn) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # best-effort, as the library's own close is
+        log.debug("closing a connection: %r", exc)
 
 
 def notifees_of(stream: INetStream) -> tuple[INetConn | None, Iterable[object]]:

@@ -14,6 +14,7 @@ import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.stream_muxer.yamux import yamux
 
+from p2pbackup.net import internals
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
 
 pytestmark = pytest.mark.trio
@@ -31,7 +32,7 @@ def _stock_env() -> dict[str, str]:
 
 
 def _tuned_here() -> None:
-    assert yamux.MAX_MESSAGE_SIZE < 64 * 1024, "the tuning is applied in this process"
+    assert yamux.MAX_MESSAGE_SIZE == internals.YAMUX_FRAME > 64 * 1024, "the tuning is applied"
     assert not yamux._yamux_release_on_read(), "and Yamux grants credit in large steps"
 
 

@@ -38,6 +38,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import TYPE_CHECKING
 
 import nacl.utils
 from nacl.bindings import (
@@ -45,7 +46,6 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 from nacl.exceptions import CryptoError
-from spake2 import SPAKE2_Symmetric
 
 from p2pbackup.core import signing
 from p2pbackup.core.certificate import DeviceCertificate, verify_certificate
@@ -60,6 +60,9 @@ from p2pbackup.errors import (
     InviteNotHere,
     PairingError,
 )
+
+if TYPE_CHECKING:  # imported where a pairing starts: its group tables take 20 ms to build
+    from spake2 import SPAKE2_Symmetric
 
 CODE_WORDS = 3
 MAX_NAMEPLATE = 999
@@ -294,6 +297,8 @@ class _Side:
 
     def _begin(self, code: InviteCode, card: bytes) -> bytes:
         self._card = card
+        from spake2 import SPAKE2_Symmetric
+
         self._pake = SPAKE2_Symmetric(
             code.password,
             idSymmetric=PAKE_ID_v1 + b"%d" % code.nameplate,

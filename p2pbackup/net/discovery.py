@@ -187,11 +187,15 @@ async def on_lan(host: IHost, announce: bool) -> AsyncIterator[LanPeers]:
     running: list[MDNSDiscovery] = []
 
     async def _run() -> None:
-        mdns = await trio.to_thread.run_sync(lambda: create_mdns_discovery(
-            host.get_network(), host=host))  # fmt: skip
+        try:
+            mdns = await trio.to_thread.run_sync(lambda: create_mdns_discovery(
+                host.get_network(), host=host))  # fmt: skip
+        except OSError as exc:  # no multicast here: friends are still found by address
+            log.warning("mDNS is off: the local network cannot be listened to (%s)", exc)
+            return
         running.append(mdns)
         if announce:
-            await trio.to_thread.run_sync(mdns.broadcaster.register)
+            await trio.to_thread.run_sync(mdns.broadcaster.register)  # logs its own errors
             while True:  # what stock start() does, but in this run's own task
                 await trio.sleep(STALE_SWEEP)
                 mdns.listener.cleanup_stale_entries(max_age=2 * mdns.ttl)

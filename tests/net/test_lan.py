@@ -74,3 +74,16 @@ async def test_announcing_runs_in_a_worker_thread_and_the_node_goes_on(made):
     # The loop ran all along: a blocked trio thread would count a handful of ticks.
     assert ticks > (REGISTER_SECONDS / 0.01) / 2
     assert made[0].calls == ["register", "stop"]
+
+
+async def test_a_network_without_multicast_leaves_mdns_off_and_the_node_running(monkeypatch):
+    def no_multicast(*args, **kwargs):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(discovery, "create_mdns_discovery", no_multicast)
+    host = build_host(NodeIdentity.from_seed(b"n" * 32))
+    async with serving(host, listen_addrs()), discovery.on_lan(host, announce=False) as lan:
+        with trio.move_on_after(0.2):
+            await lan.wait_until(lambda heard: bool(heard))
+        assert lan.peers() == []  # nobody heard, and the node is still there to use
+        assert host.get_addrs()

@@ -48,7 +48,7 @@ SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time
 # Files holding data (reading, encoding, uploading) at once: 3 kept the benchmark's peak
-# RSS at 184-192 MB where 4 reached 196-200 MB, at the same speed on two cores.
+# RSS at 192 MB where 4 reached 196-200 MB, the photos no slower on two cores.
 HEAVY_FILES = 3
 
 

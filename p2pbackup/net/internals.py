@@ -15,9 +15,14 @@ Throughput, wire format unchanged:
   quarter at both ends (3.6 against 5.0 CPU-s per GB, sender and receiver in
   one process). 256 KiB is also a fresh stream's window, so no stock peer is
   ever sent a frame larger than the credit it gave; 1 MiB frames did worse.
-  The Noise layer splits each frame into four messages; writing those in one
-  send and reading several per receive saved only 2.5% more, so the library's
-  Noise reader and writer stay as they are.
+  The Noise layer splits each frame into four messages.
+- Noise messages are read in bulk (``read_noise_msg``): stock, each 64 KiB
+  message cost a receive for its 2-byte length and one or more for its body,
+  each through two locks and a copy; a receive of up to 256 KiB now brings
+  several, cut out of one buffer. A friend receiving shares spent 12-15%
+  less CPU (6.1 against 7.2 CPU-s per GB, put_part of 2 MiB pieces to one
+  friend daemon). Writing each frame's messages in one send saved nothing
+  measurable, so the library's writer stays.
 - Yamux grows a stream's receive window up to 16 MiB; here up to 2 MiB
   (``MAX_RECEIVE_WINDOW``), which bounds what a peer can make a node buffer
   on a stream it is not reading (docs/security.md, "Bounds").
@@ -51,6 +56,7 @@ import multiaddr
 import trio
 from libp2p.abc import IHost, INetConn, INetStream
 from libp2p.connection_types import ConnectionType
+from libp2p.io.exceptions import IncompleteReadError
 from libp2p.network.config import RetryConfig
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
@@ -60,6 +66,7 @@ from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode, to_proto_status
 from libp2p.relay.circuit_v2.resources import RelayLimits, RelayResourceManager
 from libp2p.relay.circuit_v2.utils import write_delimited_msg
+from libp2p.security.noise.io import NoiseTransportReadWriter
 from libp2p.stream_muxer.yamux import yamux
 
 from p2pbackup.errors import ConfigError
@@ -73,8 +80,10 @@ LIBP2P_VERSION = "0.8.1"  # the version every line below was checked against
 # disk) held 16 MiB per stream; 2 MiB still covers 200 Mbit/s at a 80 ms round trip.
 MAX_RECEIVE_WINDOW = 2 << 20
 YAMUX_FRAME = 256 << 10  # bytes per Yamux data frame, header included
+NOISE_RECEIVE = 256 << 10  # bytes asked of the socket per receive of Noise messages
 
 _applied = False
+_STOCK_NOISE_READ = NoiseTransportReadWriter.read_msg
 
 
 class Libp2pVersionError(ConfigError):
@@ -102,9 +111,38 @@ def apply() -> None:
         return
     check_version()
     yamux.MAX_MESSAGE_SIZE = YAMUX_FRAME
+    NoiseTransportReadWriter.read_msg = read_noise_msg
     yamux.MAX_WINDOW_SIZE = MAX_RECEIVE_WINDOW
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     _applied = True
+
+
+async def read_noise_msg(self: NoiseTransportReadWriter, prefix_encoded: bool = False) -> bytes:
+    """The next Noise message of an established session, decrypted, cut from a buffer
+    that each receive fills with up to ``NOISE_RECEIVE`` bytes. The wire is unchanged
+    (a 2-byte length, then the message). It reads only when no whole message is left,
+    so a connection buffers at most one partial message plus one receive. A connection
+    that ends inside a message raises IncompleteReadError, as the stock reader does."""
+    if prefix_encoded:  # handshake framing: never on an established session
+        return await _STOCK_NOISE_READ(self, prefix_encoded)
+    received: bytearray = self.__dict__.setdefault("_p2pbackup_received", bytearray())
+    while True:
+        wanted = 2  # the length field, then the message it gives
+        if len(received) >= 2:
+            wanted += int.from_bytes(received[:2], "big")
+            if len(received) >= wanted:
+                with memoryview(received) as view:
+                    sealed = bytes(view[2:wanted])
+                del received[:wanted]
+                return self.decrypt(sealed)
+        more = await self.read_writer.read_write_closer.read(NOISE_RECEIVE)
+        if not more:
+            raise IncompleteReadError(
+                f"Connection closed inside a Noise message ({len(received)} bytes of it)",
+                expected_bytes=wanted,
+                received_bytes=len(received),
+            )
+        received += more
 
 
 def forget_unread(stream: INetStream) -> None:

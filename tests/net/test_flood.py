@@ -143,8 +143,9 @@ async def _flooded(
 async def test_a_stranger_flooding_before_hello_is_cut_off_and_costs_little(node):
     growth, sent, closed = await _flooded(node, lambda identity: None, 200 * MiB, seconds=3)
     assert growth < SLACK, f"the node grew by {growth / MiB:.0f} MiB"
-    # Each stream ends at its first frame, so 200 MiB take far more than 5 s to get in.
-    assert closed >= 10 and sent < 200 * MiB
+    # Each stream ends at its first frame: what got out on it before its reset came back
+    # is less than one frame (a faster node lets the flood in faster, never more per stream).
+    assert closed >= 10 and sent / closed < PIECE
     assert node[0].poll() is None
 
 

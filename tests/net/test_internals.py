@@ -53,3 +53,60 @@ async def test_a_hole_punch_attempt_ends_by_its_deadline(tmp_path):
                 assert await punch.initiate_hole_punch(gone) is False
     finally:
         silent.close()
+
+
+class _Chunks:
+    """A raw connection that hands out ``chunks`` one receive at a time, then EOF."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.asked: list[int] = []
+
+    async def read(self, n: int | None = None) -> bytes:
+        self.asked.append(n)
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+class _Plain:
+    """A Noise state whose "decryption" marks the message, so each one is seen whole."""
+
+    def decrypt(self, data: bytes) -> bytes:
+        return b"<" + data + b">"
+
+
+def _noise_reader(chunks: list[bytes]):
+    from libp2p.security.noise.io import NoiseTransportReadWriter
+
+    raw = _Chunks(chunks)
+    return NoiseTransportReadWriter(raw, _Plain()), raw
+
+
+def _framed(*messages: bytes) -> bytes:
+    return b"".join(len(m).to_bytes(2, "big") + m for m in messages)
+
+
+@pytest.mark.trio
+async def test_noise_messages_are_cut_whole_from_receives_of_any_shape():
+    internals.apply()
+    big = bytes(range(256)) * 256  # 65,536 bytes: the length field's largest but one
+    wire = _framed(b"a", big[:-1], b"", b"bc")
+    # every message split across receives, several in one receive, a 1-byte receive
+    chunks = [wire[:1], wire[1:3], wire[3:40000], wire[40000:]]
+    reader, raw = _noise_reader(chunks)
+    assert await reader.read_msg() == b"<a>"
+    assert await reader.read_msg() == b"<" + big[:-1] + b">"
+    assert await reader.read_msg() == b"<>"
+    assert await reader.read_msg() == b"<bc>"
+    assert raw.asked == [internals.NOISE_RECEIVE] * 4  # read only when no message was whole
+
+
+@pytest.mark.trio
+async def test_a_connection_ending_inside_a_noise_message_says_so():
+    from libp2p.io.exceptions import IncompleteReadError
+
+    internals.apply()
+    reader, _ = _noise_reader([_framed(b"whole"), b"\x00\x10abc"])
+    assert await reader.read_msg() == b"<whole>"
+    with pytest.raises(IncompleteReadError) as caught:
+        await reader.read_msg()
+    assert (caught.value.expected_bytes, caught.value.received_bytes) == (18, 5)

@@ -19,10 +19,11 @@ Throughput, wire format unchanged:
 - Noise messages are read in bulk (``read_noise_msg``): stock, each 64 KiB
   message cost a receive for its 2-byte length and one or more for its body,
   each through two locks and a copy; a receive of up to 256 KiB now brings
-  several, cut out of one buffer. A friend receiving shares spent 12-15%
-  less CPU (6.1 against 7.2 CPU-s per GB, put_part of 2 MiB pieces to one
-  friend daemon). Writing each frame's messages in one send saved nothing
-  measurable, so the library's writer stays.
+  several, cut out of one buffer. A friend daemon receiving 2 MiB put_part
+  pieces spent about a tenth less CPU: medians 6.1 against 7.2 CPU-s per GB
+  (13 and 7 runs), 8% in three interleaved pairs. Writing each frame's
+  messages in one send saved nothing measurable, so the library's writer
+  stays.
 - Yamux grows a stream's receive window up to 16 MiB; here up to 2 MiB
   (``MAX_RECEIVE_WINDOW``), which bounds what a peer can make a node buffer
   on a stream it is not reading (docs/security.md, "Bounds").

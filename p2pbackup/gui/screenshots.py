@@ -236,7 +236,7 @@ def _check_phrase(save, home: str, window) -> None:
     _settle()  # no daemon here: its "not running" is replaced below
     dialog._positions({"positions": [3, 11, 20]})
     for at, word in ((3, "abandon"), (11, "zoo"), (20, "orbit")):
-        dialog.fields[at].setText(word)
+        dialog.words.fields[at].setText(word)
     dialog.error.setText("Word 11 is not what your phrase has there. Check your copy of the "
                          "phrase and try again.")  # fmt: skip
     dialog.show()
@@ -287,7 +287,7 @@ def _firstrun(save, app, window) -> None:
         words = wizard.phrase.split()
 
         def typed() -> None:
-            fields = wizard.confirm.fields
+            fields = wizard.confirm.words.fields
             fields[3].setText(words[2])
             fields[11].setText("guitar")
             wizard.confirm.error.setText("Word 11 is not what your phrase has there. Check your "

@@ -17,7 +17,7 @@ UNCHECKED = "Your recovery phrase has not been checked"
 
 
 def _type(qtbot, dialog: CheckPhraseDialog, words: dict[int, str]) -> None:
-    for at, field in dialog.fields.items():
+    for at, field in dialog.words.fields.items():
         field.clear()
         qtbot.keyClicks(field, words[at])
     assert dialog.check.isEnabled()
@@ -38,10 +38,10 @@ def test_the_phrase_checked_from_the_menu_ends_the_reminder(qtbot, answer, lapto
 
     app.actions.check_phrase.trigger()
     dialog = app.window.findChild(CheckPhraseDialog)
-    qtbot.waitUntil(lambda: len(dialog.fields) == 3, timeout=WAIT)
-    assert all(f.accessibleName() for f in dialog.fields.values())
+    qtbot.waitUntil(lambda: len(dialog.words.fields) == 3, timeout=WAIT)
+    assert all(f.accessibleName() for f in dialog.words.fields.values())
     assert all("&" in b.text() for b in dialog.findChildren(QPushButton))
-    right = {at: words[at - 1] for at in dialog.fields}
+    right = {at: words[at - 1] for at in dialog.words.fields}
     first = min(right)
     wrong = {**right, first: next(w for w in ("abandon", "zoo") if w != right[first])}
     _type(qtbot, dialog, wrong)
@@ -54,7 +54,7 @@ def test_the_phrase_checked_from_the_menu_ends_the_reminder(qtbot, answer, lapto
     _type(qtbot, dialog, right)
     qtbot.waitUntil(lambda: dialog.said.text().startswith("Your copy is right"), timeout=WAIT)
     assert not dialog.error.text()
-    assert all(not f.text() and not f.isEnabled() for f in dialog.fields.values())
+    assert all(not f.text() and not f.isEnabled() for f in dialog.words.fields.values())
     assert answer(home, "status")["phrase_confirmed"] is True
     qtbot.waitUntil(lambda: UNCHECKED not in overview.warnings.text(), timeout=WAIT)
     dialog.close()

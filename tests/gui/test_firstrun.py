@@ -93,7 +93,7 @@ def test_a_new_identity_shows_its_words_and_wants_three_of_them_back(qtbot, tmp_
     _press(qtbot, wizard, QWizard.WizardButton.NextButton)
 
     assert wizard.currentId() == Page.CONFIRM
-    fields = wizard.confirm.fields
+    fields = wizard.confirm.words.fields
     assert len(fields) == 3
     first = min(fields)
     wrong = next(w for w in WORDS if w not in words)

@@ -12,16 +12,14 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from p2pbackup.gui.bridge import Request
-from p2pbackup.gui.windows.firstrun_phrase import _error_label, _word_field
+from p2pbackup.gui.widgets import PhraseWords, error_label
 from p2pbackup.gui.windows.pairing import open_single
 
 
@@ -38,9 +36,9 @@ class CheckPhraseDialog(QDialog):
         intro = QLabel(self.tr("Take your copy of the 24 words and type the words it has at "
                                "these places."))  # fmt: skip
         intro.setWordWrap(True)
-        self.form = QFormLayout()
-        self.fields: dict[int, QLineEdit] = {}
-        self.error = _error_label()
+        self.words = PhraseWords()
+        self.words.changed.connect(self._typed)
+        self.error = error_label()
         self.said = QLabel()
         self.said.setWordWrap(True)
         self.said.setAccessibleName(self.tr("Check result"))
@@ -54,7 +52,7 @@ class CheckPhraseDialog(QDialog):
         buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.RejectRole)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
-        layout.addLayout(self.form)
+        layout.addWidget(self.words)
         layout.addWidget(self.error)
         layout.addWidget(self.said)
         layout.addStretch(1)
@@ -76,13 +74,9 @@ class CheckPhraseDialog(QDialog):
 
     def _positions(self, result: object) -> None:
         positions = result.get("positions") if isinstance(result, dict) else None
-        for at in positions or []:
-            field = _word_field(self.tr("Word %1 of your phrase").replace("%1", str(at)))
-            field.textChanged.connect(self._typed)
-            self.fields[at] = field
-            self.form.addRow(self.tr("Word %1:").replace("%1", str(at)), field)
-        if self.fields:
-            next(iter(self.fields.values())).setFocus()
+        self.words.ask(positions or [])
+        if self.words.fields:
+            next(iter(self.words.fields.values())).setFocus()
 
     def _typed(self) -> None:
         self.error.clear()
@@ -93,17 +87,15 @@ class CheckPhraseDialog(QDialog):
         self._update()
 
     def _update(self) -> None:
-        self.check.setEnabled(self._asking is None and bool(self.fields)
-                              and all(f.text().strip() for f in self.fields.values()))  # fmt: skip
+        self.check.setEnabled(self._asking is None and self.words.filled())
 
     def send(self) -> None:
         """The words to the daemon, which says whether they are the phrase's."""
-        words = {str(at): field.text() for at, field in self.fields.items()}
         self.error.clear()
-        self._ask("confirm_phrase", {"words": words}, self._right)
+        self._ask("confirm_phrase", {"words": self.words.words()}, self._right)
 
     def _right(self, _result: object) -> None:
-        for field in self.fields.values():
+        for field in self.words.fields.values():
             field.clear()
             field.setEnabled(False)
         self.said.setText(self.tr("Your copy is right. Keep it somewhere safe, away from "

@@ -13,16 +13,13 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QStringListModel, Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
-    QCompleter,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QTextEdit,
@@ -33,18 +30,17 @@ from PySide6.QtWidgets import (
 )
 
 from p2pbackup.core import phrase
-from p2pbackup.core.wordlist import WORDS
 from p2pbackup.daemon import firstrun
 from p2pbackup.errors import ConfigError
 from p2pbackup.gui.bridge import Request
 from p2pbackup.gui.models import phrase as typed_phrase
+from p2pbackup.gui.widgets import ERROR_COLOUR, PhraseWords, error_label
 from p2pbackup.storage.profile import write_private
 
 if TYPE_CHECKING:
     from p2pbackup.gui.windows.firstrun import FirstRunWizard
 
 COLUMNS = 4  # the 24 words in 4 columns of 6, numbered down each column
-ERROR_COLOUR = "#d93025"  # a red that reads on light and on dark backgrounds
 
 
 def phrase_text(words: list[str], intro: str) -> str:
@@ -69,14 +65,6 @@ def make_profile(error: QLabel, home: str, make: Callable[[], dict]) -> dict | N
     except OSError as exc:  # the folder cannot be made or written
         error.setText(cannot_write(home, exc))
     return None
-
-
-def _error_label() -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setStyleSheet(f"color: {ERROR_COLOUR}")
-    label.setAccessibleName(QCoreApplication.translate("firstrun", "Problem"))
-    return label
 
 
 class WordsPage(QWizardPage):
@@ -195,16 +183,6 @@ class WordsPage(QWizardPage):
         self.said.setText(self.tr("Sent to the printer."))
 
 
-def _word_field(name: str) -> QLineEdit:
-    field = QLineEdit()
-    field.setAccessibleName(name)
-    completer = QCompleter(QStringListModel(list(WORDS)), field)
-    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-    completer.setCompletionMode(QCompleter.CompletionMode.InlineCompletion)
-    field.setCompleter(completer)
-    return field
-
-
 class ConfirmPage(QWizardPage):
     """Three words asked back, checked by the daemon (it owns the settings it records the
     confirmation in), before the wizard goes on."""
@@ -213,14 +191,14 @@ class ConfirmPage(QWizardPage):
         super().__init__(parent)
         self.setTitle(self.tr("Check your copy"))
         self.setSubTitle(self.tr("To be sure your copy is right, type these words from it."))
-        self.form = QFormLayout()
-        self.fields: dict[int, QLineEdit] = {}
-        self.error = _error_label()
+        self.words = PhraseWords()
+        self.words.changed.connect(self._typed)
+        self.error = error_label()
         self.waiting = QLabel()
         self.waiting.setWordWrap(True)
         self.waiting.setAccessibleName(self.tr("Backup service"))
         layout = QVBoxLayout(self)
-        layout.addLayout(self.form)
+        layout.addWidget(self.words)
         layout.addWidget(self.error)
         layout.addWidget(self.waiting)
         layout.addStretch(1)
@@ -231,14 +209,9 @@ class ConfirmPage(QWizardPage):
         return super().wizard()  # type: ignore[return-value]
 
     def initializePage(self) -> None:
-        if self.fields:
+        if self.words.fields:
             return  # back and forth: the same words are asked
-        positions = firstrun.phrase_challenge(self.wizard().profile)["positions"]
-        for at in positions:
-            field = _word_field(self.tr("Word %1 of your phrase").replace("%1", str(at)))
-            field.textChanged.connect(self._typed)
-            self.fields[at] = field
-            self.form.addRow(self.tr("Word %1:").replace("%1", str(at)), field)
+        self.words.ask(firstrun.phrase_challenge(self.wizard().profile)["positions"])
         self.wizard().service_changed.connect(self._service)
         self._service()
 
@@ -251,16 +224,14 @@ class ConfirmPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
-        return (bool(self.fields) and all(f.text().strip() for f in self.fields.values())
-                and self._checking is None and self.wizard().settings.running)  # fmt: skip
+        return self.words.filled() and self._checking is None and self.wizard().settings.running
 
     def validatePage(self) -> bool:
         """The daemon checks the words; the wizard goes on when it says they are right."""
         if self.confirmed:
             return True
-        words = {str(at): field.text() for at, field in self.fields.items()}
         request = self._checking = Request(self.wizard().home, "confirm_phrase",
-                                           {"words": words}, self)  # fmt: skip
+                                           {"words": self.words.words()}, self)  # fmt: skip
         request.result.connect(self._right)
         request.failed.connect(lambda exc: self.error.setText(exc.message))
         request.no_daemon.connect(
@@ -313,7 +284,7 @@ class RecoverPage(QWizardPage):
         self.state.setAccessibleName(self.tr("Phrase check"))
         self.suggestions = QHBoxLayout()
         self.buttons: list[QPushButton] = []
-        self.error = _error_label()
+        self.error = error_label()
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, self.tr("&Recover"))
         layout = QVBoxLayout(self)

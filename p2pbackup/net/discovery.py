@@ -200,14 +200,15 @@ async def on_lan(host: IHost, announce: bool) -> AsyncIterator[LanPeers]:
                 await trio.sleep(STALE_SWEEP)
                 mdns.listener.cleanup_stale_entries(max_age=2 * mdns.ttl)
 
+    started = False
     async with trio.open_nursery() as nursery:
 
         def _wake() -> None:
+            nonlocal started
             if not started:
-                started.append(True)
+                started = True
                 nursery.start_soon(_run)
 
-        started: list[bool] = []
         with LanPeers(host, _wake) as lan:
             if announce:
                 _wake()

@@ -37,6 +37,10 @@ class PeerError(P2PBackupError):
     exit_code = 4
 
 
+class OtherVersionKept(PeerError):
+    """The friend keeps this share already, written in another share format version."""
+
+
 class NoBlockProofs(PeerError):
     """That share was stored before block proofs existed; it is checked another way."""
 

@@ -13,7 +13,7 @@ Share layout (all integers big-endian)::
     offset  size  field
     header (44 bytes)
     0       4     magic b"P2BS"
-    4       1     version: 2 (1 in shares written before block trees; still read)
+    4       1     version: 3 (1 and 2 in shares written before; still read)
     5       1     k, shares needed (1..n)
     6       1     n, shares made (k..255)
     7       1     index of this share (0..n-1; < k is a primary share)
@@ -23,9 +23,10 @@ Share layout (all integers big-endian)::
     44      B     block i of each segment, in order; B is fixed by (length, k, block_size)
     trailer (40 bytes)
     44+B    8     length of the record
-    52+B    32    the share hash of every byte before it: version 2, the root of its
-                  block tree (core/merkle.py: 4 KiB leaves, so a friend can prove any
-                  block of it); version 1, BLAKE2b-256(person="p2pb-share_v1") of them
+    52+B    32    the share hash of every byte before it: versions 2 and 3, the root
+                  of its block tree (core/merkle.py: BLAKE2b in 4 KiB leaves, SHA-256
+                  in 16 KiB leaves; a friend can prove any block of it); version 1,
+                  BLAKE2b-256(person="p2pb-share_v1") of them
 
 The length and hash sit in a trailer, not the header, so shares can be written
 as the record streams through: the header goes out before the length is known
@@ -33,7 +34,9 @@ and the hash is finished at the end. The hash makes every share self-checking,
 so a storage server can reject a damaged ``put`` without knowing the record's
 descriptor; the owner checks it against the descriptor's ``share_hashes``,
 which live in authenticated metadata. The version byte is among the hashed bytes, and
-the two kinds of hash are domain-separated, so a share cannot pass for the other kind.
+the three kinds of hash are domain-separated, so a share cannot pass for another kind.
+The versions differ in the trailing hash alone, so ``with_version`` turns a share into
+the same share of another version.
 
 Speed (measured here: one core, 64 MiB record, 256 KiB blocks, MB/s of record;
 every figure includes hashing the shares; the second figure with glibc's mmap
@@ -52,6 +55,7 @@ import hashlib
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import zfec
 
@@ -61,8 +65,10 @@ from p2pbackup.core.refs import HASH_SIZE, ID_SIZE, MAX_RECORD_LENGTH, MAX_SHARE
 from p2pbackup.errors import FormatError, IntegrityError
 
 MAGIC = b"P2BS"
-VERSION = 2  # written; a block tree's root as the share hash
-FLAT_VERSION = 1  # read: a flat hash, no block proofs (records stored before version 2)
+VERSION = 3  # the newest: a SHA-256 block tree's root as the share hash
+TREE_VERSION = 2  # a BLAKE2b block tree: written for friends that do not read version 3
+FLAT_VERSION = 1  # a flat hash, no block proofs (records stored before version 2)
+VERSIONS = (FLAT_VERSION, TREE_VERSION, VERSION)  # read, and written on repair
 HEADER_SIZE = 44
 TRAILER_SIZE = 40
 BLOCK_SIZE = 256 * 1024
@@ -112,7 +118,7 @@ class ShareDigest:
 
     def __init__(self) -> None:
         self._head = bytearray()
-        self._hasher: hashlib.blake2b | merkle.MerkleBuilder | None = None
+        self._hasher: Any = None  # hashlib.blake2b or merkle.MerkleBuilder
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         if self._hasher is None:
@@ -133,19 +139,19 @@ class ShareDigest:
             self._hasher.update(data)  # type: ignore[union-attr]
 
     def _start(self) -> None:
-        flat = len(self._head) < 5 or self._head[4] == FLAT_VERSION
-        self._hasher = _share_hasher() if flat else merkle.MerkleBuilder()
+        tree = merkle.TREES.get(self._head[4]) if len(self._head) >= 5 else None
+        self._hasher = _share_hasher() if tree is None else merkle.MerkleBuilder(tree)
 
     def digest(self) -> bytes:
         if self._hasher is None:  # under 5 bytes: garbage, hashed flat
             self._start()
-            self._hasher.update(self._head)  # type: ignore[union-attr]
-        return self._hasher.digest()  # type: ignore[union-attr]
+            self._hasher.update(self._head)
+        return self._hasher.digest()
 
 
 def version_of(header: bytes | bytearray | memoryview) -> int:
     """The format version a share's header names (FormatError if it is not one read here)."""
-    if len(header) < 5 or header[4] not in (FLAT_VERSION, VERSION):
+    if len(header) < 5 or header[4] not in VERSIONS:
         raise FormatError("share header names a format version this program does not read")
     return header[4]
 
@@ -215,20 +221,24 @@ class ShareEncoder:
         k: int,
         n: int,
         block_size: int = BLOCK_SIZE,
-        version: int = VERSION,
+        version: int | Sequence[int] = VERSION,
     ) -> None:
+        """``version``: of every share, or one per share (a friend that kept a share of
+        another version already keeps it)."""
         _check_parameters(k, n, block_size)
         if len(record_id) != ID_SIZE:
             raise ValueError(f"record_id must be {ID_SIZE} bytes")
-        if version not in (FLAT_VERSION, VERSION):  # FLAT_VERSION: repairing an old record
-            raise ValueError(f"share format version {version} is not written here")
+        versions = [version] * n if isinstance(version, int) else list(version)
+        if len(versions) != n or not set(versions) <= set(VERSIONS):
+            raise ValueError(f"share format versions {versions} are not written here")
         self._record_id = bytes(record_id)
         self._k, self._n, self._block_size = k, n, block_size
         self._segment_size = k * block_size
         self._encoder = zfec.Encoder(k, n)
         self._hashers = [ShareDigest() for _ in range(n)]
         self._headers: list[bytes] | None = [
-            _HEADER.pack(MAGIC, version, k, n, i, block_size, self._record_id) for i in range(n)
+            _HEADER.pack(MAGIC, v, k, n, i, block_size, self._record_id)
+            for i, v in enumerate(versions)
         ]
         self._pending = bytearray()
         self._length = 0
@@ -308,7 +318,7 @@ def encode(
     k: int,
     n: int,
     block_size: int = BLOCK_SIZE,
-    version: int = VERSION,
+    version: int | Sequence[int] = VERSION,
 ) -> tuple[RecordDescriptor, list[bytes]]:
     """The descriptor and the n shares of ``data``."""
     encoder = ShareEncoder(record_id, k, n, block_size, version)
@@ -361,10 +371,10 @@ class ShareChecker:
             )
         r = Reader(bytes(self._head), "share")
         r.magic(MAGIC)
-        if r.u8("version") not in (FLAT_VERSION, VERSION):
+        if r.u8("version") not in VERSIONS:
             raise r.fail(
                 f"share format version {self._head[4]} is not supported (this program reads "
-                f"versions {FLAT_VERSION} and {VERSION}); a newer p2pbackup may be needed"
+                f"versions {FLAT_VERSION} to {VERSION}); a newer p2pbackup may be needed"
             )
         k, n, index = r.u8("k"), r.u8("n"), r.u8("index")
         block_size = r.u32("block size")
@@ -390,6 +400,20 @@ class ShareChecker:
                 f"share {index} of record {_short(record_id)} is damaged: its hash does not match"
             )
         return ShareInfo(k, n, index, block_size, record_id, length, digest, self._head[4])
+
+
+def with_version(share: bytes | bytearray | memoryview, version: int) -> bytes:
+    """The same share as format ``version``: its version byte and its hash (the rest is
+    the same in every version). Only the bytes' own hash vouches for the result."""
+    if version not in VERSIONS:
+        raise ValueError(f"share format version {version} is not written here")
+    hashed = bytearray(memoryview(share)[:-HASH_SIZE])
+    if len(hashed) < HEADER_SIZE + TRAILER_SIZE - HASH_SIZE or hashed[:4] != MAGIC:
+        raise FormatError("not a share: it cannot be given another format version")
+    hashed[4] = version
+    digest = ShareDigest()
+    digest.update(hashed)
+    return bytes(hashed) + digest.digest()
 
 
 def verify_share(

@@ -20,7 +20,8 @@ Frame::
 
 Bodies (requests from the owner's device, responses from the friend):
 
-    HELLO       certificate (blob)                 -> OK
+    HELLO       certificate (blob)                 -> OK newest share format read u8
+                                                      (empty before share format 3: 2)
     PUT         record id 32, index u8, share      -> OK
     GET         record id 32, index u8             -> DATA share
     LIST                                           -> KEYS count varint, (record id 32, index u8)*
@@ -37,9 +38,15 @@ Bodies (requests from the owner's device, responses from the friend):
     PROVE_BLOCKS record id 32, index u8, format u8 = 1, count u8 (1..MAX_PROOF_BLOCKS),
                 block varint * count               -> DATA format u8 = 1, count u8,
                                                       (bytes blob, steps u8, 32 * steps)*
-                (a version-2 share's blocks, each with the sibling hashes that tie it to the
-                share hash: core/merkle.py; ERROR NO_TREE for a version-1 share)
+                (blocks of 4 KiB: each answered by the leaf of the share's tree that holds
+                it, with the sibling hashes that tie it to the share hash: core/merkle.py;
+                ERROR NO_TREE for a version-1 share)
     any         ...                                -> ERROR code u8, message text
+
+A PUT or PUT_PART (at offset 0) of a share the friend keeps already, but in another
+share format version, is answered ERROR OTHER_VERSION; the owner reads the kept share's
+version byte (GET_RANGE at offset 4) and describes the share as kept. An owner writes
+share format 3 only when every friend it backs up to said in its HELLO that it reads it.
 
 A REMOVE is signed by the owner key over (friend node id, record id, index,
 time, nonce), so a friend cannot be made to drop shares by anyone else; the
@@ -75,6 +82,7 @@ REMOVE_WINDOW = 600  # seconds a signed remove stays valid
 REMOVE_DOMAIN = b"remove_v1"  # frozen
 HELLO_MAX = 64 << 10  # a whole HELLO frame, length field included: all a stranger is given
 CERTIFICATE_MAGIC = b"P2BC"  # what a bare certificate starts with (core/certificate.py)
+TREE_SHARE_FORMAT = 2  # what a friend that does not say reads (core/erasure.TREE_VERSION)
 
 
 class Op(IntEnum):
@@ -106,6 +114,7 @@ class ErrorCode(IntEnum):
     NOT_FOUND = 4  # PeerError (no such share)
     REFUSED = 5  # not a paired friend
     NO_TREE = 6  # NoBlockProofs: a share of format version 1 has no block tree
+    OTHER_VERSION = 7  # OtherVersionKept: a share of another format version is kept
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,16 @@ class OutdatedHello(FormatError):
 
 def hello_body(certificate: bytes) -> bytes:
     return Writer().blob(certificate).getvalue()
+
+
+def hello_ok_body(share_format: int) -> bytes:
+    return Writer().u8(share_format).getvalue()
+
+
+def read_hello_ok(body: bytes) -> int:
+    """The newest share format a friend reads. A node before share format 3 answered an
+    empty OK; a later one may add fields after the version, which this one skips."""
+    return body[0] if body else TREE_SHARE_FORMAT
 
 
 def read_hello(body: bytes) -> bytes:

@@ -8,8 +8,8 @@ the last audit is a part of ``audit_every``, so every share that exists when a p
 begins is proved within that period however irregularly audits run, and the friend
 cannot tell which shares come next.
 
-A share of format version 2 is proved by one block at a random offset with its sibling
-hashes (``PROVE_BLOCKS``), checked against the share hash the owner holds in the
+A share of format version 2 or 3 is proved by one block at a random offset with its
+sibling hashes (``PROVE_BLOCKS``), checked against the share hash the owner holds in the
 record's descriptor: no share data is kept at the owner, a recovered device audits
 as well, and a friend must keep every byte to answer for any block. A version-1
 share is proved by a precomputed pair (``verify``); with none left (or from a friend
@@ -124,7 +124,7 @@ async def prove_blocks(store: ShareStore, descriptor: RecordDescriptor, index: i
     share hash; the bytes of the answer. IntegrityError when it does not prove the share,
     NoBlockProofs for a version-1 share, PeerError when it is not there."""
     hashed = erasure.share_size(descriptor.length, descriptor.k) - merkle.HASH_SIZE
-    block = secrets.randbelow(merkle.leaf_count(hashed))
+    block = secrets.randbelow(merkle.block_count(hashed))
     try:
         proofs = await store.prove_blocks(ShareKey(descriptor.record_id, index), [block])
     except FormatError as exc:  # a friend before PROVE_BLOCKS, or a garbled answer
@@ -132,7 +132,7 @@ async def prove_blocks(store: ShareStore, descriptor: RecordDescriptor, index: i
     if len(proofs) != 1:
         raise IntegrityError(f"Friend {store.name} answered {len(proofs)} proofs to one ask.")
     data, path = proofs[0]
-    merkle.verify_leaf(descriptor.share_hashes[index], hashed, block, data, path)
+    merkle.verify_block(descriptor.share_hashes[index], hashed, block, data, path)
     return len(data) + 32 * len(path) + 4
 
 

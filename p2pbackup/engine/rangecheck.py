@@ -68,7 +68,7 @@ async def check_share(
         data = await store.get_range(key, offset, want)
         if len(data) > want:
             raise IntegrityError(f"A friend answered {len(data)} bytes to a read of {want}.")
-        if hasher is None:  # pairs only for a version-1 share: version 2 proves by blocks
+        if hasher is None:  # pairs only for a version-1 share: later ones prove by blocks
             flat = len(data) > 4 and data[4] == erasure.FLAT_VERSION
             hasher = ShareHasher(challenges if flat else 0)
         if data:

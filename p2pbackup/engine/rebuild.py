@@ -69,7 +69,7 @@ class _Coder:
         # made again hash as the descriptor says.
         self._encoder = erasure.ShareEncoder(d.record_id, d.k, d.n, block_size, version)
         self._source_hashes = {i: erasure.ShareDigest() for i in self._sources}
-        # Proof pairs only for version-1 shares: version 2 proves by its blocks.
+        # Proof pairs only for version-1 shares: later ones prove by their blocks.
         pairs = challenges if version == erasure.FLAT_VERSION else 0
         self._made = [ShareHasher(pairs) for _ in range(d.n)]
 

@@ -141,7 +141,7 @@ class Replacement:
 
     async def _proves(self, friend: str, shares: list[tuple[bytes, int]]) -> bool:
         """A few of the shares listed prove right: a random block each against the share
-        hash (format version 2), else a proof pair where one is left, else a full read
+        hash (format version 2 or 3), else a proof pair where one is left, else a full read
         (version 1), as an audit does."""
         store = self._stores[friend]
         for rid, i in _pick.sample(shares, min(PROOFS, len(shares))):  # it cannot guess which

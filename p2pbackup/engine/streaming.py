@@ -28,7 +28,7 @@ from p2pbackup.core import erasure
 from p2pbackup.core.refs import RecordDescriptor
 from p2pbackup.core.seal import Kind, RecordOpener, Sealer
 from p2pbackup.engine.failures import leaves
-from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.errors import IntegrityError, OtherVersionKept, PeerError, StorageError
 from p2pbackup.storage.sharepool import PROVE_PERSON_v1
 from p2pbackup.storage.store import ShareKey, ShareStore
 
@@ -41,6 +41,17 @@ class FriendFailed(Exception):
         super().__init__(reason)
         self.friend = friend
         self.reason = reason
+
+
+class KeptInOtherVersion(FriendFailed):
+    """Not the friend's fault: it keeps share ``index`` of this record already, in share
+    format ``version``. The upload stops, so the record can be made again in that version
+    while no other friend has a whole share of it yet."""
+
+    def __init__(self, friend: str, index: int, version: int) -> None:
+        super().__init__(friend, f"keeps share {index} in share format {version} already")
+        self.index = index
+        self.version = version
 
 
 class FriendsFailed(Exception):
@@ -80,10 +91,10 @@ class Producer:
 
     def __init__(
         self, data_key: bytes, kind: Kind, record_id: bytes, segments: Iterable[bytes],
-        k: int, n: int, challenges: int,
+        k: int, n: int, challenges: int, version: int | Sequence[int] = erasure.VERSION,
     ) -> None:  # fmt: skip
         self._sealer = Sealer(data_key, kind, record_id)
-        self._encoder = erasure.ShareEncoder(record_id, k, n)
+        self._encoder = erasure.ShareEncoder(record_id, k, n, version=version)
         self._segments: Iterator[bytes] = iter(segments)
         self._pending: bytes | None = next(self._segments, None)
         self._started = False
@@ -140,8 +151,9 @@ async def upload_stream(
     workers: trio.CapacityLimiter,
 ) -> None:
     """Send every share of the producer's record to its friend. FriendsFailed names the
-    friends that refused or went away (the others are stopped); an error reading the
-    record's source comes out as itself."""
+    friends that refused or went away, or keep a share in another format version
+    (KeptInOtherVersion); the others are stopped. An error reading the record's source
+    comes out as itself."""
     offsets = dict.fromkeys(placed, 0)
     kept: set[int] = set()  # friends that already had the share
     rid = record_id
@@ -162,6 +174,9 @@ async def upload_stream(
                 ShareKey(rid, index), offsets[index], reserve, last, piece
             ):
                 kept.add(index)
+        except OtherVersionKept:
+            version = await kept_version(stores[friend], ShareKey(rid, index))
+            raise KeptInOtherVersion(friend, index, version) from None
         except (PeerError, StorageError, IntegrityError) as exc:
             raise FriendFailed(friend, exc.message) from exc
         offsets[index] += len(piece)
@@ -180,6 +195,19 @@ async def upload_stream(
         if settled is group:
             raise
         raise settled from group
+
+
+async def kept_version(store: ShareStore, key: ShareKey) -> int:
+    """The format version of the share a friend says it keeps in another version: its
+    version byte. Believing it costs nothing: the owner computes the hash of its own
+    share in that version, and a friend that lied holds a share that fails its checks."""
+    try:
+        version = (await store.get_range(key, 4, 1))[:1]
+    except (PeerError, StorageError, IntegrityError) as exc:
+        raise FriendFailed(store.name, exc.message) from exc
+    if not version or version[0] not in erasure.VERSIONS:
+        raise FriendFailed(store.name, "keeps a share of a format version it cannot name")
+    return version[0]
 
 
 async def fetch_stream(

@@ -1,6 +1,6 @@
 """Checking that friends still hold my shares, and rebuilding the ones they lost.
 
-Proofs: a share of format version 2 is proved by a random block of it and the
+Proofs: a share of format version 2 or 3 is proved by a random block of it and the
 sibling hashes that tie it to the share hash in the descriptor (engine/audit.py,
 core/merkle.py), as often as wanted and with no data kept at the owner. For a
 version-1 share the owner kept a few (nonce, answer) pairs when it was uploaded,
@@ -311,7 +311,7 @@ class Verifier:
         for index, friend in targets.items():
             try:
                 await self._stores[friend].put(ShareKey(d.record_id, index), all_shares[index])
-            except (PeerError, StorageError) as exc:
+            except (PeerError, StorageError, IntegrityError) as exc:  # refused, maybe its format
                 self._events(ev.FriendTrouble(friend, exc.message))
                 continue
             sent[index] = friend

@@ -32,6 +32,7 @@ from p2pbackup.errors import (
     FormatError,
     IntegrityError,
     NoBlockProofs,
+    OtherVersionKept,
     P2PBackupError,
     PeerError,
     StorageError,
@@ -53,6 +54,7 @@ _ERRORS: dict[int, type[P2PBackupError]] = {
     ErrorCode.NOT_FOUND: PeerError,
     ErrorCode.REFUSED: PeerError,
     ErrorCode.NO_TREE: NoBlockProofs,
+    ErrorCode.OTHER_VERSION: OtherVersionKept,
 }
 
 
@@ -90,6 +92,8 @@ class RemoteShareStore:
         self._retry_at = 0.0
         self._closed = False
         self.last_heard = -math.inf  # trio time of the friend's last bytes: busy is alive
+        # The newest share format the friend reads, as its last HELLO said (store.py).
+        self.share_format = proto.TREE_SHARE_FORMAT
         self.on_broken: Callable[[], None] | None = None  # the open stream broke
 
     @property
@@ -136,7 +140,7 @@ class RemoteShareStore:
             self._stream = stream
             self._nursery.start_soon(self._read_responses, stream)
             try:
-                await self._call(Op.HELLO, proto.hello_body(self._certificate))
+                hello = await self._call(Op.HELLO, proto.hello_body(self._certificate))
             except P2PBackupError as exc:
                 self._backoff()  # a friend that refuses us is not asked again at once
                 self._drop(stream, exc.message, broke=False)
@@ -148,6 +152,7 @@ class RemoteShareStore:
                         f"device's hello; ask them to update. ({exc.message})"
                     ) from exc
                 raise
+            self.share_format = proto.read_hello_ok(hello.body)
             self._failures, self._retry_at = 0, 0.0
             return stream
 
@@ -286,7 +291,7 @@ class RemoteShareStore:
     ) -> list[tuple[bytes, list[bytes]]]:
         body = proto.prove_blocks_body(key.record_id, key.index, blocks)
         reply = await self._expect(Op.PROVE_BLOCKS, body, Op.DATA)
-        proofs = proto.parse_proofs(reply, merkle.LEAF_SIZE)
+        proofs = proto.parse_proofs(reply, merkle.MAX_LEAF)
         if len(proofs) != len(blocks):
             raise IntegrityError(f"Friend {self.name} answered {len(proofs)} block proofs, "
                                  f"not {len(blocks)}.")  # fmt: skip

@@ -24,6 +24,7 @@ from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 
+from p2pbackup.core import erasure
 from p2pbackup.core import protocol as proto
 from p2pbackup.core.certificate import verify_certificate
 from p2pbackup.core.codec import Reader
@@ -32,6 +33,7 @@ from p2pbackup.errors import (
     FormatError,
     IntegrityError,
     NoBlockProofs,
+    OtherVersionKept,
     P2PBackupError,
     PeerError,
     StorageError,
@@ -66,6 +68,8 @@ def _code(error: P2PBackupError) -> ErrorCode:
         return ErrorCode.STORAGE
     if isinstance(error, NoBlockProofs):
         return ErrorCode.NO_TREE
+    if isinstance(error, OtherVersionKept):
+        return ErrorCode.OTHER_VERSION
     return ErrorCode.NOT_FOUND
 
 
@@ -128,7 +132,7 @@ class StorageService:
             return
         greeting.greeted()
         vouch(stream)
-        await self._answer(stream, hello.request_id, Op.OK, b"")
+        await self._answer(stream, hello.request_id, Op.OK, proto.hello_ok_body(erasure.VERSION))
         decoder.limits = FRIEND_LIMITS
         account = greeting.account
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 
 from p2pbackup.core import erasure, head
-from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.errors import IntegrityError, OtherVersionKept, PeerError, StorageError
 from p2pbackup.storage.sharepool import block_proofs, prove_answer
 from p2pbackup.storage.store import ShareKey, Usage
 
@@ -23,6 +23,7 @@ class MemoryShareStore:
         self._head: bytes | None = None
         self.quota = quota
         self.online = True
+        self.share_format = erasure.VERSION  # a test sets it lower to play an older friend
         self._shares: dict[ShareKey, bytes] = {}
         self._parts: dict[ShareKey, bytearray] = {}  # large shares arriving in pieces
         self._used = 0
@@ -37,6 +38,7 @@ class MemoryShareStore:
         if info.record_id != key.record_id or info.index != key.index:
             raise PeerError(f"{self.name}: the share does not match the key it was sent under")
         if key in self._shares:
+            self._same_version(key, share)
             return
         if self._used + len(share) > self.quota:
             raise StorageError(
@@ -45,6 +47,13 @@ class MemoryShareStore:
             )
         self._shares[key] = share
         self._used += len(share)
+
+    def _same_version(self, key: ShareKey, share: bytes) -> None:
+        kept = self._shares[key][4:5]
+        if share[4:5] and kept != share[4:5]:
+            raise OtherVersionKept(
+                f"{self.name} keeps share {key.index} in format version {kept[0]} already."
+            )
 
     async def get(self, key: ShareKey) -> bytes:
         self._check_online()
@@ -61,6 +70,8 @@ class MemoryShareStore:
     ) -> bool:
         self._check_online()
         if key in self._shares:
+            if offset == 0:
+                self._same_version(key, piece)
             return False
         if offset == 0:
             if self._used + reserve > self.quota:

@@ -30,7 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2pbackup.core import erasure, head, merkle
-from p2pbackup.errors import FormatError, IntegrityError, NoBlockProofs, PeerError, StorageError
+from p2pbackup.errors import (
+    FormatError,
+    IntegrityError,
+    NoBlockProofs,
+    OtherVersionKept,
+    PeerError,
+    StorageError,
+)
 from p2pbackup.storage.store import ShareKey, Usage
 
 PROVE_PERSON_v1 = b"p2pb-prove_v1"  # frozen: owners precompute answers with it
@@ -44,38 +51,44 @@ def prove_answer(nonce: bytes, share: bytes) -> bytes:
     return hashlib.blake2b(share, key=nonce, digest_size=32, person=PROVE_PERSON_v1).digest()
 
 
-_PROOF_READ = 1 << 20  # a multiple of merkle.LEAF_SIZE: no block straddles two reads
+_PROOF_READ = 1 << 20  # a multiple of every tree's leaf: no leaf straddles two reads
 
 
 def block_proofs(
     read: Callable[[int], bytes], size: int, blocks: list[int]
 ) -> list[tuple[bytes, list[bytes]]]:
-    """Blocks of a share of ``size`` bytes read from its start with ``read``, each with
-    the sibling hashes that tie it to the share hash (core/merkle.py). Hashing the whole
-    share is the point: only a friend that keeps every byte can answer for any block."""
+    """For each block (of ``merkle.BLOCK`` bytes) of a share of ``size`` bytes read from
+    its start with ``read``: the leaf of the share's tree that holds it, with the sibling
+    hashes that tie it to the share hash (core/merkle.py). Hashing the whole share is the
+    point: only a friend that keeps every byte can answer for any block."""
     hashed = size - merkle.HASH_SIZE  # every byte before the share's trailing hash
-    count = merkle.leaf_count(max(0, hashed))
+    count = merkle.block_count(max(0, hashed))
     if any(block >= count for block in blocks):
         raise FormatError(f"A block proof was asked of a share with only {count} blocks.")
-    builder = merkle.MerkleBuilder(blocks)
+    builder: merkle.MerkleBuilder | None = None
+    leaves: list[int] = []
     found: dict[int, bytes] = {}
     at = 0
     while at < hashed:
         chunk = read(min(_PROOF_READ, hashed - at))
         if not chunk:
             break
-        if at == 0 and (len(chunk) < 5 or chunk[4] != erasure.VERSION):
-            raise NoBlockProofs()
+        if builder is None:
+            tree = merkle.TREES.get(chunk[4]) if len(chunk) >= 5 else None
+            if tree is None:
+                raise NoBlockProofs()
+            leaves = [block * merkle.BLOCK // tree.leaf_size for block in blocks]
+            builder = merkle.MerkleBuilder(tree, leaves)
         builder.feed(chunk)
-        for block in blocks:
-            start, length = merkle.leaf_range(hashed, block)
+        for leaf in leaves:
+            start, length = builder.tree.leaf_range(hashed, leaf)
             if at <= start < at + len(chunk):
-                found[block] = chunk[start - at : start - at + length]
+                found[leaf] = chunk[start - at : start - at + length]
         at += len(chunk)
-    if at != hashed:
+    if at != hashed or builder is None:
         raise IntegrityError("A share kept here is shorter than its size on disk.")
     builder.digest()
-    return [(found[block], builder.proof(block)) for block in blocks]
+    return [(found[leaf], builder.proof(leaf)) for leaf in leaves]
 
 
 UPLOAD_IDLE = 600.0  # seconds before an abandoned upload gives its room back
@@ -100,6 +113,22 @@ def _storage_error(exc: OSError) -> StorageError:
             "stored. Free some space there; nothing was half-written."
         )
     return StorageError(f"Could not store a friend's share: {exc.strerror}.")
+
+
+def _same_version(path: str, share: bytes) -> None:
+    """OtherVersionKept unless the share kept at ``path`` is of the format version that
+    ``share`` (or its first piece) names. Its other bytes then match too: they follow
+    from the record, whose id names its content."""
+    try:
+        with open(path, "rb") as f:
+            kept = f.read(5)[4:]
+    except OSError:
+        return  # gone meanwhile: the sender finds out on its next request
+    if kept and share[4:5] and kept != share[4:5]:
+        raise OtherVersionKept(
+            f"A share of format version {kept[0]} is kept under that key already; "
+            f"this one is version {share[4]}."
+        )
 
 
 def _fsync_dir(path: str) -> None:
@@ -178,7 +207,8 @@ class SharePool:
         folder, name = self._share_path(owner_id, key)
         path = os.path.join(folder, name)
         if os.path.exists(path):
-            return  # shares are content-addressed by (record, index): same bytes
+            _same_version(path, share)  # then the same bytes: a record's id names its content
+            return
         quota = self._quota(owner_id)
         self._sweep_if_due()
         with self._lock:  # reserve the room first, so concurrent puts cannot overshoot
@@ -205,6 +235,8 @@ class SharePool:
         checks the whole share (as ``put`` does) and renames it into place."""
         folder, name = self._share_path(owner_id, key)
         if os.path.exists(os.path.join(folder, name)):
+            if offset == 0:
+                _same_version(os.path.join(folder, name), data)
             return False
         upload = (owner_id, key)
         if offset == 0:

@@ -33,12 +33,18 @@ class Usage:
 
 
 class ShareStore(Protocol):
-    """One friend's pool of my shares, as the owner sees it."""
+    """One friend's pool of my shares, as the owner sees it.
+
+    A store may also say ``share_format``: the newest share format version
+    (core/erasure.py) the friend reads, which a friend's node tells in its HELLO. One
+    that does not say is taken to read format 2 (``engine/uploader.share_version``).
+    """
 
     name: str
 
     async def put(self, key: ShareKey, share: bytes) -> None:
-        """Store a share. Idempotent; refused (StorageError) beyond the quota."""
+        """Store a share. Idempotent; refused (StorageError) beyond the quota, and
+        (OtherVersionKept) when the friend keeps that share in another format version."""
 
     async def get(self, key: ShareKey) -> bytes:
         """The share's bytes; PeerError when it is missing or the friend is away."""
@@ -51,15 +57,17 @@ class ShareStore(Protocol):
     async def prove_blocks(
         self, key: ShareKey, blocks: list[int]
     ) -> list[tuple[bytes, list[bytes]]]:
-        """Blocks of a share with their sibling hashes (sharepool.block_proofs), which
-        the owner checks against the share hash (merkle.verify_leaf). NoBlockProofs for
-        a share of format version 1; PeerError when it is missing."""
+        """The leaves that hold blocks of a share, with their sibling hashes
+        (sharepool.block_proofs), which the owner checks against the share hash
+        (merkle.verify_block). NoBlockProofs for a share of format version 1; PeerError
+        when it is missing."""
 
     async def put_part(
         self, key: ShareKey, offset: int, reserve: int, last: bool, piece: bytes
     ) -> bool:
         """Append a piece of a large share (sharepool.SharePool.put_part); False when the
-        friend already keeps the share, so the rest need not be sent."""
+        friend already keeps the share, so the rest need not be sent. OtherVersionKept, for
+        the first piece, when what it keeps is of another format version."""
 
     async def get_range(self, key: ShareKey, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes of a share from ``offset``."""

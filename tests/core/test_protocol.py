@@ -142,6 +142,16 @@ def test_hello_vector():
     assert proto.read_hello(hello.body) == cert
 
 
+def test_the_hello_answer_says_the_newest_share_format():
+    """Pinned: ``OK`` with one byte, 3. A node before share format 3 answered an empty
+    ``OK`` (it reads 2); a later node may add fields, which this one skips."""
+    wire = _wire(Message(Op.OK, 1, proto.hello_ok_body(3)))
+    assert wire.hex() == "00000007" "01" "40" "00000001" "03"  # length, version, OK, id, 3
+    assert proto.read_hello_ok(b"\x03") == 3
+    assert proto.read_hello_ok(b"") == 2
+    assert proto.read_hello_ok(b"\x04more") == 4
+
+
 def test_a_bare_certificate_is_an_outdated_hello_and_garbage_is_refused():
     from p2pbackup.core.certificate import issue_certificate
 

@@ -164,3 +164,15 @@ async def test_a_request_cut_off_mid_write_does_not_garble_the_next(tmp_path):
                 await store.put(ShareKey(big_id, 0), big)
             await store.put(ShareKey(RID, 1), SHARES[1])
             assert await store.get(ShareKey(RID, 1)) == SHARES[1]
+
+
+async def test_the_hello_says_the_newest_share_format_the_friend_reads(friend, monkeypatch):
+    async with device(OWNER, friend) as store:
+        assert store.share_format == erasure.TREE_VERSION  # not heard yet: the safe guess
+        await store.stat()
+        assert store.share_format == erasure.VERSION
+    # A node before share format 3 answered a HELLO with an empty OK.
+    monkeypatch.setattr(protocol, "hello_ok_body", lambda newest: b"")
+    async with device(OWNER, friend, seed=b"e" * 32) as store:
+        await store.stat()
+        assert store.share_format == erasure.TREE_VERSION

@@ -17,7 +17,14 @@ from p2pbackup.core import erasure, head, merkle
 from p2pbackup.core.head import HeadBody
 from p2pbackup.core.keys import OwnerKeys
 from p2pbackup.engine.throttle import Throttle, ThrottledStore
-from p2pbackup.errors import IntegrityError, NoBlockProofs, P2PBackupError, PeerError, StorageError
+from p2pbackup.errors import (
+    IntegrityError,
+    NoBlockProofs,
+    OtherVersionKept,
+    P2PBackupError,
+    PeerError,
+    StorageError,
+)
 from p2pbackup.net.host import listen_addrs
 from p2pbackup.storage.memorystore import MemoryShareStore
 from p2pbackup.storage.sharepool import SharePool, prove_answer
@@ -251,22 +258,27 @@ async def test_a_damaged_share_fails_its_proof(stores):
     assert await store.get(key) != shares[0]  # and the owner, who checks, sees it
 
 
-async def test_block_proofs_check_against_the_share_hash(make_store):
-    """Any block of a version-2 share, with its siblings: what an audit asks (PROVE_BLOCKS)."""
+@pytest.mark.parametrize("version", [erasure.TREE_VERSION, erasure.VERSION])
+async def test_block_proofs_check_against_the_share_hash(make_store, version):
+    """Any 4 KiB block of a share, as the leaf of its tree that holds it, with its siblings:
+    what an audit asks (PROVE_BLOCKS), checked without knowing the share's version."""
     store = await make_store(1 << 20)
-    descriptor, shares = _shares(os.urandom(30_000))
+    descriptor, shares = erasure.encode(b"\x07" * 32, os.urandom(100_000), 2, 4, version=version)
     key = ShareKey(b"\x07" * 32, 1)
     await store.put(key, shares[1])
     hashed = len(shares[1]) - merkle.HASH_SIZE
-    blocks = [0, merkle.leaf_count(hashed) - 1, 2]
+    blocks = [0, merkle.block_count(hashed) - 1, 2, 5]
     proofs = await store.prove_blocks(key, blocks)
-    assert len(proofs) == 3
+    assert len(proofs) == 4
+    tree = merkle.TREES[version]
     for block, (data, path) in zip(blocks, proofs, strict=True):
-        merkle.verify_leaf(descriptor.share_hashes[1], hashed, block, data, path)
+        merkle.verify_block(descriptor.share_hashes[1], hashed, block, data, path)
+        start = block * merkle.BLOCK // tree.leaf_size * tree.leaf_size
+        assert data == shares[1][:hashed][start : start + tree.leaf_size]  # the leaf holding it
     with pytest.raises(PeerError):
         await store.prove_blocks(ShareKey(b"\x07" * 32, 0), [0])  # not kept there
     with pytest.raises(P2PBackupError):
-        await store.prove_blocks(key, [merkle.leaf_count(hashed)])  # no such block
+        await store.prove_blocks(key, [merkle.block_count(hashed)])  # no such block
     assert await store.prove_blocks(key, [1])  # the stream is still good
 
 
@@ -279,7 +291,26 @@ async def test_a_damaged_share_fails_its_block_proofs(make_store, stores):
     hashed = len(shares[0]) - merkle.HASH_SIZE
     ((data, path),) = await store.prove_blocks(key, [0])
     with pytest.raises(IntegrityError):
-        merkle.verify_leaf(descriptor.share_hashes[0], hashed, 0, data, path)
+        merkle.verify_block(descriptor.share_hashes[0], hashed, 0, data, path)
+
+
+async def test_a_share_kept_in_another_format_version_is_said_so(make_store):
+    """Put again in another version, whole or in pieces: the friend keeps what it has and
+    says so (OtherVersionKept), and the kept share's version byte can be read."""
+    store = await make_store(1 << 20)
+    _, old = erasure.encode(b"\x07" * 32, b"x" * 9000, 2, 4, version=erasure.TREE_VERSION)
+    _, new = erasure.encode(b"\x07" * 32, b"x" * 9000, 2, 4)
+    for index in (0, 1):
+        await store.put(ShareKey(b"\x07" * 32, index), old[index])
+    await store.put(ShareKey(b"\x07" * 32, 0), old[0])  # the same version: idempotent
+    with pytest.raises(OtherVersionKept):
+        await store.put(ShareKey(b"\x07" * 32, 0), new[0])
+    assert not await store.put_part(ShareKey(b"\x07" * 32, 1), 0, len(old[1]), False,
+                                    old[1][:1000])  # fmt: skip
+    with pytest.raises(OtherVersionKept):
+        await store.put_part(ShareKey(b"\x07" * 32, 1), 0, len(new[1]), False, new[1][:1000])
+    assert await store.get(ShareKey(b"\x07" * 32, 0)) == old[0]  # nothing was replaced
+    assert await store.get_range(ShareKey(b"\x07" * 32, 1), 4, 1) == bytes([2])
 
 
 async def test_a_version1_share_has_no_block_proofs(make_store):

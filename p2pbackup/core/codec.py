@@ -191,6 +191,12 @@ class Reader:
     def rest(self) -> bytes:
         return self._take(self.remaining(), "rest")
 
+    def rest_view(self) -> memoryview:
+        """The rest without a copy: a large body (a share) handed on as it is."""
+        view = memoryview(self._data)[self._pos :]
+        self._pos = len(self._data)
+        return view
+
     def end(self) -> None:
         if self._pos != len(self._data):
             raise self.fail(f"{len(self._data) - self._pos} unexpected bytes at the end")

@@ -186,7 +186,7 @@ class StorageService:
         run = trio.to_thread.run_sync
         if message.op is Op.PUT:
             record_id, index = proto.read_share_key(r)
-            await run(pool.put, owner, ShareKey(record_id, index), r.rest())
+            await run(pool.put, owner, ShareKey(record_id, index), r.rest_view())
             return Op.OK, b""
         if message.op is Op.PUT_PART:
             record_id, index, offset, reserve, last, piece = proto.read_part(r)

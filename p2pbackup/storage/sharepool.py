@@ -115,7 +115,7 @@ def _storage_error(exc: OSError) -> StorageError:
     return StorageError(f"Could not store a friend's share: {exc.strerror}.")
 
 
-def _same_version(path: str, share: bytes) -> None:
+def _same_version(path: str, share: bytes | memoryview) -> None:
     """OtherVersionKept unless the share kept at ``path`` is of the format version that
     ``share`` (or its first piece) names. Its other bytes then match too: they follow
     from the record, whose id names its content."""
@@ -139,7 +139,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_atomically(folder: str, name: str, data: bytes) -> None:
+def _write_atomically(folder: str, name: str, data: bytes | memoryview) -> None:
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f"{_TMP}{name}.{os.getpid()}.{threading.get_ident()}")
     try:
@@ -200,7 +200,7 @@ class SharePool:
             self._expire_uploads()  # an owner asking its room is not told of abandoned ones
             return self._used_locked(owner_id)
 
-    def put(self, owner_id: bytes, key: ShareKey, share: bytes) -> None:
+    def put(self, owner_id: bytes, key: ShareKey, share: bytes | memoryview) -> None:
         info = erasure.parse_share(share)  # well formed, and its own hash matches
         if info.record_id != key.record_id or info.index != key.index:
             raise IntegrityError("The share does not match the record and index it was sent as.")
@@ -227,8 +227,9 @@ class SharePool:
             raise
 
     def put_part(
-        self, owner_id: bytes, key: ShareKey, offset: int, reserve: int, last: bool, data: bytes
-    ) -> bool:
+        self, owner_id: bytes, key: ShareKey, offset: int, reserve: int, last: bool,
+        data: bytes | memoryview,
+    ) -> bool:  # fmt: skip
         """Write a piece of a share too large for one message; False once the share is kept
         here already (the sender stops). The first piece reserves ``reserve`` bytes of the
         quota, so a share that would not fit is refused before anything is written; the last

@@ -65,3 +65,13 @@ def test_errors_name_what_was_read():
         Reader(b"\x01\xff", "thing").text("name", 10)
     with pytest.raises(FormatError, match="2 unexpected bytes"):
         Reader(b"ab", "thing").end()
+
+
+def test_rest_view_is_the_rest_without_a_copy():
+    data = b"\x05hello world"
+    r = Reader(data, "t")
+    assert r.u8("n") == 5
+    view = r.rest_view()
+    assert view == b"hello world" and view.obj is data  # the caller's bytes, not a copy
+    assert r.remaining() == 0
+    r.end()

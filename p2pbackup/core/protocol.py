@@ -121,7 +121,7 @@ class ErrorCode(IntEnum):
 class Message:
     op: Op
     request_id: int
-    body: bytes | bytearray  # a bytearray when it came in several frames: not copied again
+    body: bytes
 
 
 def frames(message: Message, prefix: bytes = b"") -> Iterator[bytes]:
@@ -174,7 +174,7 @@ class FrameDecoder:
     def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
         self._buffer = bytearray()
-        self._partial: dict[int, tuple[Op, bytearray]] = {}
+        self._partial: dict[int, tuple[Op, list[bytes], int]] = {}
         self._partial_bytes = 0
 
     @property
@@ -197,9 +197,11 @@ class FrameDecoder:
         return out
 
     def _frame(self, length: int) -> Message | None:
-        """The frame at the buffer's start, taken out of it. Its piece is copied once: a
-        message in one frame becomes bytes, one in several is gathered in a bytearray."""
+        """The frame at the buffer's start, taken out of it (its piece copied once)."""
         _, version, raw_op, request_id = HEADER.unpack_from(self._buffer)
+        with memoryview(self._buffer) as view:
+            piece = bytes(view[HEADER.size : 4 + length])
+        del self._buffer[: 4 + length]
         if version != VERSION:
             raise FormatError(f"storage protocol: version {version} is not supported")
         try:
@@ -207,20 +209,13 @@ class FrameDecoder:
         except ValueError:
             raise FormatError(f"storage protocol: unknown message type {raw_op}") from None
         limits = self.limits
-        begun = self._partial.pop(request_id, None)
-        with memoryview(self._buffer) as view:
-            piece = view[HEADER.size : 4 + length]
-            if begun is None:
-                body: bytes | bytearray = bytearray(piece) if raw_op & MORE else bytes(piece)
-            else:
-                known_op, body = begun
-                self._partial_bytes -= len(body)
-                if known_op is not op:
-                    raise FormatError("storage protocol: a message changed type halfway")
-                body += piece
-            del piece
-        del self._buffer[: 4 + length]
-        if len(body) > limits.max_message:
+        known_op, pieces, size = self._partial.pop(request_id, (op, [], 0))
+        self._partial_bytes -= size
+        if known_op is not op:
+            raise FormatError("storage protocol: a message changed type halfway")
+        pieces.append(piece)
+        size += len(piece)
+        if size > limits.max_message:
             raise FormatError(
                 f"storage protocol: a message is larger than {limits.max_message} bytes"
             )
@@ -231,15 +226,14 @@ class FrameDecoder:
                 )
             if len(self._partial) >= limits.max_pending:
                 raise FormatError("storage protocol: too many unfinished messages")
-            if self._partial_bytes + len(body) > limits.max_held:
+            if self._partial_bytes + size > limits.max_held:
                 raise FormatError(
                     f"storage protocol: unfinished messages over {limits.max_held} bytes"
                 )
-            assert isinstance(body, bytearray)
-            self._partial[request_id] = (op, body)
-            self._partial_bytes += len(body)
+            self._partial[request_id] = (op, pieces, size)
+            self._partial_bytes += size
             return None
-        return Message(op, request_id, body)
+        return Message(op, request_id, b"".join(pieces))
 
 
 # --- bodies ---

@@ -47,9 +47,10 @@ from p2pbackup.storage.store import ShareStore
 SMALL_FILE = 256 * 1024  # read whole and packed; larger files stream
 INLINE_READ = 64 * 1024  # read on the event loop, with no task of its own
 STREAM_FILE = 4 * 1024 * 1024  # larger files are sealed and sent a batch at a time
-# Files holding data (reading, encoding, uploading) at once: 3 kept the benchmark's peak
-# RSS at 192 MB where 4 reached 196-200 MB, the photos no slower on two cores.
-HEAVY_FILES = 3
+# Files holding data (reading, encoding, uploading) at once. The benchmark's folder of
+# 15 MiB photos peaks at 176-191 MB RSS with 2, 197-208 with 3 (the same code on other
+# days: 192), for 7-10% more speed: 2 keeps the 200 MB line on any day.
+HEAVY_FILES = 2
 
 
 @dataclass(frozen=True)

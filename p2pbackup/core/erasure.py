@@ -38,17 +38,8 @@ the three kinds of hash are domain-separated, so a share cannot pass for another
 The versions differ in the trailing hash alone, so ``with_version`` turns a share into
 the same share of another version.
 
-Speed (measured here: one core, 64 MiB record, 256 KiB blocks, MB/s of record;
-every figure includes hashing the shares; the second figure with glibc's mmap
-threshold raised, see DESIGN.md)::
-
-             encode      decode, primaries   decode, parity-heavy
-    3-of-5   275 / 360   570 / 810           390 / 395
-    2-of-4   230 / 310   590 / 820           390 / 490
-
-Hashing the n/k-times-larger output is the largest cost of encoding. Those figures are
-version 2's; version 3's tree hashes at twice its speed (64 MiB, one run: 1,070 against
-550 MB/s), which took 2-of-4 encoding from 150 to 200 MB/s in the same run.
+Speed: docs/format.md, "Share". Hashing the n/k-times-larger output is the largest
+cost of encoding; version 3's tree hashes at twice version 2's speed.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 
 from p2pbackup.core import erasure, head
-from p2pbackup.errors import IntegrityError, OtherVersionKept, PeerError, StorageError
-from p2pbackup.storage.sharepool import block_proofs, prove_answer
+from p2pbackup.errors import IntegrityError, PeerError, StorageError
+from p2pbackup.storage.sharepool import block_proofs, check_same_version, prove_answer
 from p2pbackup.storage.store import ShareKey, Usage
 
 
@@ -38,7 +38,7 @@ class MemoryShareStore:
         if info.record_id != key.record_id or info.index != key.index:
             raise PeerError(f"{self.name}: the share does not match the key it was sent under")
         if key in self._shares:
-            self._same_version(key, share)
+            check_same_version(self._shares[key], share)
             return
         if self._used + len(share) > self.quota:
             raise StorageError(
@@ -47,13 +47,6 @@ class MemoryShareStore:
             )
         self._shares[key] = share
         self._used += len(share)
-
-    def _same_version(self, key: ShareKey, share: bytes) -> None:
-        kept = self._shares[key][4:5]
-        if share[4:5] and kept != share[4:5]:
-            raise OtherVersionKept(
-                f"{self.name} keeps share {key.index} in format version {kept[0]} already."
-            )
 
     async def get(self, key: ShareKey) -> bytes:
         self._check_online()
@@ -71,7 +64,7 @@ class MemoryShareStore:
         self._check_online()
         if key in self._shares:
             if offset == 0:
-                self._same_version(key, piece)
+                check_same_version(self._shares[key], piece)
             return False
         if offset == 0:
             if self._used + reserve > self.quota:

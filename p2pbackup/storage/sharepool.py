@@ -115,20 +115,25 @@ def _storage_error(exc: OSError) -> StorageError:
     return StorageError(f"Could not store a friend's share: {exc.strerror}.")
 
 
-def _same_version(path: str, share: bytes | memoryview) -> None:
-    """OtherVersionKept unless the share kept at ``path`` is of the format version that
-    ``share`` (or its first piece) names. Its other bytes then match too: they follow
-    from the record, whose id names its content."""
-    try:
-        with open(path, "rb") as f:
-            kept = f.read(5)[4:]
-    except OSError:
-        return  # gone meanwhile: the sender finds out on its next request
-    if kept and share[4:5] and kept != share[4:5]:
+def check_same_version(kept: bytes | memoryview, share: bytes | memoryview) -> None:
+    """OtherVersionKept unless the share kept (``kept``: its start at least) is of the
+    format version that ``share`` (or its first piece) names. Their other bytes then
+    match too: they follow from the record, whose id names its content."""
+    if len(kept) > 4 and len(share) > 4 and kept[4] != share[4]:
         raise OtherVersionKept(
-            f"A share of format version {kept[0]} is kept under that key already; "
+            f"A share of format version {kept[4]} is kept under that key already; "
             f"this one is version {share[4]}."
         )
+
+
+def _same_version(path: str, share: bytes | memoryview) -> None:
+    """``check_same_version`` against the share kept at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            kept = f.read(5)
+    except OSError:
+        return  # gone meanwhile: the sender finds out on its next request
+    check_same_version(kept, share)
 
 
 def _fsync_dir(path: str) -> None:
@@ -235,9 +240,10 @@ class SharePool:
         quota, so a share that would not fit is refused before anything is written; the last
         checks the whole share (as ``put`` does) and renames it into place."""
         folder, name = self._share_path(owner_id, key)
-        if os.path.exists(os.path.join(folder, name)):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
             if offset == 0:
-                _same_version(os.path.join(folder, name), data)
+                _same_version(path, data)
             return False
         upload = (owner_id, key)
         if offset == 0:

@@ -155,9 +155,14 @@ def test_a_share_hash_is_its_tree_root_and_any_block_proves_under_its_version_on
         data, path = hashed[start : start + length], builder.proof(leaf)
         merkle.verify_block(share_hash, len(hashed), block, data, path)
         tree.verify_leaf(share_hash, len(hashed), leaf, data, path)
-        if len(data) == other.leaf_range(len(hashed), leaf)[1]:  # same length: hash differs
-            with pytest.raises(IntegrityError):
-                other.verify_leaf(share_hash, len(hashed), leaf, data, path)
+        # The same bytes answered under the other tree, as a friend could: refused.
+        other_leaf = block * merkle.BLOCK // other.leaf_size
+        other_builder = _tree(other, hashed, [other_leaf])
+        other_builder.digest()
+        start, length = other.leaf_range(len(hashed), other_leaf)
+        with pytest.raises(IntegrityError):
+            merkle.verify_block(share_hash, len(hashed), block, hashed[start : start + length],
+                                other_builder.proof(other_leaf))  # fmt: skip
         with pytest.raises(IntegrityError):  # another block's answer
             merkle.verify_block(share_hash, len(hashed), block + 4, data, path)
 

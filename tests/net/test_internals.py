@@ -110,3 +110,56 @@ async def test_a_connection_ending_inside_a_noise_message_says_so():
     with pytest.raises(IncompleteReadError) as caught:
         await reader.read_msg()
     assert (caught.value.expected_bytes, caught.value.received_bytes) == (18, 5)
+
+
+class _Messages:
+    """A Noise session's reader that hands out whole (decrypted) messages, then raises
+    at the connection's end as ``read_noise_msg`` does."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = list(messages)
+
+    async def read_msg(self) -> bytes:
+        from libp2p.io.exceptions import IncompleteReadError
+
+        if not self.messages:
+            raise IncompleteReadError("closed", expected_bytes=2, received_bytes=0)
+        return self.messages.pop(0)
+
+
+def _muxer_over(messages: list[bytes]):
+    from types import SimpleNamespace
+
+    from libp2p.security.secure_session import SecureSession
+
+    session = SecureSession.__new__(SecureSession)  # only its reading half is used
+    session.conn = _Messages(messages)
+    session._reset_internal_buffer()
+    return SimpleNamespace(secured_conn=session), session
+
+
+@pytest.mark.trio
+async def test_yamux_frame_bodies_are_cut_from_noise_messages_of_any_shape():
+    internals.apply()
+    messages = [b"abc", b"defgh", b"ijklmnop", b"q"]
+    muxer, session = _muxer_over(messages)
+    assert await internals.read_yamux_body(muxer, 2) == b"ab"  # inside one message
+    assert await internals.read_yamux_body(muxer, 8) == b"cdefghij"  # across three
+    assert await session.read(3) == b"klm"  # a header read sees what a body left
+    assert await internals.read_yamux_body(muxer, 4) == b"nopq"
+    # and the stock reader agrees on the same stream of messages
+    stock, _ = _muxer_over(messages)
+    assert [await internals._STOCK_YAMUX_BODY(stock, n) for n in (2, 8, 3, 4)] == [
+        b"ab", b"cdefghij", b"klm", b"nopq"
+    ]  # fmt: skip
+
+
+@pytest.mark.trio
+async def test_a_connection_ending_inside_a_yamux_frame_says_so():
+    from libp2p.io.exceptions import IncompleteReadError
+
+    internals.apply()
+    muxer, session = _muxer_over([b"abc", b"", b"de"])  # an empty message is no end
+    with pytest.raises(IncompleteReadError):
+        await internals.read_yamux_body(muxer, 10)
+    assert session.conn.messages == []  # it read to the end of the connection

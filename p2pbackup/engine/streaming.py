@@ -10,15 +10,16 @@ fail keep their share indexes; a share they hold whole already is answered
 "kept" and not sent again, a partial one starts over at offset 0.
 
 Download: k shares are read in ranges, a batch of erasure segments at a
-time, decoded, opened (each segment authenticated) and handed to a sink;
-every share's hash is checked against the descriptor at the end. A bad or
-missing share means starting again with another holder.
+time, decoded, opened (each segment authenticated) and handed to a sink.
+The seal vouches for what reaches the sink, so the shares are hashed only
+when a segment fails to open, to name the friend whose share is damaged. A
+bad or missing share means starting again with another holder.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import nacl.utils
@@ -220,14 +221,17 @@ async def fetch_stream(
     workers: trio.CapacityLimiter,
 ) -> None:
     """Decode the record from the k ``chosen`` shares (index -> friend) into ``sink``.
-    FriendFailed names a friend whose share was missing or bad."""
+    FriendFailed names a friend whose share was missing or bad.
+
+    The seal authenticates every segment (and their order and number), so the shares
+    are not hashed while they decode and open: what reaches ``sink`` is the record.
+    Only when a segment fails to open are the chosen shares read again and hashed, to
+    name the friend whose share is damaged (IntegrityError if none is)."""
     d = descriptor
     indexes = sorted(chosen)
     layout = erasure.segment_layout(d.length, d.k, erasure.BLOCK_SIZE)
     decoder = erasure.SegmentDecoder(d, indexes)
     opener = RecordOpener(data_key, expected_record_id=d.record_id, expected_kind=kind)
-    hashers = {i: erasure.ShareDigest() for i in indexes}
-    body = erasure.share_size(d.length, d.k) - erasure.HEADER_SIZE - erasure.TRAILER_SIZE
 
     async def _read(index: int, offset: int, length: int, out: dict[int, bytes]) -> None:
         friend = chosen[index]
@@ -244,37 +248,59 @@ async def fetch_stream(
         async with trio.open_nursery() as nursery:
             for index in indexes:
                 nursery.start_soon(_read, index, offset, length, out)
-        for index in indexes:
-            hashers[index].update(out[index])
         return out
 
-    await _ranges(0, erasure.HEADER_SIZE)
-    broken: IntegrityError | None = None
-    for first in range(0, len(layout), FETCH_SEGMENTS):
-        batch = layout[first : first + FETCH_SEGMENTS]
-        start = batch[0][0]
-        end = batch[-1][0] + batch[-1][1]
-        blocks = await _ranges(erasure.HEADER_SIZE + start, end - start)
+    try:
+        for first in range(0, len(layout), FETCH_SEGMENTS):
+            batch = layout[first : first + FETCH_SEGMENTS]
+            start = batch[0][0]
+            end = batch[-1][0] + batch[-1][1]
+            blocks = await _ranges(erasure.HEADER_SIZE + start, end - start)
 
-        def _decode(batch=batch, blocks=blocks, start=start) -> None:
-            for offset, length, _ in batch:
-                segment = decoder.decode(
-                    [memoryview(blocks[i])[offset - start : offset - start + length]
-                     for i in indexes]
-                )  # fmt: skip
-                for piece in opener.feed(segment):
-                    sink(piece)
+            def _decode(batch=batch, blocks=blocks, start=start) -> None:
+                for offset, length, _ in batch:
+                    segment = decoder.decode(
+                        [memoryview(blocks[i])[offset - start : offset - start + length]
+                         for i in indexes]
+                    )  # fmt: skip
+                    for piece in opener.feed(segment):
+                        sink(piece)
 
-        if broken is None:
-            try:
-                await trio.to_thread.run_sync(_decode, limiter=workers)
-            except IntegrityError as exc:
-                # Some share is bad; read on (hashing only) so the hashes say whose.
-                broken = exc
-    await _ranges(erasure.HEADER_SIZE + body, erasure.TRAILER_SIZE - 32)  # the length field
-    for index in indexes:
-        if hashers[index].digest() != d.share_hashes[index]:
-            raise FriendFailed(chosen[index], "returned a damaged share")
-    if broken is not None:
-        raise broken
-    opener.finish()
+            await trio.to_thread.run_sync(_decode, limiter=workers)
+            del blocks
+        opener.finish()
+    except IntegrityError:
+        await _name_damage(d, indexes, _ranges, workers, chosen)
+        raise
+
+
+async def _name_damage(
+    d: RecordDescriptor,
+    indexes: Sequence[int],
+    ranges: Callable[[int, int], Awaitable[dict[int, bytes]]],
+    workers: trio.CapacityLimiter,
+    chosen: Mapping[int, str],
+) -> None:
+    """Read the chosen shares again, whole, hashing only: FriendFailed for each whose hash
+    is not the descriptor's (in a group when several are). Returns when every one is as
+    stored."""
+    hashers = {i: erasure.ShareDigest() for i in indexes}
+    hashed = erasure.share_size(d.length, d.k) - erasure.HASH_SIZE  # all but the hash itself
+    step = FETCH_SEGMENTS * erasure.BLOCK_SIZE
+    for offset in range(0, hashed, step):
+        out = await ranges(offset, min(step, hashed - offset))
+
+        def _hash(out=out) -> None:
+            for index in indexes:
+                hashers[index].update(out[index])
+
+        await trio.to_thread.run_sync(_hash, limiter=workers)
+    damaged = [
+        FriendFailed(chosen[index], "returned a damaged share")
+        for index in indexes
+        if hashers[index].digest() != d.share_hashes[index]
+    ]
+    if len(damaged) > 1:
+        raise ExceptionGroup("several shares are damaged", damaged)
+    if damaged:
+        raise damaged[0]

@@ -122,8 +122,9 @@ class MemoryShareStore:
                 )
         self._head = data
 
-    def corrupt(self, key: ShareKey) -> None:
-        """Flip one byte of a share, as a lying or failing friend would."""
+    def corrupt(self, key: ShareKey, at: int | None = None) -> None:
+        """Flip one byte of a share (its middle one unless ``at``), as a lying or failing
+        friend would."""
         share = bytearray(self._shares[key])
-        share[len(share) // 2] ^= 0x01
+        share[len(share) // 2 if at is None else at] ^= 0x01
         self._shares[key] = bytes(share)

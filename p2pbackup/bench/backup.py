@@ -10,17 +10,21 @@ The random, compressible and small-file phases run ``REPEATS`` times, each on
 fresh content (a new seed, so nothing is deduplicated), and report the median.
 Each reports CPU seconds per GB of source as well as wall time: this process
 (the owner), the four friend daemons together, and restic, because on two
-cores the owner, its friends and the baseline share the same CPU.
+cores the owner, its friends and the baseline share the same CPU. Beside
+them, ``floor_cpu_s_per_gb`` is what the compiled stages alone cost per GB
+(bench/floor.py): the part of our CPU no orchestration can save.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -299,9 +303,23 @@ def run(size: int, small: int = 10_000, unchanged: int = 100_000) -> dict:
             ours = trio.run(_measure, Profile(grid.home("owner")), root, size, small, unchanged,
                             friends)  # fmt: skip
         theirs = _restic(root, size, small)
+    floor = _floor(2, 4)
     result = {"k": 2, "n": 4, "friends": len(FRIENDS), "mib": size // MiB, "repeats": REPEATS,
-              **ours}  # fmt: skip
+              **ours, "floor_cpu_s_per_gb": floor}  # fmt: skip
     if theirs is not None:
         result["restic"] = theirs
         result["ratio_vs_restic"] = _ratios(ours, theirs)
+        for phase in ("backup", "restore"):
+            result["ratio_vs_restic"][f"cpu_{phase}_random_floor_over_restic"] = round(
+                floor[phase]["sum"] / theirs["cpu_s_per_gb"][f"{phase}_random"], 2
+            )
     return result
+
+
+def _floor(k: int, n: int) -> dict:
+    """The compiled stages' CPU per GB (bench/floor.py), measured in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "p2pbackup.bench.floor", str(k), str(n)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)

@@ -5,7 +5,9 @@ is the owner's device: it puts and gets 1 MiB shares to one friend, then
 spread over four, with many requests in flight, and times small requests.
 In the same run, the same messages go over plain trio TCP to sink processes
 (``rawtcp``): the ceiling, and each libp2p figure as a ratio of it. Every
-phase runs ``REPEATS`` times; the medians are reported.
+phase runs ``REPEATS`` times; the medians are reported. Puts also report CPU
+seconds per GB at each end (the bench process, the friends together), and
+raw TCP's at both ends together: on two shared cores, speed follows CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from contextlib import AsyncExitStack
 import trio
 
 from p2pbackup.bench import rawtcp
+from p2pbackup.bench.cpu import Meter, per_gb
 from p2pbackup.core import erasure
 from p2pbackup.core.certificate import issue_certificate
 from p2pbackup.core.keys import OwnerKeys, new_secret
@@ -90,8 +93,9 @@ async def _get(store, key, share) -> None:
 
 
 async def _measure(
-    addresses: list[str], owner: OwnerKeys, total: int, sinks: list[int]
-) -> dict:
+    addresses: list[str], owner: OwnerKeys, total: int, sinks: list[int],
+    friend_pids: list[int], sink_pids: list[int],
+) -> dict:  # fmt: skip
     identity = NodeIdentity.from_seed(os.urandom(32))
     host = build_host(identity)
     cert = issue_certificate(owner, identity.node_key, "bench", int(time.time()))
@@ -107,21 +111,31 @@ async def _measure(
         for store in stores:
             await store.stat()  # connect first: ~250 ms each, not part of throughput
         size = sum(len(s) for _, s in shares)
-        for label, chosen, ports in (("1_friend", stores[:1], sinks[:1]),
-                                     ("4_friends", stores, sinks)):  # fmt: skip
+        for label, count in (("1_friend", 1), ("4_friends", len(stores))):
+            chosen, ports = stores[:count], sinks[:count]
             runs: dict[str, list[float]] = {}
             for _ in range(REPEATS):
                 for store in chosen:  # start from empty pools
                     for key, _ in shares:
                         await store.remove(key)
+                meter = Meter(tuple(friend_pids[:count])).start()
                 seconds = await _spread(chosen, shares, lambda st, k, s: st.put(k, s))
+                meter.stop()
                 runs.setdefault("put", []).append(size / seconds / 1e6)
+                runs.setdefault("put_cpu_owner", []).append(per_gb(meter.own_s, size))
+                runs.setdefault("put_cpu_friends", []).append(per_gb(meter.others_s, size))
                 seconds = await _spread(chosen, shares, _get)
                 runs.setdefault("get", []).append(size / seconds / 1e6)
                 for op, name in ((b"P", "raw_put"), (b"G", "raw_get")):
+                    meter = Meter(tuple(sink_pids[:count])).start()
                     runs.setdefault(name, []).append(
                         await rawtcp.throughput(ports, op, size, MiB, IN_FLIGHT)
                     )
+                    meter.stop()
+                    if name == "raw_put":
+                        runs.setdefault("raw_put_cpu", []).append(
+                            per_gb(meter.own_s + meter.others_s, size)
+                        )
             medians = {name: statistics.median(values) for name, values in runs.items()}
             for name in ("put", "get"):
                 result[f"{name}_mb_s_{label}"] = round(medians[name], 1)
@@ -129,6 +143,12 @@ async def _measure(
                 result[f"{name}_over_raw_tcp_{label}"] = round(
                     medians[name] / medians[f"raw_{name}"], 3
                 )
+            # Where a put's time goes on two shared cores: CPU per GB at both ends.
+            result[f"put_cpu_s_per_gb_{label}"] = {
+                "owner": round(medians["put_cpu_owner"], 2),
+                "friends": round(medians["put_cpu_friends"], 2),
+                "raw_tcp_both_ends": round(medians["raw_put_cpu"], 2),
+            }
         latencies = []
         for _ in range(300):
             started = time.perf_counter()
@@ -147,15 +167,17 @@ def run(total: int = 256 * MiB, friends: int = 4) -> dict:
     processes = []
     with tempfile.TemporaryDirectory(prefix="p2pbackup-bench-net-") as folder:
         try:
-            addresses, sinks = [], []
+            addresses, sinks, friend_pids, sink_pids = [], [], [], []
             for n in range(friends):
                 process, address = _start_friend(os.path.join(folder, f"friend{n}"), owner)
                 processes.append(process)
                 addresses.append(address)
+                friend_pids.append(process.pid)
                 process, port = rawtcp.start_sink()
                 processes.append(process)
                 sinks.append(port)
-            result = trio.run(_measure, addresses, owner, total, sinks)
+                sink_pids.append(process.pid)
+            result = trio.run(_measure, addresses, owner, total, sinks, friend_pids, sink_pids)
         finally:
             for process in processes:
                 process.terminate()

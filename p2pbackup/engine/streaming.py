@@ -33,7 +33,7 @@ from p2pbackup.errors import IntegrityError, OtherVersionKept, PeerError, Storag
 from p2pbackup.storage.sharepool import PROVE_PERSON_v1
 from p2pbackup.storage.store import ShareKey, ShareStore
 
-BATCH_SEGMENTS = 4  # plaintext segments (1 MiB each) sealed and encoded per batch
+BATCH_SEGMENTS = 2  # plaintext segments (1 MiB each) sealed and encoded per batch
 FETCH_SEGMENTS = 16  # erasure segments fetched per range request (256 KiB per share each)
 
 

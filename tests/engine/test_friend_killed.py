@@ -14,12 +14,14 @@ import trio
 
 from p2pbackup.cli.demo import same_tree
 from p2pbackup.core.certificate import issue_certificate
+from p2pbackup.core.seal import SEGMENT_SIZE
 from p2pbackup.engine import events as ev
 from p2pbackup.engine.backup import STREAM_FILE, Backup, Settings
 from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.engine.headstore import read_head
 from p2pbackup.engine.restore import Restorer, load_manifest
 from p2pbackup.engine.state import BackupState
+from p2pbackup.engine.streaming import BATCH_SEGMENTS
 from p2pbackup.net.client import remote_store
 from p2pbackup.net.host import NodeIdentity, build_host, listen_addrs
 from p2pbackup.net.service import PROTOCOL, StorageService
@@ -128,8 +130,10 @@ async def test_a_friend_killed_mid_stream(tmp_path):
 
 async def test_a_friend_whose_disk_fills_mid_stream(tmp_path, monkeypatch):
     nodes = _nodes(tmp_path)
-    # friend2's disk takes the first piece of its share (2 MiB), then is full.
-    monkeypatch.setattr(sharepool, "open", FullDisk(3 << 20, str(tmp_path / "pool2")),
+    # friend2's disk takes the first piece of its share (a batch's share: 1 MiB), then
+    # is full.
+    piece = BATCH_SEGMENTS * SEGMENT_SIZE // 2  # k = 2
+    monkeypatch.setattr(sharepool, "open", FullDisk(piece * 3 // 2, str(tmp_path / "pool2")),
                         raising=False)  # fmt: skip
     reason = await _backup_and_restore(tmp_path, nodes, "friend2")
     assert reason.startswith("Friend friend2: No room") and "disk is full" in reason

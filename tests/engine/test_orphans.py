@@ -10,12 +10,13 @@ import trio
 
 from p2pbackup.cli.demo import same_tree
 from p2pbackup.core import erasure
-from p2pbackup.core.seal import Kind
+from p2pbackup.core.seal import SEGMENT_SIZE, Kind
 from p2pbackup.engine.backup import STREAM_FILE
 from p2pbackup.engine.fetcher import Fetcher
 from p2pbackup.engine.headstore import read_head
 from p2pbackup.engine.prune import needed_records, prune
 from p2pbackup.engine.restore import load_manifest
+from p2pbackup.engine.streaming import BATCH_SEGMENTS
 from p2pbackup.engine.uploader import Uploader
 from p2pbackup.errors import PeerError
 from p2pbackup.storage.store import ShareKey
@@ -165,9 +166,12 @@ async def test_a_share_left_on_a_friend_that_failed_is_removed_once_it_is_back(m
     stores = grid.stores
     # friend1 stores its last piece of the streamed share, then its connection dies: the
     # share is whole there, but the record was placed without it.
-    grid.stores = {**stores, "friend1": Dying(stores["friend1"], 2, landed=True)}
+    size = STREAM_FILE + 5_000_000
+    segments = -(-size // SEGMENT_SIZE)
+    pieces = -(-segments // BATCH_SEGMENTS)  # one per batch of segments
+    grid.stores = {**stores, "friend1": Dying(stores["friend1"], pieces - 1, landed=True)}
     src = tmp_path / "src"
-    _write(src, 3, [STREAM_FILE + 5_000_000])
+    _write(src, 3, [size])
     await grid.backup(src)
     grid.stores = stores
     stores["friend1"].online = True  # its node restarted

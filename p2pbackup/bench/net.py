@@ -132,10 +132,9 @@ async def _measure(
                         await rawtcp.throughput(ports, op, size, MiB, IN_FLIGHT)
                     )
                     meter.stop()
-                    if name == "raw_put":
-                        runs.setdefault("raw_put_cpu", []).append(
-                            per_gb(meter.own_s + meter.others_s, size)
-                        )
+                    runs.setdefault(f"{name}_cpu", []).append(
+                        per_gb(meter.own_s + meter.others_s, size)
+                    )
             medians = {name: statistics.median(values) for name, values in runs.items()}
             for name in ("put", "get"):
                 result[f"{name}_mb_s_{label}"] = round(medians[name], 1)

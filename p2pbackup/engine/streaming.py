@@ -267,7 +267,7 @@ async def fetch_stream(
                         sink(piece)
 
             await trio.to_thread.run_sync(_decode, limiter=workers)
-            del blocks
+            del blocks, _decode  # this batch is done with before the next is fetched
         opener.finish()
     except IntegrityError:
         await _name_damage(d, indexes, _ranges, workers, chosen)
